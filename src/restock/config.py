@@ -1,0 +1,124 @@
+"""Settings: one typed object read from ``RESTOCK_*`` environment variables.
+
+Defaults first, then the environment, then explicit overrides (a test's or a CLI flag's),
+the same layering as Flask's app factory. Nothing reads the environment after this.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from restock.errors import InvalidParameterError
+
+QueueKind = Literal["thread", "celery"]
+WeightsMode = Literal["auto", "seed"]
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; the env var is ``RESTOCK_`` + the upper-cased field name."""
+
+    home: Path = Path("restock-data")
+    database_url: str = ""  # empty: SQLite file $home/restock.db
+    queue: QueueKind = "thread"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # training
+    weights: WeightsMode = "auto"
+    lstm_epochs: int = 50
+    interval_level: float = 0.95
+    max_horizon_days: int = 365
+    backtest_windows: int = 1
+    keep_versions: int = 5
+    holidays_country: str = ""
+    prophet_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    seed: int = 42
+    # web
+    api_tokens: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    max_upload_mb: float = 100.0
+    ratelimit_storage_uri: str = "memory://"
+    ratelimit_default: str = "600 per minute"
+    ratelimit_retrain: str = "10 per minute"
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL actually used."""
+        return self.database_url or f"sqlite:///{(self.home / 'restock.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.home / "plots"
+
+    @classmethod
+    def from_env(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> "Settings":
+        """Build settings from defaults, ``RESTOCK_*`` variables and ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get("RESTOCK_" + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls()._with(values)
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        return self._with({k: v for k, v in overrides.items() if v is not None})
+
+    def _with(self, values: Mapping[str, Any]) -> "Settings":
+        known = {f.name: f for f in fields(self)}
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise InvalidParameterError(f"unknown setting {name!r}")
+            converted[name] = _convert(name, getattr(self, name), value)
+        settings = replace(self, **converted)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.queue not in ("thread", "celery"):
+            raise InvalidParameterError("RESTOCK_QUEUE must be 'thread' or 'celery'")
+        if self.weights not in ("auto", "seed"):
+            raise InvalidParameterError("RESTOCK_WEIGHTS must be 'auto' or 'seed'")
+        if not 0.5 < self.interval_level < 1:
+            raise InvalidParameterError("RESTOCK_INTERVAL_LEVEL must be between 0.5 and 1")
+        for name in ("lstm_epochs", "max_horizon_days", "keep_versions", "prophet_workers"):
+            if getattr(self, name) < 1:
+                raise InvalidParameterError(f"RESTOCK_{name.upper()} must be at least 1")
+        if self.backtest_windows < 1:
+            raise InvalidParameterError("RESTOCK_BACKTEST_WINDOWS must be at least 1")
+
+
+def _convert(name: str, current: Any, value: Any) -> Any:
+    """Coerce an env string (or an override) to the type of the field's default."""
+    try:
+        if isinstance(current, Path):
+            return Path(value)
+        if isinstance(current, tuple):
+            return _split(value) if isinstance(value, str) else tuple(value)
+        if isinstance(current, bool):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"RESTOCK_{name.upper()}: cannot read {value!r}") from exc

@@ -1,0 +1,1 @@
+"""Forecasting members behind one interface (see ``restock.models.base``)."""
