@@ -1,0 +1,58 @@
+"""The ``restock`` command: a click group whose subcommands live in one module per concern.
+
+The group builds ``Settings`` once (defaults < environment < ``--home``) and hands it to
+every subcommand through ``ctx.obj``; subcommands are thin wrappers over the same
+functions the HTTP API and the job workers call.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from restock.config import Settings
+from restock.errors import DataValidationError, RestockError
+
+pass_settings = click.make_pass_decorator(Settings)
+
+EXIT_BAD_INPUT = 2
+
+
+def echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str))
+
+
+def fail(error: RestockError) -> None:
+    """Print a domain error for a person (and every row problem), then exit 2."""
+    click.echo(f"error: {error.message}", err=True)
+    if isinstance(error, DataValidationError):
+        for problem in error.problems:
+            where = f"line {problem.row}" if problem.row is not None else "file"
+            column = f", column {problem.column}" if problem.column else ""
+            click.echo(f"  {where}{column}: {problem.problem}", err=True)
+        if error.total > len(error.problems):
+            click.echo(f"  ... and {error.total - len(error.problems)} more", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group()
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data and model folder (default: $RESTOCK_HOME or ./restock-data).")
+@click.version_option(package_name="restock")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """restock: demand forecasting and inventory planning."""
+    try:
+        ctx.obj = Settings.from_env({"home": home})
+    except RestockError as error:
+        fail(error)
+
+
+def main() -> None:
+    from restock.cli import data  # noqa: F401  (registers the subcommands)
+
+    cli(prog_name="restock")

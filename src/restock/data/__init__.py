@@ -1,0 +1,1 @@
+"""Sales data: the CSV schema, the store, and demo data."""

@@ -1,0 +1,313 @@
+"""The canonical sales table and the parsing of uploaded CSV files into it.
+
+Uploads come from spreadsheets, ERPs and notebooks, so the parser is forgiving about form
+(column aliases, BOM, CRLF, semicolons, quoted newlines) and strict about content: every
+bad cell is reported as (line, column, problem) and, by default, one bad row rejects the
+whole file so that a planner never forecasts from half an upload.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from restock.errors import DataValidationError, Problem, UnsupportedFileError
+
+OnError = Literal["reject", "skip"]
+OnDuplicate = Literal["error", "last"]
+
+KEY = ["date", "product_id", "store_id"]
+REQUIRED = ["date", "product_id", "quantity"]
+OPTIONAL = ["store_id", "category", "price", "on_hand"]
+CANONICAL = ["date", "product_id", "store_id", "category", "quantity", "price", "on_hand"]
+
+ALIASES: dict[str, str] = {
+    "date": "date", "ds": "date", "day": "date",
+    "product_id": "product_id", "sku": "product_id", "item": "product_id",
+    "item_id": "product_id", "product": "product_id", "unique_id": "product_id",
+    "quantity": "quantity", "sales": "quantity", "units": "quantity",
+    "units_sold": "quantity", "qty": "quantity", "demand": "quantity", "y": "quantity",
+    "store_id": "store_id", "store": "store_id", "location": "store_id",
+    "category": "category",
+    "price": "price",
+    "on_hand": "on_hand", "stock": "on_hand", "inventory": "on_hand", "stock_level": "on_hand",
+}
+
+MAX_ID_LENGTH = 200
+DATE_FORMATS: list[tuple[str, str]] = [
+    ("%Y-%m-%d", r"\d{4}-\d{1,2}-\d{1,2}"),
+    ("%Y/%m/%d", r"\d{4}/\d{1,2}/\d{1,2}"),
+    ("%d.%m.%Y", r"\d{1,2}\.\d{1,2}\.\d{4}"),
+    ("%d/%m/%Y", r"\d{1,2}/\d{1,2}/\d{4}"),
+    ("%m/%d/%Y", r"\d{1,2}/\d{1,2}/\d{4}"),
+    ("%Y%m%d", r"\d{8}"),
+]
+_TIME_SUFFIX = re.compile(r"[T ]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$")
+
+
+@dataclass
+class ParsedUpload:
+    """The canonical rows of an upload plus what the parser noticed along the way."""
+
+    frame: pd.DataFrame
+    rows_read: int
+    skipped: list[Problem] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    skipped_total: int = 0
+
+
+def _decode(raw: bytes) -> str:
+    """Bytes to text, refusing what is not UTF-8 CSV with the line of the first bad byte."""
+    if raw[:2] == b"\x1f\x8b":
+        raise UnsupportedFileError(
+            "the file is gzip-compressed; decompress it and upload the .csv inside"
+        )
+    if raw[:4] == b"PK\x03\x04":
+        raise UnsupportedFileError(
+            "the file is a ZIP archive (an .xlsx workbook?); export the sheet as CSV"
+        )
+    if b"\x00" in raw[:65536]:
+        raise UnsupportedFileError("the file contains NUL bytes: it is binary, not a CSV text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataValidationError(
+            "the file is not valid UTF-8",
+            [Problem(line, None, f"byte 0x{raw[exc.start]:02x} is not valid UTF-8; "
+                     "save the file as UTF-8 CSV")],
+        ) from None
+
+
+def _sniff_delimiter(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _line_numbers(text: str, delimiter: str, n_records: int) -> np.ndarray:
+    """Map each data record to the file line it starts on (header = line 1).
+
+    Only quoted fields with embedded newlines, or blank lines, make the two differ, so the
+    cheap arithmetic answer is used unless the text holds quotes.
+    """
+    if '"' not in text:
+        return np.arange(2, n_records + 2)
+    starts = []
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    next(reader, None)
+    line = reader.line_num + 1
+    for _ in reader:
+        starts.append(line)
+        line = reader.line_num + 1
+    return np.asarray(starts[:n_records] + [0] * (n_records - len(starts)))
+
+
+def _map_columns(columns: list[str]) -> tuple[dict[str, str], list[str], list[Problem]]:
+    mapping: dict[str, str] = {}
+    ignored: list[str] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for name in columns:
+        canonical = ALIASES.get(name.strip().lower())
+        if canonical is None:
+            ignored.append(name)
+        elif canonical in seen:
+            problems.append(Problem(1, name, f"columns {seen[canonical]!r} and {name!r} both "
+                                    f"mean {canonical!r}; keep one"))
+        else:
+            seen[canonical] = name
+            mapping[name] = canonical
+    for required in REQUIRED:
+        if required not in seen:
+            accepted = sorted(k for k, v in ALIASES.items() if v == required)
+            problems.append(Problem(1, required, f"missing required column {required!r} "
+                                    f"(accepted names: {', '.join(accepted)})"))
+    return mapping, ignored, problems
+
+
+def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse with the one format that fits most rows; returns (dates, problem text or '')."""
+    text = values.str.strip().str.replace(_TIME_SUFFIX, "", regex=True)
+    best_fmt, best_parsed, best_ok = DATE_FORMATS[0][0], None, -1
+    ties: list[str] = []
+    for fmt, _ in DATE_FORMATS:
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        ok = int(parsed.notna().sum())
+        if ok > best_ok:
+            best_fmt, best_parsed, best_ok, ties = fmt, parsed, ok, [fmt]
+        elif ok == best_ok and ok > 0:
+            ties.append(fmt)
+    assert best_parsed is not None
+    problems = pd.Series("", index=values.index, dtype=object)
+    if best_fmt == "%d/%m/%Y" and "%m/%d/%Y" in ties:
+        problems[:] = "ambiguous date: day/month order cannot be told apart; use YYYY-MM-DD"
+        return best_parsed, problems
+    bad = best_parsed.isna()
+    if bad.any():
+        pattern = dict(DATE_FORMATS)[best_fmt]
+        shaped = text[bad].str.fullmatch(pattern)
+        readable = best_fmt.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+        empty = text[bad] == ""
+        problems[bad] = np.where(
+            empty, "missing date",
+            np.where(shaped, "impossible date " + text[bad].str.slice(0, 40).map(repr),
+                     "unparseable date " + text[bad].str.slice(0, 40).map(repr)
+                     + f" (the file's dates are {readable})"))
+    return best_parsed, problems
+
+
+def _parse_number(values: pd.Series, column: str, required: bool) -> tuple[pd.Series, pd.Series]:
+    text = values.str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    problems = pd.Series("", index=values.index, dtype=object)
+    empty = text == ""
+    unparsed = numbers.isna() & ~empty
+    nan_text = text.str.lower().isin(["nan", "-nan", "+nan"])
+    problems[unparsed & ~nan_text] = ("not a number: " + text[unparsed & ~nan_text]
+                                      .str.slice(0, 40).map(repr))
+    problems[nan_text] = "NaN is not a quantity"
+    infinite = np.isinf(numbers.to_numpy(dtype=float, na_value=np.nan))
+    problems[infinite] = "infinite value"
+    negative = (numbers < 0) & ~pd.Series(infinite, index=values.index)
+    problems[negative] = "negative value " + text[negative] + f"; {column} must be >= 0"
+    if required:
+        problems[empty] = f"missing {column}"
+    numbers = numbers.where(problems == "")
+    return numbers, problems
+
+
+def _parse_ids(values: pd.Series, column: str, required: bool) -> tuple[pd.Series, pd.Series]:
+    text = values.str.strip()
+    problems = pd.Series("", index=values.index, dtype=object)
+    if required:
+        problems[text == ""] = f"missing {column}"
+    too_long = text.str.len() > MAX_ID_LENGTH
+    problems[too_long] = (f"{column} is too long (" + text[too_long].str.len().astype(str)
+                          + f" characters, at most {MAX_ID_LENGTH})")
+    return text, problems
+
+
+def parse_sales_csv(
+    raw: bytes, *, on_error: OnError = "reject", on_duplicate: OnDuplicate = "error"
+) -> ParsedUpload:
+    """Parse and validate an uploaded sales CSV into canonical rows.
+
+    Raises ``DataValidationError`` listing (line, column, problem) for every bad cell unless
+    ``on_error="skip"``, in which case bad rows are dropped and reported in ``skipped``;
+    problems with the file as a whole (encoding, header, no rows) always reject it.
+    """
+    if not raw.strip():
+        raise DataValidationError("the file is empty", [Problem(None, None, "the file is empty")])
+    text = _decode(raw)
+    delimiter = _sniff_delimiter(text)
+    try:
+        table = pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+            skip_blank_lines=False, engine="c", quotechar='"',
+        )
+    except (pd.errors.ParserError, csv.Error) as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = int(match.group(1)) if match else None
+        raise DataValidationError(
+            "the file is not a well-formed CSV",
+            [Problem(line, None, f"malformed CSV: {str(exc).strip()[:200]}")],
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError("the file is empty",
+                                  [Problem(None, None, "the file is empty")]) from None
+    table.columns = [str(c) for c in table.columns]
+    mapping, ignored, header_problems = _map_columns(list(table.columns))
+    if header_problems:
+        raise DataValidationError("the header is missing required columns", header_problems)
+    table = table[list(mapping)].rename(columns=mapping)
+    blank = (table == "").all(axis=1)
+    lines = pd.Series(_line_numbers(text, delimiter, len(table)), index=table.index)
+    table, lines = table[~blank], lines[~blank]
+    if table.empty:
+        raise DataValidationError("the file has a header but no data rows",
+                                  [Problem(2, None, "no data rows after the header")])
+
+    out = pd.DataFrame(index=table.index)
+    problems: dict[str, pd.Series] = {}
+    out["date"], problems["date"] = _parse_dates(table["date"])
+    out["product_id"], problems["product_id"] = _parse_ids(table["product_id"], "product_id", True)
+    for column in ("store_id", "category"):
+        if column in table:
+            out[column], problems[column] = _parse_ids(table[column], column, False)
+        else:
+            out[column] = ""
+    out["quantity"], problems["quantity"] = _parse_number(table["quantity"], "quantity", True)
+    for column in ("price", "on_hand"):
+        if column in table:
+            out[column], problems[column] = _parse_number(table[column], column, False)
+        else:
+            out[column] = np.nan
+
+    found: list[Problem] = []
+    bad_rows = pd.Series(False, index=table.index)
+    for column, texts in problems.items():
+        hit = texts != ""
+        bad_rows |= hit
+        found.extend(Problem(int(lines[i]), column, texts[i]) for i in texts.index[hit])
+
+    good = out[~bad_rows]
+    duplicated = good.duplicated(KEY, keep="last")
+    if duplicated.any() and on_duplicate != "last":
+        first_line = (lines[good.index].groupby([good[k] for k in KEY]).transform("max"))
+        for i in good.index[duplicated]:
+            found.append(Problem(int(lines[i]), "date,product_id,store_id",
+                                 f"duplicate key: line {int(first_line[i])} has the same date, "
+                                 "product_id and store_id (send on_duplicate=last to keep the last)"))
+        bad_rows |= duplicated.reindex(bad_rows.index, fill_value=False)
+    found.sort(key=lambda p: (p.row or 0, p.column or ""))
+    if found and on_error != "skip":
+        raise DataValidationError(
+            f"{len(found)} problem(s) in the file; nothing was stored", found
+        )
+    frame = out[~bad_rows].drop_duplicates(KEY, keep="last").reset_index(drop=True)
+    if frame.empty:
+        raise DataValidationError("no valid rows in the file; nothing was stored", found)
+    frame["date"] = frame["date"].dt.normalize()
+    return ParsedUpload(
+        frame=frame[CANONICAL], rows_read=int(len(table)),
+        skipped=found[: DataValidationError.MAX_LISTED], skipped_total=len(found),
+        ignored_columns=ignored,
+    )
+
+
+def infer_frequency(dates: pd.Series | pd.DatetimeIndex) -> str:
+    """The pandas offset alias of a dataset's calendar: ``D``, ``W-<DAY>``, ``MS`` or ``ME``.
+
+    Uses the median gap between distinct dates so that a few missing days do not turn a
+    daily shop into an irregular one; weekly and monthly anchors keep the input's own
+    weekday or month boundary so forecasts continue the same calendar.
+    """
+    unique = pd.DatetimeIndex(pd.unique(pd.to_datetime(pd.Series(dates)))).sort_values()
+    if len(unique) < 2:
+        return "D"
+    gap = float(np.median(np.diff(unique.asi8)) / 86_400e9)
+    if gap < 4:
+        return "D"
+    if gap < 20:
+        weekday = pd.Series(unique.dayofweek).mode().iloc[0]
+        return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][weekday]
+    if (unique.is_month_end).mean() > 0.5:
+        return "ME"
+    return "MS"
+
+
+def days_per_period(freq: str) -> float:
+    """Calendar days one step of ``freq`` spans on average (horizons are asked in days)."""
+    if freq.startswith("W"):
+        return 7.0
+    if freq in ("MS", "ME", "M"):
+        return 365.25 / 12
+    return 1.0

@@ -1,0 +1,330 @@
+"""SalesStore: the sales history in a database, upserted one upload per transaction.
+
+The seed rewrote ``large_dataset.csv`` on every upload, so an upload's cost grew with the
+history and two concurrent uploads could lose each other's rows. Here an upload is staged
+in a temporary table and merged with one ``INSERT ... ON CONFLICT DO UPDATE`` inside one
+transaction: its cost grows with the upload only, and it lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from restock.data import tables
+from restock.data.schema import CANONICAL, OnDuplicate, OnError, ParsedUpload, parse_sales_csv
+
+Filter = str | Sequence[str] | None
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What one ingest did, as the CLI and the API report it."""
+
+    upload_id: str
+    filename: str
+    rows_read: int
+    inserted: int
+    updated: int
+    skipped: int
+    total_rows: int
+    series: int
+    ignored_columns: list[str]
+    skipped_problems: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sanitise_filename(name: str | None) -> str:
+    """A display-only filename: no path, no control or shell characters, bounded length."""
+    base = os.path.basename((name or "").replace("\\", "/").replace("\x00", ""))
+    cleaned = _SAFE_NAME.sub("_", base).strip("._")
+    return cleaned[:120] or "upload.csv"
+
+
+def neutralise_formula(value: str) -> str:
+    """Prefix a text cell that a spreadsheet would run as a formula (CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _as_list(value: Filter) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # autocommit at the driver level; SQLAlchemy's begin event issues BEGIN IMMEDIATE
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # take the write lock up front so concurrent writers queue instead of deadlocking
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class SalesStore:
+    """The sales history, its uploads, and (through ``engine``) the job records."""
+
+    def __init__(self, url: str, uploads_dir: Path) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = _make_engine(url)
+        self.uploads_dir = Path(uploads_dir)
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        tables.metadata.create_all(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def ingest_bytes(
+        self,
+        raw: bytes,
+        filename: str | None = None,
+        *,
+        on_error: OnError = "reject",
+        on_duplicate: OnDuplicate = "error",
+    ) -> UploadResult:
+        """Validate ``raw`` and merge it into the history; all rows or none.
+
+        The file is kept as received under ``uploads/<uuid>.csv`` before the transaction
+        commits, so an applied upload always has its original bytes on disk.
+        """
+        parsed = parse_sales_csv(raw, on_error=on_error, on_duplicate=on_duplicate)
+        upload_id = str(uuid.uuid4())
+        path = self.uploads_dir / f"{upload_id}.csv"
+        tmp = path.with_suffix(".partial")
+        tmp.write_bytes(raw)
+        os.replace(tmp, path)
+        try:
+            return self._apply(parsed, upload_id, sanitise_filename(filename),
+                               hashlib.sha256(raw).hexdigest())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def ingest_file(self, path: Path, **options: Any) -> UploadResult:
+        return self.ingest_bytes(Path(path).read_bytes(), Path(path).name, **options)
+
+    def _apply(self, parsed: ParsedUpload, upload_id: str, filename: str,
+               sha256: str) -> UploadResult:
+        frame = parsed.frame
+        with self.engine.begin() as conn:
+            seq = conn.execute(
+                tables.uploads.insert().values(
+                    upload_id=upload_id, filename=filename, sha256=sha256,
+                    received_at=datetime.now(timezone.utc), rows_read=parsed.rows_read,
+                    inserted=0, updated=0, skipped=parsed.skipped_total, status="applying",
+                ).returning(tables.uploads.c.seq)
+            ).scalar_one()
+            staging = self._stage(conn, frame, seq)
+            key = ["product_id", "store_id", "date"]
+            existing = conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    staging.join(tables.sales, sa.and_(
+                        *[staging.c[k] == tables.sales.c[k] for k in key])))
+            ).scalar_one()
+            self._merge(conn, staging)
+            conn.execute(staging.delete())
+            inserted, updated = len(frame) - existing, existing
+            conn.execute(tables.uploads.update().where(tables.uploads.c.seq == seq).values(
+                inserted=inserted, updated=updated, status="applied"))
+            total = conn.execute(sa.select(sa.func.count()).select_from(tables.sales)).scalar_one()
+            series = conn.execute(sa.select(sa.func.count()).select_from(
+                sa.select(tables.sales.c.product_id, tables.sales.c.store_id).distinct()
+                .subquery())).scalar_one()
+        return UploadResult(
+            upload_id=upload_id, filename=filename, rows_read=parsed.rows_read,
+            inserted=int(inserted), updated=int(updated), skipped=parsed.skipped_total,
+            total_rows=int(total), series=int(series), ignored_columns=parsed.ignored_columns,
+            skipped_problems=[p.to_dict() for p in parsed.skipped],
+        )
+
+    def _stage(self, conn: sa.Connection, frame: pd.DataFrame, seq: int) -> sa.Table:
+        """Bulk-load the upload into a per-connection temporary table."""
+        staging = sa.Table(
+            "sales_staging", sa.MetaData(),
+            *[sa.Column(c.name, c.type) for c in tables.sales.columns],
+            prefixes=["TEMPORARY"],
+        )
+        staging.create(conn, checkfirst=True)
+        rows = _records(frame, seq)
+        for start in range(0, len(rows), 50_000):
+            conn.execute(staging.insert(), rows[start:start + 50_000])
+        return staging
+
+    def _merge(self, conn: sa.Connection, staging: sa.Table) -> None:
+        insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)
+        columns = [c.name for c in tables.sales.columns]
+        stmt = insert(tables.sales).from_select(
+            columns, sa.select(*[staging.c[c] for c in columns]).where(sa.true()))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["product_id", "store_id", "date"],
+            set_={c: stmt.excluded[c] for c in columns
+                  if c not in ("product_id", "store_id", "date")},
+        )
+        conn.execute(stmt)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _where(self, product_id: Filter = None, store_id: Filter = None,
+               category: Filter = None, start: date | None = None,
+               end: date | None = None) -> list[sa.ColumnElement[bool]]:
+        s = tables.sales.c
+        clauses: list[sa.ColumnElement[bool]] = []
+        for column, value in ((s.product_id, product_id), (s.store_id, store_id),
+                              (s.category, category)):
+            values = _as_list(value)
+            if values is not None:
+                clauses.append(column.in_(values))
+        if start is not None:
+            clauses.append(s.date >= start)
+        if end is not None:
+            clauses.append(s.date <= end)
+        return clauses
+
+    def query(self, product_id: Filter = None, store_id: Filter = None, category: Filter = None,
+              start: date | None = None, end: date | None = None) -> pd.DataFrame:
+        """Canonical rows matching the filters, sorted by product, store and date."""
+        s = tables.sales.c
+        stmt = (sa.select(*[s[c] for c in CANONICAL])
+                .where(*self._where(product_id, store_id, category, start, end))
+                .order_by(s.product_id, s.store_id, s.date))
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(stmt, conn)
+        frame["date"] = pd.to_datetime(frame["date"])
+        for column in ("quantity", "price", "on_hand"):
+            frame[column] = frame[column].astype(float)
+        return frame
+
+    def series(self, product_id: Filter = None, store_id: Filter = None,
+               category: Filter = None) -> pd.DataFrame:
+        """One row per (product_id, store_id) with rows, first/last date, mean, zero share."""
+        s = tables.sales.c
+        stmt = (sa.select(
+            s.product_id, s.store_id, sa.func.max(s.category).label("category"),
+            sa.func.count().label("rows"), sa.func.min(s.date).label("first_date"),
+            sa.func.max(s.date).label("last_date"), sa.func.avg(s.quantity).label("mean"),
+            (sa.func.sum(sa.case((s.quantity == 0, 1), else_=0)) * 1.0
+             / sa.func.count()).label("zero_share"),
+        ).where(*self._where(product_id, store_id, category))
+            .group_by(s.product_id, s.store_id).order_by(s.product_id, s.store_id))
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(stmt, conn)
+        for column in ("first_date", "last_date"):
+            frame[column] = pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d")
+        frame["mean"] = frame["mean"].astype(float).round(4)
+        frame["zero_share"] = frame["zero_share"].astype(float).round(4)
+        return frame
+
+    def latest_on_hand(self, product_id: Filter = None, store_id: Filter = None,
+                       category: Filter = None) -> float | None:
+        """Sum over the selected series of each one's most recent recorded stock level."""
+        s = tables.sales.c
+        latest = (sa.select(s.product_id, s.store_id, sa.func.max(s.date).label("date"))
+                  .where(s.on_hand.is_not(None), *self._where(product_id, store_id, category))
+                  .group_by(s.product_id, s.store_id).subquery())
+        stmt = sa.select(sa.func.sum(s.on_hand)).select_from(
+            tables.sales.join(latest, sa.and_(s.product_id == latest.c.product_id,
+                                              s.store_id == latest.c.store_id,
+                                              s.date == latest.c.date)))
+        with self.engine.connect() as conn:
+            value = conn.execute(stmt).scalar()
+        return None if value is None else float(value)
+
+    def stats(self) -> dict[str, Any]:
+        """Row and series counts and the newest upload: what a model was trained on."""
+        s = tables.sales.c
+        with self.engine.connect() as conn:
+            rows, last_date = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(s.date))).one()
+            series = conn.execute(sa.select(sa.func.count()).select_from(
+                sa.select(s.product_id, s.store_id).distinct().subquery())).scalar_one()
+            last_upload = conn.execute(sa.select(sa.func.max(tables.uploads.c.seq)).where(
+                tables.uploads.c.status == "applied")).scalar()
+        return {"rows": int(rows), "series": int(series),
+                "last_date": last_date.isoformat() if last_date else None,
+                "last_upload_seq": last_upload}
+
+    def uploads(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(tables.uploads).order_by(tables.uploads.c.seq), conn)
+
+    def export_rows(self, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+        """The whole history in canonical order, chunk by chunk, formula-safe text cells."""
+        s = tables.sales.c
+        stmt = (sa.select(*[s[c] for c in CANONICAL])
+                .order_by(s.product_id, s.store_id, s.date))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+            for part in result.partitions(chunk_rows):
+                frame = pd.DataFrame(part, columns=CANONICAL)
+                for column in ("product_id", "store_id", "category"):
+                    frame[column] = frame[column].map(neutralise_formula)
+                yield frame
+
+    def export_csv(self) -> Iterator[str]:
+        """CSV text chunks (header first) for streaming to a file or an HTTP response."""
+        yield ",".join(CANONICAL) + "\n"
+        for frame in self.export_rows():
+            yield frame.to_csv(index=False, header=False, date_format="%Y-%m-%d",
+                               float_format="%.12g", lineterminator="\n")
+
+
+def _records(frame: pd.DataFrame, seq: int) -> list[dict[str, Any]]:
+    """Rows as plain Python values (the DB-API wants dates and None, not numpy types)."""
+    out = pd.DataFrame({
+        "product_id": frame["product_id"].astype(str),
+        "store_id": frame["store_id"].fillna("").astype(str),
+        "date": frame["date"].dt.date,
+        "category": frame["category"].fillna("").astype(str),
+        "quantity": frame["quantity"].astype(float),
+        "price": frame["price"].astype(object).where(frame["price"].notna(), None),
+        "on_hand": frame["on_hand"].astype(object).where(frame["on_hand"].notna(), None),
+    })
+    out["upload_seq"] = seq
+    records = out.to_dict("records")
+    for record in records:
+        for column in ("price", "on_hand"):
+            value = record[column]
+            if isinstance(value, (float, np.floating)) and np.isnan(value):
+                record[column] = None
+    return records
+

@@ -1,0 +1,70 @@
+"""Every table restock keeps, in one SQLAlchemy Core ``MetaData``.
+
+One definition serves SQLite (the default) and PostgreSQL (scale-out), so the same code
+and the same tests run on both.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+sales = sa.Table(
+    "sales",
+    metadata,
+    sa.Column("product_id", sa.String(200), primary_key=True),
+    sa.Column("store_id", sa.String(200), primary_key=True, server_default=""),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("category", sa.String(200), nullable=False, server_default=""),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("price", sa.Float),
+    sa.Column("on_hand", sa.Float),
+    sa.Column("upload_seq", sa.Integer, nullable=False),
+)
+sa.Index("ix_sales_category", sales.c.category)
+sa.Index("ix_sales_date", sales.c.date)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    # seq records the order uploads were committed in: the last writer of a key wins
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("upload_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("inserted", sa.Integer, nullable=False),
+    sa.Column("updated", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False, server_default="retrain"),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("stage", sa.String(20)),
+    sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("upload_id", sa.String(36)),
+    sa.Column("model_version", sa.String(64)),
+    sa.Column("error", sa.JSON),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.job_id"), primary_key=True),
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,163 @@
+"""Parsing and validation of uploaded CSV files."""
+
+from __future__ import annotations
+
+import gzip
+
+import pandas as pd
+import pytest
+
+from restock.data.schema import days_per_period, infer_frequency, parse_sales_csv
+from restock.errors import DataValidationError, UnsupportedFileError
+
+HEADER = "date,product_id,quantity\n"
+
+
+def problems_of(raw: bytes, **options: str) -> list[tuple[int | None, str | None, str]]:
+    with pytest.raises(DataValidationError) as info:
+        parse_sales_csv(raw, **options)
+    return [(p.row, p.column, p.problem) for p in info.value.problems]
+
+
+def test_aliases_are_case_insensitive_and_unknown_columns_reported() -> None:
+    parsed = parse_sales_csv(b"DS,Unique_ID,Y,Store,Colour\n2024-01-01,A,3,S1,red\n")
+    assert parsed.ignored_columns == ["Colour"]
+    row = parsed.frame.iloc[0]
+    assert (row["product_id"], row["store_id"], row["quantity"]) == ("A", "S1", 3.0)
+    assert row["date"] == pd.Timestamp("2024-01-01")
+
+
+@pytest.mark.parametrize("raw", [
+    "\ufeffdate,product_id,quantity\n2024-01-01,A,3\n".encode(),
+    b"date,product_id,quantity\r\n2024-01-01,A,3\r\n",
+    b"date;product_id;quantity\n2024-01-01;A;3\n",
+    b"date\tproduct_id\tquantity\n2024-01-01\tA\t3\n",
+], ids=["bom", "crlf", "semicolon", "tab"])
+def test_form_variants_parse_the_same(raw: bytes) -> None:
+    frame = parse_sales_csv(raw).frame
+    assert frame[["product_id", "quantity"]].values.tolist() == [["A", 3.0]]
+
+
+def test_empty_file() -> None:
+    assert problems_of(b"") == [(None, None, "the file is empty")]
+    assert problems_of(b"  \n\n") == [(None, None, "the file is empty")]
+
+
+def test_header_only() -> None:
+    assert problems_of(HEADER.encode()) == [(2, None, "no data rows after the header")]
+
+
+@pytest.mark.parametrize("missing", ["date", "product_id", "quantity"])
+def test_missing_required_column(missing: str) -> None:
+    columns = [c for c in ("date", "product_id", "quantity") if c != missing]
+    raw = (",".join(columns) + "\n" + ",".join(["2024-01-01", "A", "1"][: len(columns)])
+           + "\n").encode()
+    (row, column, problem), = problems_of(raw)
+    assert (row, column) == (1, missing)
+    assert f"missing required column '{missing}'" in problem
+
+
+def test_two_columns_meaning_the_same() -> None:
+    (row, column, problem), = problems_of(b"date,sku,item,qty\n2024-01-01,A,B,1\n")
+    assert row == 1 and "both mean 'product_id'" in problem
+
+
+def test_non_utf8_names_the_line() -> None:
+    (row, column, problem), = problems_of(HEADER.encode() + b"2024-01-01,A,1\n2024-01-02,caf\xe9,1\n")
+    assert row == 3 and "not valid UTF-8" in problem
+
+
+def test_gzip_bytes_are_refused() -> None:
+    with pytest.raises(UnsupportedFileError, match="gzip"):
+        parse_sales_csv(gzip.compress(HEADER.encode() + b"2024-01-01,A,1\n"))
+
+
+def test_quoted_newlines_keep_line_numbers() -> None:
+    raw = (b'date,product_id,quantity,category\n'
+           b'2024-01-01,A,1,"two\nlines"\n'
+           b'2024-01-02,A,-1,x\n')
+    assert problems_of(raw) == [(4, "quantity", "negative value -1; quantity must be >= 0")]
+    parsed = parse_sales_csv(raw.replace(b"-1", b"2"))
+    assert parsed.frame["category"].tolist() == ["two\nlines", "x"]
+
+
+def test_dates_unparseable_impossible_and_mixed() -> None:
+    raw = (HEADER + "2024-01-01,A,1\n2024-02-30,A,1\nyesterday,A,1\n01/03/2024,A,1\n,A,1\n").encode()
+    found = problems_of(raw)
+    assert found[0][:2] == (3, "date") and "impossible date '2024-02-30'" in found[0][2]
+    assert found[1][:2] == (4, "date") and "unparseable date 'yesterday'" in found[1][2]
+    assert found[2][:2] == (5, "date") and "YYYY-MM-DD" in found[2][2]
+    assert found[3] == (6, "date", "missing date")
+
+
+def test_other_date_formats_and_midnight_times() -> None:
+    frame = parse_sales_csv((HEADER + "31/01/2024,A,1\n01/02/2024,A,1\n").encode()).frame
+    assert frame["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-31", "2024-02-01"]
+    frame = parse_sales_csv((HEADER + "2024-01-31 00:00:00,A,1\n").encode()).frame
+    assert frame["date"].iloc[0] == pd.Timestamp("2024-01-31")
+
+
+def test_ambiguous_day_month_order_is_refused() -> None:
+    found = problems_of((HEADER + "01/02/2024,A,1\n").encode())
+    assert "ambiguous" in found[0][2]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("-3", "negative value -3"),
+    ("NaN", "NaN is not a quantity"),
+    ("inf", "infinite value"),
+    ("", "missing quantity"),
+    ("twelve", "not a number: 'twelve'"),
+])
+def test_bad_quantities(value: str, message: str) -> None:
+    (row, column, problem), = problems_of((HEADER + f"2024-01-01,A,{value}\n").encode())
+    assert (row, column) == (2, "quantity") and message in problem
+
+
+def test_duplicate_keys_inside_a_file() -> None:
+    raw = (HEADER + "2024-01-01,A,1\n2024-01-01,A,2\n").encode()
+    (row, column, problem), = problems_of(raw)
+    assert row == 2 and "line 3 has the same" in problem
+    frame = parse_sales_csv(raw, on_duplicate="last").frame
+    assert frame["quantity"].tolist() == [2.0]
+
+
+def test_megabyte_field_is_reported_not_stored() -> None:
+    raw = (HEADER + "2024-01-01," + "X" * 1_048_576 + ",1\n").encode()
+    (row, column, problem), = problems_of(raw)
+    assert (row, column) == (2, "product_id") and "too long" in problem
+
+
+def test_formula_like_ids_are_kept_verbatim() -> None:
+    frame = parse_sales_csv((HEADER + '2024-01-01,"=HYPERLINK(""http://x"")",1\n').encode()).frame
+    assert frame["product_id"].iloc[0] == '=HYPERLINK("http://x")'
+
+
+def test_skip_keeps_good_rows_and_reports_the_rest() -> None:
+    parsed = parse_sales_csv((HEADER + "2024-01-01,A,1\n2024-01-02,A,x\n").encode(),
+                             on_error="skip")
+    assert parsed.frame["quantity"].tolist() == [1.0]
+    assert parsed.skipped_total == 1 and parsed.skipped[0].row == 3
+
+
+def test_problem_list_is_capped_with_a_total() -> None:
+    raw = (HEADER + "2024-01-01,A,-1\n" * 250).encode()
+    with pytest.raises(DataValidationError) as info:
+        parse_sales_csv(raw, on_duplicate="last")
+    assert len(info.value.problems) == 100 and info.value.total == 250
+
+
+@pytest.mark.parametrize("dates, freq", [
+    (pd.date_range("2024-01-01", periods=30, freq="D"), "D"),
+    (pd.date_range("2024-01-05", periods=30, freq="W-FRI"), "W-FRI"),
+    (pd.date_range("2020-01-01", periods=30, freq="MS"), "MS"),
+    (pd.date_range("2020-01-31", periods=30, freq="ME"), "ME"),
+])
+def test_infer_frequency(dates: pd.DatetimeIndex, freq: str) -> None:
+    assert infer_frequency(dates) == freq
+    assert infer_frequency(dates.delete([3, 7])) == freq  # a few gaps change nothing
+
+
+def test_days_per_period() -> None:
+    assert days_per_period("D") == 1 and days_per_period("W-FRI") == 7
+    assert days_per_period("MS") == pytest.approx(30.44, abs=0.01)

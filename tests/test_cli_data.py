@@ -1,0 +1,69 @@
+"""The data subcommands through click's runner: exit codes, JSON summaries, stderr problems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from restock.cli import cli
+from restock.cli import data as _register  # noqa: F401
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, ["--home", str(tmp_path / "home"), *args],
+                             catch_exceptions=False)
+
+    return invoke
+
+
+def test_ingest_prints_summary_then_series_and_export(run, tmp_path: Path) -> None:
+    csv = tmp_path / "s.csv"
+    csv.write_text("date,sku,qty,colour\n2024-01-01,A,3,red\n2024-01-02,A,4,blue\n")
+    result = run("ingest", str(csv))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {k: summary[k] for k in ("rows_read", "inserted", "updated", "total_rows", "series")} \
+        == {"rows_read": 2, "inserted": 2, "updated": 0, "total_rows": 2, "series": 1}
+    assert "ignored columns: colour" in result.stderr
+    listed = json.loads(run("series", "--format", "json").stdout)
+    assert listed[0]["product_id"] == "A" and listed[0]["rows"] == 2
+    out = tmp_path / "out.csv"
+    assert run("export", str(out)).exit_code == 0
+    assert out.read_text().splitlines()[1] == "2024-01-01,A,,,3,,"
+
+
+def test_bad_file_exits_2_with_problems_and_stores_nothing(run, tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("date,product_id,quantity\n2024-01-01,A,3\n2024-02-30,A,-1\n")
+    result = run("ingest", str(csv))
+    assert result.exit_code == 2
+    assert "line 3, column date: impossible date '2024-02-30'" in result.stderr
+    assert "line 3, column quantity: negative value -1" in result.stderr
+    assert json.loads(run("series", "--format", "json").stdout) == []
+
+
+def test_skip_and_duplicate_options(run, tmp_path: Path) -> None:
+    csv = tmp_path / "mixed.csv"
+    csv.write_text("date,product_id,quantity\n2024-01-01,A,3\n2024-01-01,A,5\n2024-01-02,A,x\n")
+    result = run("ingest", str(csv), "--on-error", "skip", "--on-duplicate", "last")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["skipped"] == 1
+    assert "skipped line 4, column quantity" in result.stderr
+
+
+def test_demo_data_then_ingest(run, tmp_path: Path) -> None:
+    out = tmp_path / "demo.csv"
+    result = run("demo-data", str(out), "--products", "3", "--stores", "2", "--days", "20")
+    assert result.exit_code == 0 and "wrote 120 rows" in result.stdout
+    frame = pd.read_csv(out)
+    assert {"date", "product_id", "store_id", "category", "quantity", "price",
+            "on_hand"} <= set(frame.columns)
+    assert json.loads(run("ingest", str(out)).stdout)["inserted"] == 120
