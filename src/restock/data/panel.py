@@ -1,0 +1,100 @@
+"""From stored sales rows to the regular panel the models fit.
+
+Stores record sales only on days something happened or was entered, so the rows are
+snapped to the dataset's calendar, summed per period, and every series is filled with
+zeros from its first period up to the dataset's last one: a product that stopped selling
+has zero demand, and all forecasts then start on the same date, so groups can be summed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from restock.data.schema import days_per_period, infer_frequency
+
+TOTAL_ID = "__total__"
+
+
+@dataclass
+class Panel:
+    """Model input (``long``: unique_id, ds, y) and what each series id stands for."""
+
+    long: pd.DataFrame
+    series: pd.DataFrame  # unique_id, product_id, store_id, category, first_date, n_obs, ...
+    freq: str
+
+    @property
+    def last_date(self) -> pd.Timestamp:
+        return pd.Timestamp(self.long["ds"].max())
+
+
+def snap_to_calendar(dates: pd.Series, freq: str) -> pd.Series:
+    """Map each date onto the period of ``freq`` it belongs to (a no-op for daily data)."""
+    dates = pd.to_datetime(dates).dt.normalize()
+    if freq == "D":
+        return dates
+    offset = pd.tseries.frequencies.to_offset(freq)
+    roll = offset.rollback if freq == "MS" else offset.rollforward
+    mapping = {d: roll(d) for d in pd.unique(dates)}
+    return dates.map(mapping)
+
+
+def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
+    """Regular, zero-filled series per (product_id, store_id) plus their total.
+
+    ``rows`` has the store's canonical columns. Series ids are opaque (``s00001``...) so
+    they are safe as file names whatever the product ids contain.
+    """
+    if rows.empty:
+        raise ValueError("no sales rows to build a panel from")
+    freq = freq or infer_frequency(rows["date"])
+    data = rows.assign(ds=snap_to_calendar(rows["date"], freq), store_id=rows["store_id"]
+                       .fillna(""))
+    data = data.sort_values(["product_id", "store_id", "ds"], kind="stable")
+    keys = data[["product_id", "store_id"]].drop_duplicates().reset_index(drop=True)
+    width = max(5, len(str(len(keys))))
+    keys["unique_id"] = [f"s{i:0{width}d}" for i in range(1, len(keys) + 1)]
+    data = data.merge(keys, on=["product_id", "store_id"])
+
+    per_period = data.groupby(["unique_id", "ds"], sort=True)["quantity"].sum()
+    calendar = pd.date_range(per_period.index.get_level_values("ds").min(),
+                             data["ds"].max(), freq=freq)
+    wide = per_period.unstack("unique_id").reindex(calendar)
+    observed = wide.notna()
+    started = observed.cummax()
+    values = wide.fillna(0.0).where(started)
+    stats = pd.DataFrame({
+        "first_date": values.apply(lambda c: c.first_valid_index()),
+        "n_obs": started.sum(),
+        "gap_share": 1 - observed.sum() / started.sum(),
+        "zero_share": (values == 0).sum() / started.sum(),
+        "mean": values.mean(),
+    })
+    long = (values.rename_axis("ds").reset_index()
+            .melt(id_vars="ds", var_name="unique_id", value_name="y").dropna(subset=["y"]))
+    total = pd.DataFrame({"unique_id": TOTAL_ID, "ds": calendar,
+                          "y": values.sum(axis=1, min_count=1).fillna(0.0).to_numpy()})
+    long = pd.concat([long, total], ignore_index=True)
+    long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    long = long[["unique_id", "ds", "y"]]
+    long["y"] = long["y"].astype(float)
+
+    category = data.groupby("unique_id")["category"].last()
+    series = keys.set_index("unique_id").join(stats).join(category).reset_index()
+    series["category"] = series["category"].fillna("")
+    total_row = pd.DataFrame([{
+        "unique_id": TOTAL_ID, "product_id": "", "store_id": "", "category": "",
+        "first_date": calendar[0], "n_obs": len(calendar), "gap_share": 0.0,
+        "zero_share": float((total["y"] == 0).mean()), "mean": float(total["y"].mean()),
+    }])
+    series = pd.concat([series, total_row], ignore_index=True)
+    series["n_obs"] = series["n_obs"].astype(int)
+    return Panel(long=long, series=series, freq=freq)
+
+
+def horizon_steps(days: float, freq: str) -> int:
+    """How many periods of ``freq`` cover ``days`` calendar days (at least one)."""
+    return max(1, int(np.ceil(days / days_per_period(freq) - 1e-9)))
