@@ -83,6 +83,10 @@ class ModelNotFoundError(RestockError):
     code = "model_not_found"
 
 
+class PlotNotFoundError(RestockError):
+    code = "plot_not_found"
+
+
 class JobNotFoundError(RestockError):
     code = "job_not_found"
 
