@@ -1,0 +1,555 @@
+"""Inventory planning from a demand forecast: pure functions, no I/O.
+
+A safety stock is only as good as its error estimate, so everything here starts from the
+forecast (expected demand) and ``sigma_daily``, the standard deviation of the *daily*
+forecast error measured on the backtest, rather than from the spread of the history.
+
+Formulas (S. Chopra & P. Meindl, *Supply Chain Management*, ch. "Managing uncertainty in a
+supply chain: safety inventory"; E. Silver, D. Pyke & R. Peterson, *Inventory Management and
+Production Planning and Scheduling*, ch. 7):
+
+- demand over an interval of ``P`` days has standard deviation
+  ``sigma_P = sqrt(P * sigma_d^2 + d^2 * sigma_L^2)`` (independent daily errors, lead time
+  with standard deviation ``sigma_L`` days, average daily demand ``d``);
+- cycle service level (CSL, probability of no stockout in a replenishment cycle):
+  ``safety_stock = z * sigma_P`` with ``z = Phi^-1(CSL)``;
+- fill rate: expected shortage per cycle ``ESC = sigma_P * G(k)`` with ``k = ss / sigma_P``
+  and the unit normal loss ``G(k) = phi(k) - k * (1 - Phi(k))``; ``fill_rate = 1 - ESC / Q``;
+- reorder point ``= expected demand over P + safety_stock``;
+- periodic review every ``R`` days: stock found at a review must last until the order of
+  the *next* review arrives, so the protection interval is ``P = R + L`` (SPP's (R, s, S)
+  system) and the reorder point is then the (R, S) order-up-to level
+  ``expected demand over (R + L) + safety_stock`` (:func:`order_up_to_level`). With
+  ``R = 0`` (continuous review) ``P = L`` and everything reduces to the issue's
+  lead-time formulas;
+- EOQ ``= sqrt(2 K D / h)`` (K per order, D demand per year, h holding cost per unit per
+  year);
+- min = reorder point, max = reorder point + order quantity (EOQ when ordering and holding
+  costs are both given, else ``cover_days`` of average demand).
+
+Conventions of :func:`plan_inventory`:
+
+- Per-day demand: each forecast row's quantity is spread evenly over the calendar days from
+  its date up to the next row's date (the last row spans one period of ``freq``), so daily,
+  weekly (any weekday) and month-start monthly forecasts all become a daily path. Demand
+  over the lead time is the integral of that path over the first ``L`` days (fractional days
+  allowed); beyond the horizon the path continues at the horizon's average daily demand.
+- ``sigma_daily`` is per day. Backtest errors of weekly or monthly periods convert with
+  :func:`sigma_daily_from_period` (``sigma_period / sqrt(days_per_period)``, independent
+  daily errors).
+- ``on_hand`` is the inventory position (no on-order quantities are known). When it is
+  unknown, ``days_of_cover``, ``stockout_date``, ``order_now`` and ``suggested_order_qty``
+  are null, never guessed.
+- Zero demand: with zero sigma the safety stock, reorder point and levels are all zero;
+  cover is infinite, reported as null ``days_of_cover`` and ``stockout_date``.
+- Negative forecast values are treated as zero demand (demand cannot be negative; the
+  serving layer reports the clipping as a warning).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from statistics import NormalDist
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from restock.errors import InvalidParameterError
+
+_NORMAL = NormalDist()
+
+#: open interval of accepted cycle service levels: below 0.5 the safety stock would be
+#: negative, above 0.9999 z explodes and the normal tail is no longer a credible model
+SERVICE_LEVEL_RANGE = (0.5, 0.9999)
+DAYS_PER_YEAR = 365.0
+
+Severity = Literal["info", "warning", "critical"]
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _invalid(name: str, value: Any, requirement: str) -> InvalidParameterError:
+    shown = value if isinstance(value, (int, float, str, type(None))) else repr(value)
+    return InvalidParameterError(
+        f"{name} {requirement} (got {value!r})", {"parameter": name, "value": shown}
+    )
+
+
+def _finite(name: str, value: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _invalid(name, value, "must be a number") from None
+    if not math.isfinite(number):
+        raise _invalid(name, value, "must be a finite number")
+    return number
+
+
+def _non_negative(name: str, value: float) -> float:
+    number = _finite(name, value)
+    if number < 0:
+        raise _invalid(name, value, "must be >= 0")
+    return number
+
+
+def _positive(name: str, value: float) -> float:
+    number = _finite(name, value)
+    if number <= 0:
+        raise _invalid(name, value, "must be > 0")
+    return number
+
+
+def _service_level(value: float, name: str = "service_level") -> float:
+    number = _finite(name, value)
+    low, high = SERVICE_LEVEL_RANGE
+    if not low < number < high:
+        raise _invalid(name, value, f"must be strictly between {low} and {high}")
+    return number
+
+
+# ------------------------------------------------------------------------- building blocks
+
+
+def z_for_service_level(service_level: float) -> float:
+    """The standard normal quantile ``Phi^-1(CSL)``: safety stock in units of sigma."""
+    return _NORMAL.inv_cdf(_service_level(service_level))
+
+
+def demand_std_over_interval(
+    sigma_daily: float,
+    interval_days: float,
+    avg_daily_demand: float = 0.0,
+    lead_time_std_days: float = 0.0,
+) -> float:
+    """Standard deviation of demand over ``interval_days``: ``sqrt(P sigma_d^2 + d^2 sigma_L^2)``.
+
+    Forecast error grows with the square root of the interval (independent daily errors);
+    an uncertain lead time adds ``d * sigma_L`` because a late delivery means more days of
+    demand to cover. Any consistent time unit works (the Chopra & Meindl examples use weeks).
+    """
+    sigma = _non_negative("sigma_daily", sigma_daily)
+    interval = _positive("interval_days", interval_days)
+    demand = _non_negative("avg_daily_demand", avg_daily_demand)
+    lead_std = _non_negative("lead_time_std_days", lead_time_std_days)
+    return math.sqrt(interval * sigma**2 + demand**2 * lead_std**2)
+
+
+def safety_stock(
+    sigma_daily: float,
+    lead_time_days: float,
+    *,
+    service_level: float,
+    avg_daily_demand: float = 0.0,
+    lead_time_std_days: float = 0.0,
+) -> float:
+    """Safety stock for a cycle service level: ``z * sqrt(L sigma_d^2 + d^2 sigma_L^2)``.
+
+    For periodic review pass ``lead_time_days = R + L`` (the protection interval).
+    """
+    sigma_interval = demand_std_over_interval(
+        sigma_daily, lead_time_days, avg_daily_demand, lead_time_std_days
+    )
+    return z_for_service_level(service_level) * sigma_interval
+
+
+def reorder_point(demand_over_lead_time: float, safety_stock: float) -> float:
+    """Order when the inventory position falls to expected lead-time demand plus safety stock."""
+    return _non_negative("demand_over_lead_time", demand_over_lead_time) + _non_negative(
+        "safety_stock", safety_stock
+    )
+
+
+def order_up_to_level(demand_over_review_and_lead_time: float, safety_stock: float) -> float:
+    """Periodic review target: expected demand over ``R + L`` plus safety stock over ``R + L``.
+
+    An order placed at a review must last until the order of the *next* review arrives,
+    ``R + L`` days later; hence the longer protection interval.
+    """
+    return _non_negative(
+        "demand_over_review_and_lead_time", demand_over_review_and_lead_time
+    ) + _non_negative("safety_stock", safety_stock)
+
+
+def unit_normal_loss(k: float) -> float:
+    """``G(k) = phi(k) - k (1 - Phi(k))``: expected shortage per unit of sigma at ``k`` sigmas."""
+    k = _finite("k", k)
+    return _NORMAL.pdf(k) - k * (1.0 - _NORMAL.cdf(k))
+
+
+def cycle_service_level(safety_stock: float, sigma_lead_time: float) -> float:
+    """Probability of no stockout in a cycle, ``Phi(ss / sigma_L)``, for a given safety stock.
+
+    With no uncertainty (``sigma_lead_time = 0``) a non-negative safety stock never runs out.
+    """
+    ss = _finite("safety_stock", safety_stock)
+    sigma = _non_negative("sigma_lead_time", sigma_lead_time)
+    if sigma == 0:
+        return 1.0 if ss >= 0 else 0.0
+    return _NORMAL.cdf(ss / sigma)
+
+
+def expected_shortage_per_cycle(safety_stock: float, sigma_lead_time: float) -> float:
+    """ESC ``= sigma_L * G(ss / sigma_L)``: units short per replenishment cycle, on average."""
+    ss = _finite("safety_stock", safety_stock)
+    sigma = _non_negative("sigma_lead_time", sigma_lead_time)
+    if sigma == 0:
+        return max(-ss, 0.0)
+    return sigma * unit_normal_loss(ss / sigma)
+
+
+def fill_rate(expected_shortage: float, order_quantity: float) -> float:
+    """Fraction of demand served from stock: ``1 - ESC / Q`` (each cycle sees ``Q`` units)."""
+    esc = _non_negative("expected_shortage", expected_shortage)
+    quantity = _positive("order_quantity", order_quantity)
+    return max(0.0, 1.0 - esc / quantity)
+
+
+def safety_stock_for_fill_rate(
+    target_fill_rate: float, order_quantity: float, sigma_lead_time: float
+) -> float:
+    """The smallest safety stock whose fill rate reaches ``target_fill_rate``.
+
+    Solves ``sigma_L * G(k) = (1 - fill_rate) * Q`` for ``k`` by bisection (``G`` is strictly
+    decreasing) and returns ``k * sigma_L``. The result can be negative: with large orders a
+    high fill rate is reached with less than the expected lead-time demand on hand.
+    """
+    target = _finite("target_fill_rate", target_fill_rate)
+    if not 0 < target < 1:
+        raise _invalid("target_fill_rate", target_fill_rate, "must be strictly between 0 and 1")
+    quantity = _positive("order_quantity", order_quantity)
+    sigma = _non_negative("sigma_lead_time", sigma_lead_time)
+    if sigma == 0:
+        return 0.0
+    wanted = (1.0 - target) * quantity / sigma
+    low, high = -10.0, 10.0  # G(-10) ~ 10, G(10) ~ 7.7e-25: brackets any useful target
+    for _ in range(100):
+        middle = (low + high) / 2
+        if unit_normal_loss(middle) > wanted:
+            low = middle
+        else:
+            high = middle
+    return high * sigma
+
+
+def eoq(annual_demand: float, ordering_cost: float, holding_cost: float) -> float:
+    """Economic order quantity ``sqrt(2 K D / h)``: balances ordering against holding costs.
+
+    ``ordering_cost`` K per order, ``annual_demand`` D per year, ``holding_cost`` h per unit
+    per year (any common time unit works).
+    """
+    demand = _non_negative("annual_demand", annual_demand)
+    k = _positive("ordering_cost", ordering_cost)
+    h = _positive("holding_cost", holding_cost)
+    return math.sqrt(2.0 * k * demand / h)
+
+
+def min_max_levels(reorder_point: float, order_quantity: float) -> tuple[float, float]:
+    """``(min, max)`` = ``(reorder point, reorder point + order quantity)``."""
+    rop = _non_negative("reorder_point", reorder_point)
+    return rop, rop + _non_negative("order_quantity", order_quantity)
+
+
+def demand_over_days(daily_demand: Sequence[float] | np.ndarray, days: float) -> float:
+    """Expected demand over the first ``days`` days of a daily path (fractional days pro rata).
+
+    Past the end of the path demand continues at the path's average daily rate, so a lead
+    time longer than the forecast horizon still gets a sensible estimate.
+    """
+    path = np.asarray(daily_demand, dtype=float)
+    span = _non_negative("days", days)
+    if path.size == 0:
+        return 0.0
+    whole = min(int(span), path.size)
+    total = float(path[:whole].sum())
+    if span <= path.size:
+        if whole < path.size:
+            total += (span - whole) * float(path[whole])
+        return total
+    return total + (span - path.size) * float(path.mean())
+
+
+def days_of_cover(on_hand: float, daily_demand: Sequence[float] | np.ndarray) -> float | None:
+    """Days until cumulative expected demand uses up ``on_hand`` (linear within a day).
+
+    ``None`` means infinite cover (no demand at all). Past the horizon the path continues at
+    its average rate. Nothing on hand (or backorders) gives 0.
+    """
+    stock = _finite("on_hand", on_hand)
+    path = np.asarray(daily_demand, dtype=float)
+    if path.size == 0 or float(path.sum()) <= 0:
+        return None
+    if stock <= 0:
+        return 0.0
+    cumulative = np.cumsum(path)
+    day = int(np.searchsorted(cumulative, stock, side="right"))  # first day ending above stock
+    if day >= path.size:
+        return path.size + (stock - float(cumulative[-1])) / float(path.mean())
+    before = float(cumulative[day - 1]) if day > 0 else 0.0
+    return day + (stock - before) / float(path[day])
+
+
+def stockout_date(start: date | pd.Timestamp, cover_days: float | None) -> date | None:
+    """The calendar day on which expected demand first exceeds the stock (``None``: never).
+
+    Day 0 is ``start`` (the first forecast day), so 2.5 days of cover run out on day 2.
+    """
+    if cover_days is None:
+        return None
+    cover = _non_negative("days_of_cover", cover_days)
+    return (pd.Timestamp(start) + pd.Timedelta(days=math.floor(cover))).date()
+
+
+def suggested_order(on_hand: float, reorder_point: float, max_level: float) -> tuple[bool, float]:
+    """``(order_now, quantity)``: at or below the reorder point, order up to the max level.
+
+    Nothing is ordered when the max level is not above the stock (e.g. zero demand), so
+    ``order_now`` is true exactly when the suggested quantity is positive.
+    """
+    stock = _finite("on_hand", on_hand)
+    rop = _non_negative("reorder_point", reorder_point)
+    top = _non_negative("max_level", max_level)
+    if stock <= rop and top > stock:
+        return True, top - stock
+    return False, 0.0
+
+
+def sigma_daily_from_period(sigma_period: float, days_per_period: float) -> float:
+    """Per-day error sigma from a per-period one: ``sigma_period / sqrt(days_per_period)``.
+
+    Assumes independent daily errors, the same assumption that makes the lead-time sigma
+    grow with ``sqrt(L)``; a weekly backtest sigma of 70 is a daily sigma of ~26.5.
+    """
+    sigma = _non_negative("sigma_period", sigma_period)
+    return sigma / math.sqrt(_positive("days_per_period", days_per_period))
+
+
+def period_days(freq: str) -> float:
+    """Average calendar days in one period of a pandas offset: D 1, W-FRI 7, MS ~30.4."""
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except (TypeError, ValueError):
+        raise _invalid("freq", freq, "must be a pandas frequency such as D, W or MS") from None
+    anchor = pd.Timestamp("2001-01-01")  # average over a non-leap year's worth of periods
+    dates = pd.date_range(anchor, anchor + pd.Timedelta(days=366), freq=offset)
+    if len(dates) < 2:
+        raise _invalid("freq", freq, "must be at most one year long")
+    return float((dates[-1] - dates[0]).days) / (len(dates) - 1)
+
+
+def daily_demand_path(
+    forecast: pd.DataFrame, freq: str | None = None
+) -> tuple[pd.Timestamp, np.ndarray]:
+    """``(first day, expected demand per day)`` from a forecast of any period length.
+
+    Each row's ``yhat`` is spread evenly over the days from its date to the next row's; the
+    last row spans one period of ``freq`` (inferred from the dates when not given; the
+    previous gap, or one day, when pandas cannot infer it). Negative values count as zero.
+    """
+    if not isinstance(forecast, pd.DataFrame) or not {"date", "yhat"} <= set(forecast.columns):
+        raise _invalid("forecast", type(forecast).__name__, "must be a DataFrame with date, yhat")
+    if forecast.empty:
+        raise _invalid("forecast", "empty", "must have at least one row")
+    dates = pd.DatetimeIndex(pd.to_datetime(forecast["date"])).normalize()
+    values = forecast["yhat"].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise _invalid("forecast", "non-finite yhat", "must have finite yhat values")
+    order = np.argsort(dates.asi8, kind="stable")
+    dates, values = dates[order], values[order]
+    days = dates.asi8 // 86_400_000_000_000
+    gaps = np.diff(days)
+    if (gaps <= 0).any():
+        raise _invalid("forecast", "duplicate dates", "must have one row per date")
+    last_span = _last_period_days(dates, gaps, freq)
+    spans = np.append(gaps, last_span).astype(int)
+    per_day = np.repeat(np.clip(values, 0.0, None) / spans, spans)
+    return dates[0], per_day
+
+
+def _last_period_days(dates: pd.DatetimeIndex, gaps: np.ndarray, freq: str | None) -> int:
+    if freq is None and len(dates) >= 3:
+        freq = pd.infer_freq(dates)
+    if freq is not None:
+        try:
+            offset = pd.tseries.frequencies.to_offset(freq)
+        except (TypeError, ValueError):
+            raise _invalid("freq", freq, "must be a pandas frequency such as D, W or MS") from None
+        return max(1, ((dates[-1] + offset) - dates[-1]).days)
+    return int(gaps[-1]) if gaps.size else 1
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class InventoryPlan:
+    """Everything an inventory planner acts on, for one selection's forecast.
+
+    Quantities are in units of the forecast, times in days. Fields that need ``on_hand``
+    are ``None`` when it is unknown; ``days_of_cover``/``stockout_date`` are ``None`` when
+    there is no demand (infinite cover); ``eoq`` is ``None`` without both costs.
+    """
+
+    service_level: float
+    z: float
+    lead_time_days: float
+    lead_time_std_days: float
+    review_period_days: float
+    protection_interval_days: float
+    avg_daily_demand: float
+    demand_over_lead_time: float
+    demand_over_protection_interval: float
+    sigma_daily: float
+    sigma_protection_interval: float
+    safety_stock: float
+    reorder_point: float
+    min_level: float
+    max_level: float
+    order_quantity: float
+    eoq: float | None
+    on_hand: float | None
+    days_of_cover: float | None
+    stockout_date: date | None
+    order_now: bool | None
+    suggested_order_qty: float | None
+    expected_shortage_per_cycle: float
+    fill_rate: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values: plain floats (6 decimals), ISO dates, ``None`` for unknowns."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, date):
+                out[key] = value.isoformat()
+            elif isinstance(value, bool) or value is None:
+                out[key] = value
+            else:
+                number = float(value)
+                out[key] = round(number, 6) if math.isfinite(number) else None
+        return out
+
+
+def plan_inventory(
+    forecast: pd.DataFrame,
+    sigma_daily: float,
+    *,
+    service_level: float = 0.95,
+    lead_time_days: float = 7.0,
+    lead_time_std_days: float = 0.0,
+    review_period_days: float = 0.0,
+    on_hand: float | None = None,
+    ordering_cost: float | None = None,
+    holding_cost: float | None = None,
+    cover_days: float = 30.0,
+    freq: str | None = None,
+) -> InventoryPlan:
+    """The inventory plan for a forecast (``date``, ``yhat``) and a daily error sigma.
+
+    ``freq`` is the forecast's pandas frequency (inferred when omitted); see the module
+    docstring for how periods become days. ``ordering_cost`` is per order and
+    ``holding_cost`` per unit per year; giving only one of them is an error rather than a
+    silent fallback to ``cover_days``.
+    """
+    sigma = _non_negative("sigma_daily", sigma_daily)
+    level = _service_level(service_level)
+    lead = _positive("lead_time_days", lead_time_days)
+    lead_std = _non_negative("lead_time_std_days", lead_time_std_days)
+    review = _non_negative("review_period_days", review_period_days)
+    cover = _positive("cover_days", cover_days)
+    stock = None if on_hand is None else _finite("on_hand", on_hand)
+    if (ordering_cost is None) != (holding_cost is None):
+        missing = "holding_cost" if holding_cost is None else "ordering_cost"
+        raise _invalid(missing, None, "is needed too: EOQ uses both ordering and holding cost")
+
+    start, path = daily_demand_path(forecast, freq)
+    avg_daily = float(path.mean())
+    protection = lead + review
+    z = z_for_service_level(level)
+    sigma_p = demand_std_over_interval(sigma, protection, avg_daily, lead_std)
+    ss = z * sigma_p
+    demand_lead = demand_over_days(path, lead)
+    demand_protection = demand_over_days(path, protection)
+    rop = reorder_point(demand_protection, ss)
+
+    economic = (
+        None
+        if ordering_cost is None or holding_cost is None
+        else eoq(avg_daily * DAYS_PER_YEAR, ordering_cost, holding_cost)
+    )
+    quantity = economic if economic is not None else cover * avg_daily
+    low, high = min_max_levels(rop, quantity)
+    esc = expected_shortage_per_cycle(ss, sigma_p)
+    fill = 1.0 if esc == 0 else (fill_rate(esc, quantity) if quantity > 0 else None)
+
+    cover_left = None if stock is None else days_of_cover(stock, path)
+    order_now, order_qty = (None, None) if stock is None else suggested_order(stock, rop, high)
+    return InventoryPlan(
+        service_level=level,
+        z=z,
+        lead_time_days=lead,
+        lead_time_std_days=lead_std,
+        review_period_days=review,
+        protection_interval_days=protection,
+        avg_daily_demand=avg_daily,
+        demand_over_lead_time=demand_lead,
+        demand_over_protection_interval=demand_protection,
+        sigma_daily=sigma,
+        sigma_protection_interval=sigma_p,
+        safety_stock=ss,
+        reorder_point=rop,
+        min_level=low,
+        max_level=high,
+        order_quantity=quantity,
+        eoq=economic,
+        on_hand=stock,
+        days_of_cover=cover_left,
+        stockout_date=stockout_date(start, cover_left),
+        order_now=order_now,
+        suggested_order_qty=order_qty,
+        expected_shortage_per_cycle=esc,
+        fill_rate=fill,
+    )
+
+
+# ----------------------------------------------------------------------------- warnings
+
+
+def make_warning(code: str, severity: Severity, message: str) -> dict[str, str]:
+    """One warning in the shape every layer shows: ``{code, severity, message}``."""
+    return {"code": code, "severity": severity, "message": message}
+
+
+def inventory_warnings(plan: InventoryPlan) -> list[dict[str, str]]:
+    """The inventory warnings of a plan: ``stockout_before_lead_time``, ``below_reorder_point``.
+
+    A stockout expected before a replenishment ordered today can arrive is ``critical``
+    (ordering now no longer prevents it); stock under the reorder point is a ``warning``.
+    Without ``on_hand`` neither can be judged, so there are none.
+    """
+    if plan.on_hand is None:
+        return []
+    found = []
+    if plan.days_of_cover is not None and plan.days_of_cover < plan.lead_time_days:
+        when = plan.stockout_date.isoformat() if plan.stockout_date else "soon"
+        found.append(
+            make_warning(
+                "stockout_before_lead_time",
+                "critical",
+                f"Projected stockout on {when}, {plan.days_of_cover:.1f} days from now, "
+                f"before an order placed today can arrive ({plan.lead_time_days:g} days).",
+            )
+        )
+    if plan.on_hand < plan.reorder_point:
+        found.append(
+            make_warning(
+                "below_reorder_point",
+                "warning",
+                f"On hand {plan.on_hand:,.0f} is below the reorder point "
+                f"{plan.reorder_point:,.0f}; order {plan.suggested_order_qty or 0:,.0f} units.",
+            )
+        )
+    return found
