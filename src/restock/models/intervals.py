@@ -1,0 +1,76 @@
+"""Prediction-interval widths from backtest residuals: the one place they are computed.
+
+Intervals come from errors the ensemble actually made on held-out data rather than from a
+model's own assumptions (Prophet's and the LSTM's would disagree, and neither knows about
+the other). The estimate per horizon step is:
+
+- the empirical statistic of the residuals at that step when there are at least
+  ``MIN_PER_STEP`` of them (many series or many backtest windows);
+- otherwise the statistic of all residuals pooled over steps: a single series with one
+  window has one residual per step, far too few for a 95% quantile of its own;
+- made non-decreasing in the step (an interval never narrows further out);
+- beyond the last backtested step ``H``, the width at ``H`` grown by ``sqrt(step / H)``,
+  the growth of a random walk's error, since nothing was measured there.
+
+The same function serves a single series and a group: the serving layer sums a group's
+backtest actuals and predictions per (cutoff, step) and passes the summed residuals.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+#: residuals a step needs before its own quantile is trusted over the pooled one
+MIN_PER_STEP = 20
+
+
+def interval_half_widths(residuals: pd.DataFrame, h: int, level: float) -> np.ndarray:
+    """Half-widths of the ``level`` prediction interval for steps ``1..h``.
+
+    ``residuals`` has columns ``step`` (1-based) and ``residual`` (prediction - actual, or
+    the reverse: only magnitudes matter). No residuals at all give zero widths.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return _per_step(residuals, h, lambda r: _conformal_quantile(np.abs(r), level))
+
+
+def residual_sigma(residuals: pd.DataFrame, h: int) -> np.ndarray:
+    """Root-mean-square residual for steps ``1..h``: the forecast error's sigma (safety stock)."""
+    return _per_step(residuals, h, lambda r: float(np.sqrt(np.mean(np.square(r)))))
+
+
+def _conformal_quantile(values: np.ndarray, level: float) -> float:
+    """The ``level`` quantile with the split-conformal finite-sample correction."""
+    n = len(values)
+    rank = min(n, math.ceil((n + 1) * level))
+    return float(np.sort(values)[rank - 1])
+
+
+def _per_step(
+    residuals: pd.DataFrame, h: int, statistic: Callable[[np.ndarray], float]
+) -> np.ndarray:
+    """Apply ``statistic`` per step with pooling, monotonicity and sqrt extrapolation."""
+    if h < 1:
+        return np.zeros(0)
+    finite = residuals[np.isfinite(residuals["residual"].to_numpy(float))]
+    if finite.empty:
+        return np.zeros(h)
+    steps = finite["step"].to_numpy(int)
+    values = finite["residual"].to_numpy(float)
+    pooled = statistic(values)
+    horizon = int(steps.max())
+    widths = np.empty(h)
+    for step in range(1, min(h, horizon) + 1):
+        at_step = values[steps == step]
+        widths[step - 1] = statistic(at_step) if len(at_step) >= MIN_PER_STEP else pooled
+    observed = np.maximum.accumulate(widths[: min(h, horizon)])
+    widths[: len(observed)] = observed
+    if h > horizon:
+        beyond = np.arange(horizon + 1, h + 1)
+        widths[horizon:] = observed[-1] * np.sqrt(beyond / horizon)
+    return widths
