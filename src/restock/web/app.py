@@ -1,0 +1,104 @@
+"""The application factory: settings in, a fully wired Flask app out.
+
+``create_app`` builds the store, registry, forecast service and job queue once and keeps
+them in ``app.extensions["restock"]`` (never in module globals), so tests can build as
+many independent apps as they like and nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from restock.config import Settings
+from restock.data.store import SalesStore
+from restock.jobs import JobQueue, JobRecords, Task, ThreadJobQueue
+from restock.jobs.tasks import make_retrain_task
+from restock.registry import ModelRegistry
+from restock.serving import ForecastService
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+@dataclass
+class Services:
+    """What the views use; one instance per app."""
+
+    settings: Settings
+    store: SalesStore
+    registry: ModelRegistry
+    forecasts: ForecastService
+    queue: JobQueue
+    heartbeat: float
+
+    def close(self) -> None:
+        """Stop the queue's thread and release the database (tests, worker exit)."""
+        self.queue.shutdown(timeout=10)
+        self.store.close()
+
+
+def services() -> Services:
+    return current_app.extensions["restock"]
+
+
+def build_queue(settings: Settings, store: SalesStore, task: Task,
+                started_at: datetime | None) -> JobQueue:
+    if settings.queue != "thread":
+        raise NotImplementedError("RESTOCK_QUEUE=celery needs the scale-out extra; "
+                                  "use RESTOCK_QUEUE=thread")
+    return ThreadJobQueue(JobRecords(store.engine), task, lock_path=settings.home / "jobs.lock",
+                          started_at=started_at).start()
+
+
+def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
+               task: Task | None = None, heartbeat: float = 15.0,
+               started_at: datetime | None = None) -> Flask:
+    """Build the app.
+
+    ``settings`` is a ``Settings`` or a mapping of overrides applied on top of the
+    environment. ``task`` replaces the retrain pipeline as the job body (tests use a fast
+    one); ``heartbeat`` is the SSE keep-alive interval in seconds; ``started_at`` is when
+    the server (the gunicorn master) started, so queued jobs older than that are swept as
+    interrupted.
+    """
+    if not isinstance(settings, Settings):
+        settings = Settings.from_env(settings)
+    app = Flask("restock.web", static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config.update(
+        MAX_CONTENT_LENGTH=int(settings.max_upload_mb * 1024 * 1024),
+        MAX_FORM_MEMORY_SIZE=int(settings.max_upload_mb * 1024 * 1024),
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+
+    store = SalesStore(settings.db_url, settings.uploads_dir)
+    registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
+    forecasts = ForecastService(settings, store, registry)
+    queue = build_queue(settings, store, task or make_retrain_task(settings, store, registry),
+                        started_at)
+    app.extensions["restock"] = Services(settings, store, registry, forecasts, queue, heartbeat)
+
+    from restock.web import data, forecast, health, jobs, models, retrain, ui
+    from restock.web.errors import register_error_handlers
+    from restock.web.security import (install_auth, install_cors, install_limiter,
+                                      install_request_ids, install_security_headers)
+
+    install_request_ids(app)
+    limiter = install_limiter(app, settings)
+    install_auth(app, settings.api_tokens)
+    install_cors(app, settings.cors_origins)
+    install_security_headers(app)
+    register_error_handlers(app)
+    for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, data.bp, models.bp, ui.bp):
+        app.register_blueprint(blueprint)
+    limiter.limit(settings.ratelimit_retrain, methods=["POST"])(retrain.bp)
+    limiter.exempt(health.healthz)
+    return app

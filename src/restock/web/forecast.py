@@ -1,0 +1,39 @@
+"""POST /forecast (from the precomputed cache, milliseconds) and GET /plots/<id>.png."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request, send_file, url_for
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.wrappers import Response
+
+from restock.web.app import services
+from restock.web.openapi import api, responses
+from restock.web.schemas import ErrorBody, ForecastRequest, ForecastResponse
+
+bp = Blueprint("forecast", __name__)
+
+
+@bp.post("/forecast")
+@api.validate(json=ForecastRequest, tags=["forecast"], resp=responses(
+    HTTP_200=ForecastResponse, HTTP_400=ErrorBody, HTTP_404=ErrorBody, HTTP_409=ErrorBody,
+    HTTP_415=ErrorBody, HTTP_422=ErrorBody))
+def forecast(json: ForecastRequest) -> dict[str, Any]:
+    """Forecast, inventory plan and warnings for the series selected by the filters."""
+    if json is None or (request.get_data(cache=True) and not request.is_json):
+        # spectree reads any non-form body as JSON-or-nothing; a text body is a mistake
+        raise UnsupportedMediaType("send the request as application/json")
+    result = services().forecasts.forecast(**json.model_dump())
+    plot_id = result.pop("plot_id", None)
+    if plot_id:
+        result["plot_url"] = url_for("forecast.plot", plot_id=plot_id)
+    return result
+
+
+@bp.get("/plots/<plot_id>.png")
+@api.validate(resp=responses("HTTP_200", HTTP_404=ErrorBody), tags=["forecast"])
+def plot(plot_id: str) -> Response:
+    """The PNG rendered for an earlier ``plot: true`` forecast."""
+    return send_file(services().forecasts.plot_path(plot_id), mimetype="image/png",
+                     max_age=3600)

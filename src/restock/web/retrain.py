@@ -1,0 +1,64 @@
+"""POST /retrain: validate and merge an upload synchronously, then queue the retrain."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from flask import Blueprint, request, url_for
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.wrappers import Response
+
+from restock.web.app import services
+from restock.web.openapi import api, responses
+from restock.web.schemas import ErrorBody, RetrainAccepted, RetrainForm
+from restock.web.sse import sse_response
+
+bp = Blueprint("retrain", __name__)
+
+CSV_SUFFIXES = frozenset({"", ".csv", ".txt", ".tsv"})
+CSV_MIMETYPES = frozenset({"", "text/csv", "text/plain", "application/csv",
+                           "text/tab-separated-values", "application/vnd.ms-excel",
+                           "application/octet-stream"})
+
+
+def check_csv_upload(upload: FileStorage) -> None:
+    """415 for files that announce themselves as something else (xlsx, zip, images).
+
+    The parser still sniffs the bytes (gzip, binary) whatever the name says.
+    """
+    suffix = PurePath(upload.filename or "").suffix.lower()
+    if suffix not in CSV_SUFFIXES or (upload.mimetype or "") not in CSV_MIMETYPES:
+        raise UnsupportedMediaType(
+            f"expected a CSV file, got {suffix or 'no extension'} ({upload.mimetype or '?'})")
+
+
+@bp.post("/retrain")
+@api.validate(form=RetrainForm, tags=["retrain"], resp=responses(
+    HTTP_202=RetrainAccepted, HTTP_400=ErrorBody, HTTP_413=ErrorBody, HTTP_415=ErrorBody,
+    HTTP_422=ErrorBody))
+def retrain(form: RetrainForm) -> Response | tuple[dict[str, Any], int, dict[str, str]]:
+    """Merge the CSV into the history (all rows or none), then queue a retrain.
+
+    Answers 202 with the job's URLs, or, with ``Accept: text/event-stream``, 200 and the
+    job's progress events until it ends.
+    """
+    if form is None:  # spectree passes None when the body is not a form
+        raise UnsupportedMediaType("send multipart/form-data with the CSV in the field 'file'")
+    if not isinstance(form.file, FileStorage):
+        raise UnsupportedMediaType("the field 'file' must be a file upload")
+    check_csv_upload(form.file)
+    s = services()
+    result = s.store.ingest_bytes(form.file.read(), form.file.filename,
+                                  on_error=form.on_error, on_duplicate=form.on_duplicate)
+    job = s.queue.submit({"weights": form.weights}, upload_id=result.upload_id)
+    if request.accept_mimetypes.best == "text/event-stream":
+        return sse_response(s.queue, job.job_id, 0, s.heartbeat)
+    status_url = url_for("jobs.job", job_id=job.job_id)
+    body = RetrainAccepted(
+        job_id=job.job_id, status=job.status, status_url=status_url,
+        events_url=url_for("jobs.events", job_id=job.job_id),
+        upload={k: getattr(result, k) for k in (
+            "upload_id", "rows_read", "inserted", "updated", "skipped", "ignored_columns")})
+    return body.model_dump(), 202, {"Location": status_url}

@@ -1,0 +1,205 @@
+"""Request and response bodies: they validate requests and generate ``/openapi.json``.
+
+One definition serves both, so the published contract cannot drift from what the server
+accepts. Request models forbid unknown fields, so a typo (``lead_time`` for
+``lead_time_days``) is an error instead of a silently ignored default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from spectree.model_adapter.pydantic_adapter import BaseFile
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Filter = Id | Annotated[list[Id], Field(min_length=1, max_length=1000)] | None
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Body(BaseModel):
+    """Response bodies: documented fields, and new fields from the domain pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+class ErrorDetail(Body):
+    code: str = Field(description="stable machine-readable code, e.g. invalid_data")
+    message: str
+    details: Any = None
+
+
+class ErrorBody(Body):
+    error: ErrorDetail
+
+
+# -- health ---------------------------------------------------------------------------------
+
+class QueueStats(Body):
+    kind: str
+    queued: int
+    running: int
+
+
+class Health(Body):
+    status: Literal["ok"]
+    model_version: str | None
+    trained_at: str | None
+    rows: int | None
+    series: int | None
+    queue: QueueStats
+
+
+class Liveness(Body):
+    status: Literal["ok"]
+
+
+# -- retrain and jobs -----------------------------------------------------------------------
+
+class RetrainForm(Request):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    file: BaseFile = Field(description="the sales CSV (date, product_id, quantity, ...)")
+    weights: Literal["auto", "seed"] | None = Field(
+        None, description="ensemble weights: auto (backtest) or seed (60/40); default setting")
+    on_error: Literal["reject", "skip"] = Field(
+        "reject", description="reject: any bad row rejects the file; skip: store good rows")
+    on_duplicate: Literal["error", "last"] = Field(
+        "error", description="last: a key repeated inside the file keeps its last row")
+
+
+class UploadSummary(Body):
+    upload_id: str
+    rows_read: int
+    inserted: int
+    updated: int
+    skipped: int
+    ignored_columns: list[str]
+
+
+class RetrainAccepted(Body):
+    job_id: str
+    status: str
+    status_url: str
+    events_url: str
+    upload: UploadSummary
+
+
+class JobBody(Body):
+    job_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    stage: str | None
+    progress: float
+    model_version: str | None
+    error: dict[str, Any] | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+# -- forecast -------------------------------------------------------------------------------
+
+class ForecastRequest(Request):
+    days: int | None = Field(None, ge=1, description="horizon in calendar days (default 30)")
+    periods: int | None = Field(None, ge=1, description="horizon in the data's periods")
+    product_id: Filter = None
+    store_id: Filter = None
+    category: Filter = None
+    service_level: float = Field(0.95, gt=0.5, lt=1)
+    lead_time_days: float = Field(7.0, ge=0, le=3650)
+    lead_time_std_days: float = Field(0.0, ge=0, le=3650)
+    review_period_days: float = Field(0.0, ge=0, le=3650)
+    on_hand: float | None = Field(None, description="stock now; default: the latest stored")
+    ordering_cost: float | None = Field(None, gt=0, description="per order; EOQ with holding")
+    holding_cost: float | None = Field(None, gt=0, description="per unit per year")
+    cover_days: float = Field(30.0, ge=0, le=3650)
+    plot: bool = Field(False, description="render a PNG; its URL comes back as plot_url")
+
+    @model_validator(mode="after")
+    def _one_horizon(self) -> "ForecastRequest":
+        if self.days is not None and self.periods is not None:
+            raise ValueError("give either days or periods, not both")
+        return self
+
+
+class ForecastRow(Body):
+    date: str
+    yhat: float | None
+    yhat_lower: float | None
+    yhat_upper: float | None
+    prophet: float | None = None
+    lstm: float | None = None
+
+
+class HistoryPoint(Body):
+    date: str
+    quantity: float | None
+
+
+class ForecastWarning(Body):
+    code: str
+    severity: str
+    message: str
+
+
+class ForecastResponse(Body):
+    model_version: str
+    selection: dict[str, Any]
+    frequency: str
+    horizon: dict[str, Any] | None = None
+    history: list[HistoryPoint]
+    forecast: list[ForecastRow]
+    inventory: dict[str, Any]
+    warnings: list[ForecastWarning]
+    plot_url: str | None = None
+
+
+# -- series, models -------------------------------------------------------------------------
+
+class SeriesQuery(Request):
+    product_id: list[Id] | None = None
+    store_id: list[Id] | None = None
+    category: list[Id] | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class SeriesItem(Body):
+    product_id: str
+    store_id: str
+    category: str
+    rows: int
+    first_date: str
+    last_date: str
+    mean: float
+    zero_share: float
+
+
+class SeriesPage(Body):
+    items: list[SeriesItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class ModelVersion(Body):
+    version: str
+    trained_at: str | None
+    rows: int | None
+    series: int | None
+    mase: float | None
+    active: bool
+
+
+class ModelList(Body):
+    current: str | None
+    items: list[ModelVersion]
+
+
+class Activated(Body):
+    model_version: str

@@ -1,0 +1,129 @@
+"""Everything between the socket and a view: request ids, rate limits, auth, CORS, headers.
+
+Order matters and is fixed here: the request id comes first (so every later log line and
+error names it), then the rate limit (so token guessing is throttled too), then the
+bearer-token check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+from flask_cors import CORS
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import Unauthorized
+
+from restock.config import Settings
+
+access_log = logging.getLogger("restock.web.access")
+
+#: Endpoints anyone may call: liveness for probes, and the page that asks for the token.
+OPEN_ENDPOINTS = frozenset({"health.health", "health.healthz", "ui.page", "static"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp every log record with the current request's id ('-' outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def presented_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def token_is_valid(token: str | None, tokens: tuple[str, ...]) -> bool:
+    """Compare against every configured token in constant time (no early exit)."""
+    if not token:
+        return False
+    given = token.encode()
+    matched = False
+    for candidate in tokens:
+        matched |= hmac.compare_digest(given, candidate.encode())
+    return matched
+
+
+def install_request_ids(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "-")
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        access_log.info("%s %s %s %.1fms", request.method, request.path,
+                        response.status_code, elapsed)
+        return response
+
+
+def install_limiter(app: Flask, settings: Settings) -> Limiter:
+    """flask-limiter keyed by token (when one is valid) or client address."""
+    tokens = settings.api_tokens
+
+    def rate_limit_key() -> str:
+        token = presented_token()
+        if tokens and token_is_valid(token, tokens):
+            return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        return "addr:" + (get_remote_address() or "unknown")
+
+    return Limiter(rate_limit_key, app=app, default_limits=[settings.ratelimit_default],
+                   storage_uri=settings.ratelimit_storage_uri, headers_enabled=True,
+                   strategy="fixed-window")
+
+
+def install_auth(app: Flask, tokens: tuple[str, ...]) -> None:
+    """Require ``Authorization: Bearer <token>`` on everything but ``OPEN_ENDPOINTS``."""
+    if not tokens:
+        return
+
+    @app.before_request
+    def _require_token() -> None:
+        if request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
+            return  # CORS preflights never carry credentials
+        if not token_is_valid(presented_token(), tokens):
+            raise Unauthorized("a valid bearer token is required (Authorization: Bearer ...)")
+
+
+def install_cors(app: Flask, origins: tuple[str, ...]) -> None:
+    """Allow-listed origins only; tokens travel in a header, so credentials stay off."""
+    if not origins:
+        return
+    CORS(app, origins=list(origins), supports_credentials=False, max_age=600,
+         allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+         expose_headers=["X-Request-ID", "Retry-After", "Location", "X-Job-ID"])
+
+
+def install_security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if response.mimetype == "application/json":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
