@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+// A fake restock API for working on the UI without Python: implements the issue-5 contract
+// with canned data. Not used by the unit tests (they fake fetch/XHR directly).
+//
+//   node mock/server.mjs [port]          # default 8765
+//   MOCK_TOKEN=secret   require "Authorization: Bearer secret"
+//   MOCK_DROP=1         drop each job's event stream once, after event 6 (tests reconnects)
+//   MOCK_SPEED=ms       time between training events (default 150)
+//
+// Serves the plain page at /ui, /retrain.html and /static/*, and the React demo build
+// (dist-demo/) at /demo/.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const STATIC = path.resolve(here, '../../src/restock/web/static');
+const DEMO = path.resolve(here, '../dist-demo');
+const PORT = Number(process.argv[2] || process.env.PORT || 8765);
+const TOKEN = process.env.MOCK_TOKEN || '';
+const DROP = process.env.MOCK_DROP === '1';
+const SPEED = Number(process.env.MOCK_SPEED || 150);
+
+let modelVersion = process.env.MOCK_NO_MODEL === '1' ? null : '20240101T000000-abc123';
+const jobs = new Map();
+let nextJob = 1;
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml', '.json': 'application/json' };
+
+function json(res, status, body, extra = {}) {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*', ...extra });
+  res.end(JSON.stringify(body));
+}
+function error(res, status, code, message, details = null) { json(res, status, { error: { code, message, details } }); }
+function sendFile(res, file) {
+  fs.readFile(file, (err, buf) => {
+    if (err) return error(res, 404, 'not_found', 'No such file');
+    res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream', 'Content-Security-Policy': "default-src 'self'; img-src 'self' blob: data:" });
+    res.end(buf);
+  });
+}
+function readBody(req) {
+  return new Promise((resolve) => { const parts = []; req.on('data', (c) => parts.push(c)); req.on('end', () => resolve(Buffer.concat(parts))); });
+}
+
+const STAGES = ['validate', 'merge', 'backtest', 'prophet', 'lstm', 'ensemble', 'forecast', 'save', 'activate'];
+function script() {
+  const ev = [];
+  const weights = { validate: 0.02, merge: 0.03, backtest: 0.15, prophet: 0.25, lstm: 0.35, ensemble: 0.05, forecast: 0.1, save: 0.03, activate: 0.02 };
+  let p = 0;
+  for (const s of STAGES) {
+    if (s === 'lstm') {
+      const epochs = 12;
+      for (let e = 1; e <= epochs; e++) {
+        const loss = 0.5 / Math.sqrt(e);
+        ev.push(['progress', { stage: s, progress: +(p + weights[s] * e / epochs).toFixed(4), message: `epoch ${e}/${epochs}`, epoch: e, epochs, loss, val_loss: loss * 1.15 }]);
+      }
+    } else {
+      ev.push(['progress', { stage: s, progress: +p.toFixed(4), message: `${s} started` }]);
+      ev.push(['progress', { stage: s, progress: +(p + weights[s]).toFixed(4), message: `${s} finished` }]);
+    }
+    p += weights[s];
+  }
+  return ev;
+}
+
+function startJob() {
+  const id = `job-${nextJob++}`;
+  const job = { id, status: 'queued', stage: null, progress: 0, events: [], listeners: new Set(), created_at: new Date().toISOString(), dropped: false, version: null };
+  jobs.set(id, job);
+  const steps = script();
+  let i = 0;
+  const emit = (event, data) => {
+    const e = { id: job.events.length + 1, event, data };
+    job.events.push(e);
+    for (const l of job.listeners) l(e);
+  };
+  job.timer = setInterval(() => {
+    if (job.cancel) {
+      clearInterval(job.timer);
+      job.status = 'cancelled';
+      emit('error', { code: 'cancelled', message: 'Cancelled by request' });
+      for (const l of job.listeners) l(null);
+      return;
+    }
+    if (i < steps.length) {
+      job.status = 'running';
+      const [event, data] = steps[i++];
+      job.stage = data.stage; job.progress = data.progress;
+      emit(event, data);
+    } else {
+      clearInterval(job.timer);
+      job.version = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15) + '-mock';
+      modelVersion = job.version;
+      job.status = 'succeeded';
+      emit('progress', { stage: 'done', progress: 1, message: 'done' });
+      emit('done', { model_version: job.version, metrics: {
+        ensemble: { mase: 0.812, wape: 0.214, smape: 0.231, bias: -0.012 },
+        seasonal_naive: { mase: 1.0, wape: 0.268, smape: 0.29, bias: 0.004 },
+        prophet: { mase: 0.874, wape: 0.229, smape: 0.247, bias: 0.021 },
+        lstm: { mase: 0.901, wape: 0.236, smape: 0.252, bias: -0.03 } } });
+      for (const l of job.listeners) l(null);
+    }
+  }, SPEED);
+  return job;
+}
+
+function jobView(job) {
+  return { job_id: job.id, status: job.status, stage: job.stage, progress: job.progress, model_version: job.version, error: null, created_at: job.created_at, started_at: job.created_at, finished_at: null };
+}
+
+const SERIES = [];
+for (const store of ['S1', 'S2']) for (let p = 1; p <= 6; p++) SERIES.push({ product_id: `P${p}`, store_id: store, category: p <= 3 ? 'drinks' : 'snacks', rows: 730, first_date: '2023-01-01', last_date: '2024-12-31', mean: 10 + p, zero_share: 0.02 });
+
+function forecastBody(req) {
+  const days = req.days || 30;
+  const history = [];
+  const start = Date.UTC(2024, 9, 1);
+  for (let d = 0; d < 92; d++) {
+    const t = new Date(start + d * 86400000);
+    history.push({ date: t.toISOString().slice(0, 10), quantity: Math.round(20 + 6 * Math.sin(d / 7 * 2 * Math.PI) + (d % 5)) });
+  }
+  const forecast = [];
+  for (let d = 0; d < days; d++) {
+    const t = new Date(start + (92 + d) * 86400000);
+    const yhat = 21 + 6 * Math.sin((92 + d) / 7 * 2 * Math.PI);
+    forecast.push({ date: t.toISOString().slice(0, 10), yhat, yhat_lower: yhat - 4 - d * 0.05, yhat_upper: yhat + 4 + d * 0.05, prophet: yhat + 1, lstm: yhat - 1 });
+  }
+  const onHand = req.on_hand ?? 180;
+  const lt = req.lead_time_days ?? 7;
+  return {
+    model_version: modelVersion,
+    selection: { product_id: req.product_id ?? null, store_id: req.store_id ?? null, category: req.category ?? null, series: 1 },
+    frequency: 'daily', history, forecast,
+    inventory: { safety_stock: 22.4, reorder_point: 21 * lt + 22.4, min_level: 21 * lt + 22.4, max_level: 21 * lt + 22.4 + 300, order_quantity: 300, on_hand: onHand, days_of_cover: onHand / 21, stockout_date: '2025-01-08', order_now: onHand <= 21 * lt + 22.4, suggested_order_qty: Math.max(0, 21 * lt + 322.4 - onHand), service_level: req.service_level ?? 0.95, lead_time_days: lt, avg_daily_demand: 21 },
+    warnings: [
+      { code: 'stockout_within_lead_time', severity: 'critical', message: 'Projected stockout within the lead time.' },
+      { code: 'short_history', severity: 'info', message: 'Less than two years of history.' },
+      { code: 'stale_model', severity: 'warning', message: 'The model is 12 days old.' }],
+    plot_url: req.plot ? '/plots/mock.png' : undefined,
+  };
+}
+
+// 1x1 PNG
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+const server = http.createServer(async (req, res) => {
+  const url = new URL(req.url, `http://${req.headers.host}`);
+  const p = url.pathname;
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Authorization, Content-Type, Last-Event-ID, Cache-Control, Accept', 'Access-Control-Allow-Methods': 'GET, POST, DELETE' });
+    return res.end();
+  }
+  if (req.method === 'GET' && (p === '/ui' || p === '/retrain.html')) return sendFile(res, path.join(STATIC, 'retrain.html'));
+  if (req.method === 'GET' && p.startsWith('/static/')) return sendFile(res, path.join(STATIC, path.basename(p)));
+  if (req.method === 'GET' && (p === '/demo' || p.startsWith('/demo/'))) {
+    const rel = p.replace(/^\/demo\/?/, '') || 'index.html';
+    return sendFile(res, path.join(DEMO, path.normalize(rel).replace(/^(\.\.[/\\])+/, '')));
+  }
+  if (TOKEN && req.headers.authorization !== `Bearer ${TOKEN}`) return error(res, 401, 'unauthorized', 'Missing or invalid bearer token');
+
+  if (req.method === 'GET' && p === '/') return json(res, 200, { status: 'ok', model_version: modelVersion, trained_at: modelVersion ? '2024-12-31T12:00:00Z' : null, rows: 8760, series: SERIES.length, queue: 'thread' });
+  if (req.method === 'POST' && p === '/retrain') {
+    const body = (await readBody(req)).toString('utf8');
+    const fname = /filename="([^"]*)"/.exec(body)?.[1] || '';
+    if (!/\.(csv|txt)$/i.test(fname)) return error(res, 415, 'unsupported_media_type', `Expected a CSV file, got "${fname}"`);
+    if (/bad/i.test(fname)) {
+      const problems = Array.from({ length: 5 }, (_, i) => ({ row: i + 2, column: i % 2 ? 'quantity' : 'date', problem: i % 2 ? 'must be a number >= 0' : 'not a date: "2024-13-01"' }));
+      return error(res, 422, 'invalid_data', 'The file has 137 invalid rows; nothing was stored.', { problems, total: 137 });
+    }
+    const job = startJob();
+    return json(res, 202, { job_id: job.id, status: 'queued', status_url: `/jobs/${job.id}`, events_url: `/jobs/${job.id}/events`, upload: { rows_read: 8760, inserted: 8000, updated: 760 } });
+  }
+  let m;
+  if ((m = /^\/jobs\/([^/]+)\/events$/.exec(p)) && req.method === 'GET') {
+    const job = jobs.get(m[1]);
+    if (!job) return error(res, 404, 'job_not_found', 'No such job');
+    const after = Number(req.headers['last-event-id'] || 0);
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'Access-Control-Allow-Origin': '*' });
+    res.write('retry: 500\n\n');
+    const send = (e) => {
+      if (!e) { res.end(); return; }
+      res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+      if (DROP && !job.dropped && e.id === 6) { job.dropped = true; job.listeners.delete(send); res.destroy(); }
+    };
+    for (const e of job.events) if (e.id > after) send(e);
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return res.end();
+    job.listeners.add(send);
+    const hb = setInterval(() => res.write(': heartbeat\n\n'), 15000);
+    req.on('close', () => { clearInterval(hb); job.listeners.delete(send); });
+    return;
+  }
+  if ((m = /^\/jobs\/([^/]+)$/.exec(p))) {
+    const job = jobs.get(m[1]);
+    if (!job) return error(res, 404, 'job_not_found', 'No such job');
+    if (req.method === 'GET') return json(res, 200, jobView(job));
+    if (req.method === 'DELETE') {
+      if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return error(res, 409, 'job_finished', `Job already ${job.status}`);
+      job.cancel = true;
+      return json(res, 202, { ...jobView(job), status: 'running' });
+    }
+  }
+  if (req.method === 'GET' && p === '/series') {
+    const q = url.searchParams.get('q') || '';
+    const limit = Number(url.searchParams.get('limit') || 100), offset = Number(url.searchParams.get('offset') || 0);
+    const items = SERIES.filter((s) => !q || s.product_id.includes(q));
+    return json(res, 200, { items: items.slice(offset, offset + limit), total: items.length });
+  }
+  if (req.method === 'POST' && p === '/forecast') {
+    if (!modelVersion) return error(res, 409, 'no_model', 'No model has been trained yet');
+    let body;
+    try { body = JSON.parse((await readBody(req)).toString('utf8') || '{}'); } catch { return error(res, 400, 'bad_json', 'Body is not JSON'); }
+    if (body.product_id === 'P6' && body.store_id === 'S2') return error(res, 404, 'unknown_series', 'No series matches product P6 at store S2');
+    return json(res, 200, forecastBody(body));
+  }
+  if (req.method === 'GET' && p.startsWith('/plots/')) { res.writeHead(200, { 'Content-Type': 'image/png' }); return res.end(PNG); }
+  return error(res, 404, 'not_found', `No route for ${req.method} ${p}`);
+});
+
+server.listen(PORT, '127.0.0.1', () => console.log(`mock restock API on http://127.0.0.1:${PORT}/ui  (demo: /demo/)`));

@@ -1,0 +1,80 @@
+// Fakes at the network boundary only: fetch (JSON calls and the SSE stream) and
+// XMLHttpRequest (the upload, which needs upload progress events).
+import { vi } from 'vitest';
+
+export function jsonResponse(status, body, headers = {}) {
+  return new Response(body === undefined ? '' : JSON.stringify(body), {
+    status, headers: { 'Content-Type': 'application/json', ...headers },
+  });
+}
+
+/** An SSE response whose body the test writes to. */
+export function sseStream(signal) {
+  let controller;
+  const enc = new TextEncoder();
+  const stream = new ReadableStream({ start(c) { controller = c; } });
+  let closed = false;
+  const ctl = {
+    send(text) { if (!closed) controller.enqueue(enc.encode(text)); },
+    event(id, type, data) { ctl.send(`id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`); },
+    close() { if (!closed) { closed = true; controller.close(); } },
+    fail() { if (!closed) { closed = true; controller.error(new TypeError('network error')); } },
+  };
+  signal?.addEventListener('abort', () => {
+    if (!closed) { closed = true; try { controller.error(new DOMException('The operation was aborted.', 'AbortError')); } catch { /* closed */ } }
+  });
+  return { response: new Response(stream, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }), ctl };
+}
+
+/**
+ * Install a fake fetch. `handler(req)` gets {url, method, headers, body, signal} and returns a
+ * Response (or a promise of one). Every call is kept in `calls`.
+ */
+export function installFetch(handler) {
+  const calls = [];
+  const fn = vi.fn(async (url, init = {}) => {
+    const headers = { ...(init.headers || {}) };
+    const req = { url: String(url), method: (init.method || 'GET').toUpperCase(), headers, body: init.body, signal: init.signal };
+    calls.push(req);
+    if (init.signal?.aborted) throw new DOMException('The operation was aborted.', 'AbortError');
+    return handler(req);
+  });
+  vi.stubGlobal('fetch', fn);
+  return { fn, calls };
+}
+
+/** A fake XMLHttpRequest; instances are collected in FakeXHR.instances. */
+export class FakeXHR {
+  static instances = [];
+  constructor() {
+    this.headers = {};
+    this.upload = {};
+    this.status = 0;
+    this.statusText = '';
+    this.responseText = '';
+    this.responseHeaders = {};
+    FakeXHR.instances.push(this);
+  }
+  open(method, url) { this.method = method; this.url = url; }
+  setRequestHeader(k, v) { this.headers[k] = v; }
+  getResponseHeader(k) { return this.responseHeaders[k.toLowerCase()] ?? null; }
+  send(body) { this.body = body; }
+  abort() { this.onabort?.(); }
+  progress(loaded, total) { this.upload.onprogress?.({ lengthComputable: true, loaded, total }); }
+  respond(status, body, headers = {}) {
+    this.upload.onload?.();
+    this.status = status;
+    this.responseText = typeof body === 'string' ? body : JSON.stringify(body);
+    this.responseHeaders = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+    this.onload?.();
+  }
+  fail() { this.onerror?.(); }
+}
+
+export function installXHR() {
+  FakeXHR.instances = [];
+  vi.stubGlobal('XMLHttpRequest', FakeXHR);
+  return FakeXHR;
+}
+
+export const csvFile = (name = 'sales.csv', text = 'date,product_id,quantity\n2024-01-01,P1,3\n') => new File([text], name, { type: 'text/csv' });
