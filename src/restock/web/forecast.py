@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request, send_file, url_for
+from flask import Blueprint, request, url_for
 from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
 from restock.web.app import services
@@ -34,6 +35,9 @@ def forecast(json: ForecastRequest) -> dict[str, Any]:
 @bp.get("/plots/<plot_id>.png")
 @api.validate(resp=responses("HTTP_200", HTTP_404=ErrorBody), tags=["forecast"])
 def plot(plot_id: str) -> Response:
-    """The PNG rendered for an earlier ``plot: true`` forecast."""
-    return send_file(services().forecasts.plot_path(plot_id), mimetype="image/png",
-                     max_age=3600)
+    """The PNG rendered for an earlier ``plot: true`` forecast.
+
+    werkzeug's ``send_file`` (not Flask's) so spectree does not read the body (see ``sse``).
+    """
+    return send_file(services().forecasts.plot_path(plot_id), request.environ,
+                     mimetype="image/png", max_age=3600)

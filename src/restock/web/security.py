@@ -75,8 +75,8 @@ def install_request_ids(app: Flask) -> None:
     def _log_request(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "-")
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        access_log.info("%s %s %s %.1fms", request.method, request.path,
-                        response.status_code, elapsed)
+        access_log.info("%s %s %s %.1fms rid=%s", request.method, request.path,
+                        response.status_code, elapsed, response.headers["X-Request-ID"])
         return response
 
 
