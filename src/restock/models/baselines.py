@@ -69,12 +69,11 @@ class LocalForecaster(Forecaster):
         return self
 
     def predict(self, h: int) -> pd.DataFrame:
-        """Forecast ``h`` steps for every fitted series, clipped at zero (demand is >= 0)."""
+        """Forecast ``h`` steps per fitted series, clipped at zero (counts in ``clipped_``)."""
         self._check_fitted()
-        values = {
-            uid: np.maximum(self._forecast_series(state, h), 0.0)
-            for uid, state in self.states_.items()
-        }
+        raw = {uid: self._forecast_series(state, h) for uid, state in self.states_.items()}
+        self.clipped_ = {uid: int(np.sum(v < 0)) for uid, v in raw.items() if np.any(v < 0)}
+        values = {uid: np.maximum(v, 0.0) for uid, v in raw.items()}
         return forecast_frame(self.alias, values, self.last_dates_, self.freq_, h)
 
     def save(self, directory: Path) -> None:

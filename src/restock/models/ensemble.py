@@ -67,8 +67,8 @@ def get_params(member: Forecaster) -> dict[str, Any]:
 def default_members(
     *,
     lstm_epochs: int = 50,
-    prophet_workers: int = 1,
-    holidays_country: str = "",
+    n_jobs: int = 1,
+    holidays_country: str | None = None,
     seed: int = 42,
 ) -> list[Forecaster]:
     """The production members, so training and the benchmarks build the same ensemble.
@@ -85,7 +85,7 @@ def default_members(
     from restock.models.prophet import ProphetForecaster
 
     return [
-        ProphetForecaster(n_jobs=prophet_workers, holidays_country=holidays_country),
+        ProphetForecaster(n_jobs=n_jobs, holidays_country=holidays_country or ""),
         LSTMForecaster(max_epochs=lstm_epochs, seed=seed),
         SeasonalNaiveForecaster(),
         ThetaForecaster(),
@@ -100,7 +100,8 @@ class EnsembleForecaster(Forecaster):
     ``mode``, ``global`` and ``per_series`` weights by alias), ``backtest_`` (backtest
     table with the ensemble's ``yhat``), ``metrics_`` (JSON-safe backtest scores per
     series and overall), ``skipped_`` (per member alias: series it could not fit) and
-    ``renormalized_`` (series whose weights had to be renormalised, and why).
+    ``renormalized_`` (series whose weights had to be renormalised, and why); after
+    ``predict``, ``clipped_`` counts negative member forecasts clipped at 0 per series.
     """
 
     alias = "ensemble"
@@ -152,6 +153,7 @@ class EnsembleForecaster(Forecaster):
         self.scales_ = _fill_scales(mase_scales(df, freq), df)
         self.skipped_ = {m.alias: dict(m.skipped_) for m in self.members_ if m.skipped_}
         self.renormalized_: dict[str, str] = {}
+        self.clipped_: dict[str, int] = {}
         return self
 
     def predict(self, h: int) -> pd.DataFrame:
@@ -168,6 +170,7 @@ class EnsembleForecaster(Forecaster):
         weights = self._weight_rows(frame)
         frame["yhat"] = np.maximum(_combine(values, weights), 0.0)
         self.renormalized_ = _renormalized(frame, aliases, weights)
+        self.clipped_ = _clipped(self.members_)
         widths = self._half_widths(frame, h)
         frame["yhat_lower"] = np.maximum(frame["yhat"] - widths, 0.0)
         frame["yhat_upper"] = frame["yhat"] + widths
@@ -215,7 +218,27 @@ class EnsembleForecaster(Forecaster):
         model.scales_ = pd.Series(document["scales"], dtype=float)
         model.skipped_ = document["skipped"]
         model.renormalized_ = {}
+        model.clipped_ = {}
         return model
+
+    def weights_summary(self) -> dict[str, Any]:
+        """A small JSON-safe digest of ``weights_`` for model listings and ``meta.json``.
+
+        ``mean`` is each member's average weight over series; ``dominant`` counts the
+        series on which each member has the largest weight.
+        """
+        self._check_fitted()
+        aliases = self.weights_["aliases"]
+        table = list(self.weights_["per_series"].values()) or [self.weights_["global"]]
+        matrix = np.array([[w.get(a, 0.0) for a in aliases] for w in table])
+        dominant = np.bincount(matrix.argmax(axis=1), minlength=len(aliases))
+        return {
+            "mode": self.weights_["mode"],
+            "global": self.weights_["global"],
+            "mean": _as_dict(aliases, matrix.mean(axis=0)),
+            "dominant": {a: int(n) for a, n in zip(aliases, dominant)},
+            **({"note": self.weights_["note"]} if "note" in self.weights_ else {}),
+        }
 
     def _weight_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """The weight vector of each row's series (its own, else the global one)."""
@@ -301,6 +324,15 @@ def _renormalized(frame: pd.DataFrame, aliases: list[str], weights: np.ndarray) 
             lacking = [a for a, m in zip(aliases, missing[row]) if m]
             notes[uid] = f"no forecast from {', '.join(lacking)}: weights renormalised"
     return notes
+
+
+def _clipped(members: Sequence[Forecaster]) -> dict[str, int]:
+    """Negative forecasts clipped at 0 in the members' last predictions, per series."""
+    total: dict[str, int] = {}
+    for member in members:
+        for uid, count in getattr(member, "clipped_", {}).items():
+            total[uid] = total.get(uid, 0) + count
+    return total
 
 
 def _simplex_grid(n: int) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""Interval widths from residuals: per step, pooled, monotone, extrapolated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.models.intervals import MIN_PER_STEP, interval_half_widths, residual_sigma
+
+
+def frame(steps: np.ndarray, residuals: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"cutoff": 0, "step": steps, "residual": residuals})
+
+
+def test_one_series_pools_its_few_residuals_and_grows_beyond_the_backtest() -> None:
+    residuals = frame(np.arange(1, 5), np.array([1.0, -2.0, 3.0, -4.0]))
+    widths = interval_half_widths(residuals, 8, level=0.5)
+    # conformal rank ceil(5 * 0.5) = 3 of sorted |r| = [1, 2, 3, 4]
+    assert widths[:4] == pytest.approx([3.0] * 4)
+    assert widths[4:] == pytest.approx(3.0 * np.sqrt(np.arange(5, 9) / 4))
+
+
+def test_steps_with_enough_residuals_use_their_own_quantile_and_never_narrow() -> None:
+    n = MIN_PER_STEP
+    steps = np.repeat([1, 2, 3], n)
+    values = np.concatenate([np.full(n, 1.0), np.full(n, 5.0), np.full(n, 2.0)])
+    widths = interval_half_widths(frame(steps, values), 3, level=0.9)
+    assert widths == pytest.approx([1.0, 5.0, 5.0])
+
+
+def test_widths_grow_with_the_level_and_handle_no_residuals() -> None:
+    rng = np.random.default_rng(0)
+    residuals = frame(np.tile(np.arange(1, 11), 30), rng.normal(size=300))
+    assert (interval_half_widths(residuals, 10, 0.95) >= interval_half_widths(residuals, 10, 0.8)).all()
+    empty = frame(np.array([], dtype=int), np.array([]))
+    assert interval_half_widths(empty, 4, 0.95) == pytest.approx(np.zeros(4))
+    with pytest.raises(ValueError):
+        interval_half_widths(residuals, 4, 1.5)
+
+
+def test_coverage_of_a_sum_of_series() -> None:
+    rng = np.random.default_rng(1)
+    steps = np.tile(np.arange(1, 29), 40)
+    residuals = frame(steps, rng.normal(scale=np.sqrt(steps)))  # errors growing like sqrt(step)
+    widths = interval_half_widths(residuals, 28, 0.9)
+    fresh = rng.normal(scale=np.sqrt(np.arange(1, 29)), size=(2000, 28))
+    assert 0.85 < (np.abs(fresh) <= widths).mean() < 0.95
+
+
+def test_sigma_is_the_rms_per_step() -> None:
+    residuals = frame(np.array([1, 2, 3]), np.array([3.0, -4.0, 0.0]))
+    assert residual_sigma(residuals, 3) == pytest.approx([5 / np.sqrt(3)] * 3)
