@@ -1,0 +1,228 @@
+"""A real ``restock serve`` (gunicorn, 2 workers) read by a real HTTP client.
+
+Covers what the test client cannot: SSE through gunicorn (heartbeats, reconnect with
+Last-Event-ID), a real retrain end to end, cancellation, zero-downtime model swaps while
+requests keep coming, and chunked uploads over the size limit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from restock.data.demo import write_demo_csv
+from webtools import parse_sse
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, home: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home.parent / f"serve-{self.port}.log"
+        environ = {**os.environ, "RESTOCK_LSTM_EPOCHS": "2", "RESTOCK_PROPHET_WORKERS": "1",
+                   **env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "restock", "--home", str(home), "serve", "--port",
+             str(self.port), "--workers", "2", "--threads", "6", "--heartbeat", "0.3"],
+            env=environ, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + self.log.read_text())
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def demo_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("demo") / "demo.csv"
+    write_demo_csv(path, products=3, stores=2, days=120, seed=5)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(tmp_path / "home", RESTOCK_MAX_UPLOAD_MB="1",
+                     RESTOCK_RATELIMIT_DEFAULT="100000 per minute")
+    yield running
+    running.stop()
+
+
+def read_events(response: requests.Response, stop_after: int | None = None
+                ) -> list[dict[str, Any]]:
+    """Parse an SSE response line by line; stop early after ``stop_after`` events."""
+    lines: list[str] = []
+    seen = 0
+    for line in response.iter_lines(decode_unicode=True):
+        lines.append(line)
+        if line.startswith("id:"):
+            seen += 1
+        if stop_after is not None and line == "" and seen >= stop_after:
+            break
+    response.close()
+    return parse_sse(lines)
+
+
+def only_events(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in items if "event" in e]
+
+
+def upload(server: Server, raw: bytes, **kwargs: Any) -> requests.Response:
+    return requests.post(server.url + "/retrain", files={"file": ("sales.csv", raw, "text/csv")},
+                         timeout=60, **kwargs)
+
+
+def test_retrain_stream_resume_heartbeat_and_zero_downtime(server: Server,
+                                                           demo_csv: bytes) -> None:
+    # 1. a streamed retrain (the seed's behaviour): POST with Accept: text/event-stream,
+    #    read a few events, drop the connection, resume from the last id seen
+    first = upload(server, demo_csv, headers={"Accept": "text/event-stream"}, stream=True)
+    assert first.status_code == 200
+    job_id = first.headers["X-Job-ID"]
+    head = only_events(read_events(first, stop_after=3))
+    assert [e["id"] for e in head] == [1, 2, 3]
+    resumed = requests.get(f"{server.url}/jobs/{job_id}/events", stream=True, timeout=300,
+                           headers={"Last-Event-ID": str(head[-1]["id"])})
+    tail = only_events(read_events(resumed))
+    events = head + tail
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["event"] == "done", events[-1]
+    stages = [e["data"].get("stage") for e in events[:-1]]
+    assert stages[0] == "queued" and "lstm" in stages and stages[-1] == "done"
+    done = events[-1]["data"]
+    version_one = done["model_version"]
+    assert done["metrics"]
+    assert requests.get(server.url + "/", timeout=5).json()["model_version"] == version_one
+
+    # 2. a second retrain while clients keep forecasting: every answer is a 200 from the
+    #    old version until activation, the new one right after
+    answers: list[tuple[float, int, str | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                r = session.post(server.url + "/forecast", json={"product_id": "P0001",
+                                                                 "days": 7}, timeout=30)
+                body = r.json()
+                answers.append((time.monotonic(), r.status_code, body.get("model_version")))
+
+    workers = [threading.Thread(target=hammer) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        accepted = upload(server, demo_csv)
+        assert accepted.status_code == 202
+        second_id = accepted.json()["job_id"]
+        # 3. a job queued behind it idles: its stream carries heartbeat comments only
+        third_id = upload(server, demo_csv).json()["job_id"]
+        idle = requests.get(f"{server.url}/jobs/{third_id}/events", stream=True, timeout=30)
+        lines = []
+        for line in idle.iter_lines(decode_unicode=True):
+            lines.append(line)
+            if sum(1 for x in lines if x.startswith(":")) >= 2:
+                break
+        idle.close()
+        parsed = parse_sse(lines)
+        assert [e["data"]["stage"] for e in only_events(parsed)] == ["queued"]
+        assert sum(1 for e in parsed if e.get("comment") == "heartbeat") >= 2
+        cancelled = requests.delete(f"{server.url}/jobs/{third_id}", timeout=10)
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+        stream = requests.get(f"{server.url}/jobs/{second_id}/events", stream=True,
+                              timeout=300)
+        second = only_events(read_events(stream))
+        swapped_at = time.monotonic()
+        assert second[-1]["event"] == "done", second[-1]
+        version_two = second[-1]["data"]["model_version"]
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(30)
+    assert version_two != version_one
+    assert answers
+    assert [a for a in answers if a[1] != 200] == []
+    assert {v for _, _, v in answers} <= {version_one, version_two}
+    before = [v for t, _, v in answers if t < swapped_at - 5]
+    after = [v for t, _, v in answers if t > swapped_at + 0.1]
+    assert before and set(before) == {version_one}
+    assert after and set(after) == {version_two}
+
+
+def test_cancel_a_running_retrain_over_http(server: Server, demo_csv: bytes) -> None:
+    job_id = upload(server, demo_csv).json()["job_id"]
+    stream = requests.get(f"{server.url}/jobs/{job_id}/events", stream=True, timeout=300)
+    lines = stream.iter_lines(decode_unicode=True)
+    seen: list[str] = []
+    for line in lines:
+        seen.append(line)
+        if '"stage":"backtest"' in line:
+            break
+    response = requests.delete(f"{server.url}/jobs/{job_id}", timeout=10)
+    assert response.status_code == 202
+    seen.extend(lines)  # the same stream goes on to its final event
+    events = only_events(parse_sse(seen))
+    assert events[-1]["event"] == "error" and events[-1]["data"]["code"] == "cancelled"
+    job = requests.get(f"{server.url}/jobs/{job_id}", timeout=10).json()
+    assert job["status"] == "cancelled" and job["model_version"] is None
+    health = requests.get(server.url + "/", timeout=10).json()
+    assert health["model_version"] is None  # current untouched
+    assert requests.get(server.url + "/models", timeout=10).json()["items"] == []
+
+
+def test_chunked_upload_over_the_limit_is_a_413(server: Server) -> None:
+    boundary = "restockboundary"
+
+    def body() -> Iterator[bytes]:
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"big.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+               "date,product_id,quantity\r\n").encode()
+        for _ in range(300):  # ~3 MB, no Content-Length: the limit is 1 MB
+            yield b"2024-01-01,p1,1\r\n" * 600
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = requests.post(server.url + "/retrain", data=body(), timeout=30, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    # a declared length over the limit is refused before any of the body is read
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall((f"POST /retrain HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+                      f"form-data; boundary={boundary}\r\nContent-Length: {5 << 20}\r\n"
+                      "Connection: close\r\n\r\n--restock").encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        reply = b"".join(chunks).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413") and '"payload_too_large"' in reply
+    assert requests.get(server.url + "/series", timeout=10).json()["total"] == 0
