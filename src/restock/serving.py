@@ -1,0 +1,412 @@
+"""ForecastService: answers from the active model version's precomputed forecasts.
+
+The seed retrained on filtered data at request time (10-90 s per request). Here every
+series' forecast, interval and backtest residuals were computed at retrain time, so a
+request only selects rows and sums arrays: a group (a category, several products, the
+whole shop) is exactly the sum of its series, and its interval comes from the summed
+backtest residuals of those same series. The service holds the active version in memory
+(the seed's GLOBAL_MODEL) and reloads it when the registry's ``current`` pointer moves,
+which it checks with one ``stat`` per call, so every web worker follows a rollback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from restock import inventory
+from restock.config import Settings
+from restock.data.panel import TOTAL_ID, horizon_steps
+from restock.data.schema import days_per_period
+from restock.data.store import Filter, SalesStore
+from restock.errors import (
+    InvalidParameterError,
+    NoModelError,
+    PlotNotFoundError,
+    UnknownSeriesError,
+)
+from restock.models.intervals import interval_half_widths, residual_sigma
+from restock.models.metrics import season_length
+from restock.plotting import render_forecast_png
+from restock.registry import ModelRegistry
+
+MEMBER_COLUMNS = ("prophet", "lstm")
+#: how much history a response carries for the chart, in periods
+HISTORY_PERIODS = {"D": 365, "W": 104, "M": 36}
+SHORT_HISTORY_SEASONS = 2
+INTERMITTENT_ZERO_SHARE = 0.5
+GAP_SHARE_WARNING = 0.05
+HIGH_UNCERTAINTY_RATIO = 1.0
+
+
+@dataclass
+class LoadedModel:
+    """One version's forecasts, residuals and history as dense per-series arrays."""
+
+    version: str
+    meta: dict[str, Any]
+    freq: str
+    series: pd.DataFrame  # indexed by unique_id, with product_id/store_id/category/stats
+    row: dict[str, int]  # unique_id -> row in the arrays below
+    dates: pd.DatetimeIndex  # forecast dates, step 1..H
+    values: dict[str, np.ndarray]  # column -> [series, H]
+    backtest_steps: np.ndarray  # [B] step of each backtest column
+    backtest_y: np.ndarray  # [series, B] actuals (NaN where a series was not backtested)
+    backtest_yhat: np.ndarray  # [series, B] ensemble predictions
+    history_dates: pd.DatetimeIndex
+    history: np.ndarray  # [series, T] (NaN before a series starts)
+
+    @classmethod
+    def read(cls, registry: ModelRegistry, version: str) -> "LoadedModel":
+        meta = registry.verify(version)
+        root = registry.path(version)
+        series = pd.read_parquet(root / "series.parquet").set_index("unique_id")
+        row = {uid: i for i, uid in enumerate(series.index)}
+        forecasts = pd.read_parquet(root / "forecasts.parquet")
+        horizon = int(forecasts["step"].max())
+        dates = pd.DatetimeIndex(sorted(forecasts["ds"].unique()))[:horizon]
+        columns = ["yhat", "yhat_lower", "yhat_upper",
+                   *[c for c in MEMBER_COLUMNS if c in forecasts]]
+        values = {c: _dense(forecasts, "step", c, row, horizon) for c in columns}
+
+        backtest = pd.read_parquet(root / "backtest.parquet")
+        backtest["column"] = backtest.groupby(["cutoff", "step"]).ngroup()
+        n_cols = int(backtest["column"].max()) + 1 if len(backtest) else 0
+        steps = (backtest.drop_duplicates("column").sort_values("column")["step"]
+                 .to_numpy(int) if n_cols else np.zeros(0, int))
+        history = pd.read_parquet(root / "history.parquet")
+        history_dates = pd.DatetimeIndex(sorted(history["ds"].unique()))
+        history["position"] = history_dates.get_indexer(history["ds"])
+        return cls(
+            version=version, meta=meta, freq=meta["frequency"], series=series, row=row,
+            dates=dates, values=values, backtest_steps=steps,
+            backtest_y=_dense(backtest, "column", "y", row, n_cols, base=0),
+            backtest_yhat=_dense(backtest, "column", "yhat", row, n_cols, base=0),
+            history_dates=history_dates,
+            history=_dense(history, "position", "y", row, len(history_dates), base=0),
+        )
+
+
+def _dense(frame: pd.DataFrame, position: str, column: str, row: dict[str, int],
+           width: int, base: int = 1) -> np.ndarray:
+    """Scatter a long frame into a [series, width] array, NaN where a cell is absent."""
+    out = np.full((len(row), width), np.nan)
+    rows = frame["unique_id"].map(row).to_numpy()
+    known = ~pd.isna(rows)
+    out[rows[known].astype(int), frame[position].to_numpy(int)[known] - base] = \
+        frame[column].to_numpy(float)[known]
+    return out
+
+
+def _as_list(value: Filter) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+class ForecastService:
+    """Forecasts and inventory plans for any selection of series, from the active model."""
+
+    def __init__(self, settings: Settings, store: SalesStore, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self._model: LoadedModel | None = None
+        self._stamp: int | None = None
+        self._lock = threading.Lock()
+
+    # -- the active model ----------------------------------------------------------------
+
+    def model(self) -> LoadedModel:
+        """The active version, reloaded when ``current`` has moved since the last call."""
+        stamp = self.registry.pointer_stamp()
+        if stamp is None:
+            raise NoModelError("no model has been trained yet: upload sales data to /retrain")
+        if self._model is None or stamp != self._stamp:
+            with self._lock:
+                if self._model is None or stamp != self._stamp:
+                    version = self.registry.current()
+                    if version is None:
+                        raise NoModelError("no model has been trained yet")
+                    if self._model is None or self._model.version != version:
+                        self._model = LoadedModel.read(self.registry, version)
+                    self._stamp = stamp
+        return self._model
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /`` reports: the active version and what it was trained on."""
+        try:
+            model = self.model()
+        except NoModelError:
+            return {"model_version": None, "trained_at": None, "rows": None, "series": None}
+        meta = model.meta
+        return {"model_version": model.version, "trained_at": meta.get("trained_at"),
+                "rows": meta.get("rows"), "series": meta.get("series")}
+
+    # -- selection -------------------------------------------------------------------------
+
+    def select(self, model: LoadedModel, product_id: Filter = None, store_id: Filter = None,
+               category: Filter = None) -> list[str]:
+        """Series ids matching every given filter; no filter selects the total."""
+        filters = {"product_id": _as_list(product_id), "store_id": _as_list(store_id),
+                   "category": _as_list(category)}
+        if not any(filters.values()):
+            return [TOTAL_ID]
+        table = model.series.drop(index=TOTAL_ID, errors="ignore")
+        mask = np.ones(len(table), dtype=bool)
+        for column, wanted in filters.items():
+            if not wanted:
+                continue
+            known = set(table[column])
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                suggestions = {u: difflib.get_close_matches(u, sorted(known), n=3)
+                               for u in unknown[:5]}
+                hints = sorted({s for found in suggestions.values() for s in found})
+                raise UnknownSeriesError(
+                    f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
+                    + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
+                    {"column": column, "unknown": unknown[:20], "suggestions": suggestions})
+            mask &= table[column].isin(wanted).to_numpy()
+        selected = table.index[mask].tolist()
+        if not selected:
+            raise UnknownSeriesError("no series matches all of the given filters together",
+                                     {k: v for k, v in filters.items() if v})
+        return selected
+
+    # -- the forecast --------------------------------------------------------------------
+
+    def forecast(
+        self,
+        days: int | None = None,
+        periods: int | None = None,
+        product_id: Filter = None,
+        store_id: Filter = None,
+        category: Filter = None,
+        *,
+        service_level: float = 0.95,
+        lead_time_days: float = 7.0,
+        lead_time_std_days: float = 0.0,
+        review_period_days: float = 0.0,
+        on_hand: float | None = None,
+        ordering_cost: float | None = None,
+        holding_cost: float | None = None,
+        cover_days: float = 30.0,
+        plot: bool = False,
+    ) -> dict[str, Any]:
+        """The forecast, inventory plan and warnings for one selection, as the API returns it."""
+        model = self.model()
+        steps = self._steps(model, days, periods)
+        uids = self.select(model, product_id, store_id, category)
+        rows = [model.row[u] for u in uids]
+        point = {c: np.nansum(v[rows, :steps], axis=0) if len(rows) > 1 else v[rows[0], :steps]
+                 for c, v in model.values.items()}
+        if len(rows) > 1:
+            for member in MEMBER_COLUMNS:
+                if member in model.values and np.isnan(model.values[member][rows, :steps]).any():
+                    point[member] = np.full(steps, np.nan)  # a partial sum would mislead
+            width = interval_half_widths(self._residuals(model, rows), steps,
+                                         self.settings.interval_level)
+            point["yhat_lower"] = np.maximum(point["yhat"] - width, 0.0)
+            point["yhat_upper"] = point["yhat"] + width
+        dates = model.dates[:steps]
+        frame = pd.DataFrame({"date": dates, **point})
+
+        period_days = days_per_period(model.freq)
+        sigma_period = self._sigma(model, rows, lead_time_days / period_days)
+        if on_hand is None:
+            on_hand = self.store.latest_on_hand(product_id, store_id, category)
+        plan = inventory.plan_inventory(
+            frame[["date", "yhat"]], inventory.sigma_daily_from_period(sigma_period, period_days),
+            service_level=service_level, lead_time_days=lead_time_days,
+            lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
+            on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
+            cover_days=cover_days, freq=model.freq)
+        history = self._history(model, rows)
+        warnings = self._warnings(model, uids, rows, frame, history) \
+            + inventory.inventory_warnings(plan)
+        result: dict[str, Any] = {
+            "model_version": model.version,
+            "selection": {"product_id": _as_list(product_id), "store_id": _as_list(store_id),
+                          "category": _as_list(category),
+                          "series": len(uids) if uids != [TOTAL_ID] else int(model.meta["series"])},
+            "frequency": model.freq,
+            "horizon": {"periods": steps, "days": round(steps * period_days, 2)},
+            "history": [{"date": d.date().isoformat(), "quantity": _num(q)}
+                        for d, q in zip(history["date"], history["quantity"])],
+            "forecast": [{"date": r.date.date().isoformat(), "yhat": _num(r.yhat),
+                          "yhat_lower": _num(r.yhat_lower), "yhat_upper": _num(r.yhat_upper),
+                          **{m: _num(getattr(r, m, np.nan)) for m in MEMBER_COLUMNS}}
+                         for r in frame.itertuples(index=False)],
+            "inventory": plan.to_dict(),
+            "warnings": warnings,
+        }
+        if plot:
+            result["plot_id"] = self._plot(model, uids, frame, history, plan)
+        return result
+
+    def all_series(self, days: int | None = None, periods: int | None = None) -> pd.DataFrame:
+        """Every series' forecast in long form (the total excluded), for bulk export."""
+        model = self.model()
+        steps = self._steps(model, days, periods)
+        table = model.series.drop(index=TOTAL_ID, errors="ignore")
+        rows = [model.row[u] for u in table.index]
+        out = pd.DataFrame({
+            "product_id": np.repeat(table["product_id"].to_numpy(), steps),
+            "store_id": np.repeat(table["store_id"].to_numpy(), steps),
+            "date": np.tile(model.dates[:steps].strftime("%Y-%m-%d"), len(rows)),
+        })
+        for column in ("yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS):
+            values = model.values.get(column)
+            out[column] = (values[rows, :steps].ravel() if values is not None
+                           else np.nan)
+        return out
+
+    def _steps(self, model: LoadedModel, days: int | None, periods: int | None) -> int:
+        available = model.values["yhat"].shape[1]
+        if days is not None and periods is not None:
+            raise InvalidParameterError("give either days or periods, not both")
+        if periods is None:
+            periods = horizon_steps(30 if days is None else days, model.freq)
+            asked = f"{days if days is not None else 30} days"
+        else:
+            asked = f"{periods} periods"
+        if periods < 1 or (days is not None and days < 1):
+            raise InvalidParameterError("days and periods must be at least 1")
+        if periods > available:
+            raise InvalidParameterError(
+                f"{asked} is beyond the model's horizon of {available} periods "
+                f"({self.settings.max_horizon_days} days); raise RESTOCK_MAX_HORIZON_DAYS",
+                {"max_periods": available})
+        return periods
+
+    def _residuals(self, model: LoadedModel, rows: list[int]) -> pd.DataFrame:
+        """Backtest residuals of the selection's sum, per backtest (cutoff, step) column."""
+        y = model.backtest_y[rows]
+        yhat = model.backtest_yhat[rows]
+        present = ~np.isnan(y).all(axis=1)
+        residual = np.nansum(y[present] - yhat[present], axis=0) if present.any() else \
+            np.full(len(model.backtest_steps), np.nan)
+        return pd.DataFrame({"step": model.backtest_steps, "residual": residual})
+
+    def _sigma(self, model: LoadedModel, rows: list[int], lead_periods: float) -> float:
+        """Forecast-error sigma per period over the lead time, from backtest residuals.
+
+        Series never backtested (too short) fall back to the spread of their history,
+        the seed's estimate, which is all there is to go on.
+        """
+        residuals = self._residuals(model, rows)
+        if residuals["residual"].notna().any():
+            steps = max(1, math.ceil(lead_periods))
+            return float(np.mean(residual_sigma(residuals, steps)))
+        history = np.nansum(model.history[rows], axis=0)
+        return float(np.nanstd(history)) if history.size > 1 else 0.0
+
+    def _history(self, model: LoadedModel, rows: list[int]) -> pd.DataFrame:
+        values = model.history[rows]
+        started = ~np.isnan(values).all(axis=0)
+        total = np.nansum(values, axis=0)[started]
+        limit = HISTORY_PERIODS.get(model.freq[0], 365)
+        return pd.DataFrame({"date": model.history_dates[started], "quantity": total}).tail(limit)
+
+    def _warnings(self, model: LoadedModel, uids: list[str], rows: list[int],
+                  frame: pd.DataFrame, history: pd.DataFrame) -> list[dict[str, str]]:
+        warn = inventory.make_warning
+        found = []
+        info = model.series.loc[uids]
+        season = season_length(model.freq)
+        short = info[info["n_obs"] < SHORT_HISTORY_SEASONS * season]
+        if len(short):
+            found.append(warn("short_history", "warning",
+                              f"{len(short)} of {len(uids)} selected series have less than "
+                              f"{SHORT_HISTORY_SEASONS * season} periods of history; their "
+                              "forecasts lean on simple fallbacks"))
+        if len(history) and float((history["quantity"] == 0).mean()) > INTERMITTENT_ZERO_SHARE:
+            found.append(warn("intermittent_demand", "info",
+                              "demand is zero in most periods; expect lumpy sales around a "
+                              "flat average forecast"))
+        mase = self._mase(model, rows, history)
+        if mase is not None and mase >= 1:
+            found.append(warn("worse_than_naive", "warning",
+                              f"on the backtest this forecast was no better than repeating "
+                              f"last season (MASE {mase:.2f})"))
+        stats = self.store.stats()
+        trained_seq = model.meta.get("last_upload_seq")
+        if stats["last_upload_seq"] is not None and trained_seq is not None \
+                and stats["last_upload_seq"] > trained_seq:
+            found.append(warn("stale_model", "info",
+                              "sales data newer than this model has been uploaded; retrain "
+                              "to use it"))
+        gappy = info[info["gap_share"] > GAP_SHARE_WARNING]
+        if len(gappy):
+            found.append(warn("data_gaps", "info",
+                              f"{len(gappy)} selected series have missing periods, counted as "
+                              "zero sales"))
+        clipped = model.meta.get("clipped", {})
+        if any(clipped.get(u, 0) for u in uids):
+            found.append(warn("negative_forecast_clipped", "info",
+                              "some member forecasts went below zero and were clipped at 0"))
+        mean = float(frame["yhat"].mean())
+        spread = float((frame["yhat_upper"] - frame["yhat_lower"]).mean()) / 2
+        if mean > 0 and spread / mean > HIGH_UNCERTAINTY_RATIO:
+            found.append(warn("high_uncertainty", "warning",
+                              f"the {self.settings.interval_level:.0%} interval is wider than "
+                              "the forecast itself; plan with the upper bound in mind"))
+        return found
+
+    def _mase(self, model: LoadedModel, rows: list[int], history: pd.DataFrame) -> float | None:
+        residuals = self._residuals(model, rows)["residual"].to_numpy()
+        values = history["quantity"].to_numpy(float)
+        lag = season_length(model.freq)
+        if not np.isfinite(residuals).any() or len(values) <= lag:
+            return None
+        scale = float(np.mean(np.abs(values[lag:] - values[:-lag])))
+        return float(np.nanmean(np.abs(residuals)) / scale) if scale > 0 else None
+
+    # -- plots ---------------------------------------------------------------------------
+
+    def _plot(self, model: LoadedModel, uids: list[str], frame: pd.DataFrame,
+              history: pd.DataFrame, plan: inventory.InventoryPlan) -> str:
+        if uids == [TOTAL_ID]:
+            title = "All products"
+        else:
+            info = model.series.loc[uids]
+            names = sorted(set(info["product_id"]))
+            title = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3
+                                            else "")
+            stores = sorted(set(info["store_id"]) - {""})
+            if stores:
+                title += " @ " + ", ".join(stores[:3]) + ("..." if len(stores) > 3 else "")
+        png = render_forecast_png(history, frame, title=f"Demand forecast: {title}",
+                                  reorder_point=plan.reorder_point,
+                                  safety_stock=plan.safety_stock)
+        plot_id = uuid.uuid4().hex
+        folder = self.settings.plots_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{plot_id}.png").write_bytes(png)
+        latest = folder / f".forecast_plot.{plot_id}.tmp"
+        latest.write_bytes(png)
+        latest.replace(folder / "forecast_plot.png")  # the seed's "latest plot" file
+        return plot_id
+
+    def plot_path(self, plot_id: str) -> Path:
+        """The PNG of an earlier request; ids are server-made hex, anything else is unknown."""
+        if len(plot_id) != 32 or any(c not in "0123456789abcdef" for c in plot_id):
+            raise PlotNotFoundError(f"no plot {plot_id!r}")
+        path = self.settings.plots_dir / f"{plot_id}.png"
+        if not path.exists():
+            raise PlotNotFoundError(f"no plot {plot_id!r}")
+        return path
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return round(value, 4) if math.isfinite(value) else None
