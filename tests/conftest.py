@@ -74,3 +74,43 @@ def store(db_url: str, tmp_path: Path) -> Iterator[SalesStore]:
     sales_store = SalesStore(db_url, tmp_path / "uploads")
     yield sales_store
     sales_store.close()
+
+
+class Trained:
+    """A home with demo data ingested and one model trained on it (shared, read-only)."""
+
+    def __init__(self, settings: Settings, store: SalesStore, version: str,
+                 events: list[dict]) -> None:
+        from restock.registry import ModelRegistry
+
+        self.settings = settings
+        self.store = store
+        self.registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
+        self.version = version
+        self.events = events
+
+
+def train_home(home: Path, frame, **overrides) -> Trained:
+    """Ingest ``frame`` (canonical columns) into a fresh home and retrain with 2 epochs."""
+    from restock.registry import ModelRegistry
+    from restock.training import retrain
+
+    settings = Settings.from_env({"home": home, "lstm_epochs": 2, "prophet_workers": 1,
+                                  **overrides}, environ={})
+    store = SalesStore(settings.db_url, settings.uploads_dir)
+    csv = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False)
+    store.ingest_bytes(csv.encode(), "train.csv")
+    events: list[dict] = []
+    version = retrain(settings, store, ModelRegistry(settings.models_dir), on_event=events.append)
+    return Trained(settings, store, version, events)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """3 products x 2 stores x 150 days of demo sales, trained once for the session."""
+    from restock.data.demo import generate_demo_sales
+
+    frame = generate_demo_sales(products=3, stores=2, days=150, seed=3)
+    result = train_home(tmp_path_factory.mktemp("trained"), frame)
+    yield result
+    result.store.close()

@@ -1,0 +1,163 @@
+"""ForecastService on a real trained model: selections, sums, intervals, plans, warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.data.panel import TOTAL_ID
+from restock.errors import InvalidParameterError, NoModelError, PlotNotFoundError, \
+    UnknownSeriesError
+from restock.registry import ModelRegistry
+from restock.serving import ForecastService
+from tests.conftest import Trained
+
+
+@pytest.fixture
+def service(trained: Trained) -> ForecastService:
+    return ForecastService(trained.settings, trained.store, trained.registry)
+
+
+def series_table(trained: Trained) -> pd.DataFrame:
+    root = trained.registry.path(trained.version)
+    return pd.read_parquet(root / "series.parquet")
+
+
+def test_response_shape(service: ForecastService, trained: Trained) -> None:
+    result = service.forecast(days=14, product_id="P0001", store_id="S01")
+    assert set(result) == {"model_version", "selection", "frequency", "horizon", "history",
+                           "forecast", "inventory", "warnings"}
+    assert result["model_version"] == trained.version and result["frequency"] == "D"
+    assert result["selection"]["series"] == 1 and len(result["forecast"]) == 14
+    row = result["forecast"][0]
+    assert set(row) == {"date", "yhat", "yhat_lower", "yhat_upper", "prophet", "lstm"}
+    assert row["yhat_lower"] <= row["yhat"] <= row["yhat_upper"]
+    assert result["history"][-1]["date"] < row["date"]
+    assert {"safety_stock", "reorder_point", "min_level", "max_level", "days_of_cover",
+            "order_now"} <= set(result["inventory"])
+    for warning in result["warnings"]:
+        assert set(warning) == {"code", "severity", "message"}
+
+
+def test_a_group_is_the_sum_of_its_series(service: ForecastService, trained: Trained) -> None:
+    table = series_table(trained)
+    category = table.loc[table["unique_id"] != TOTAL_ID, "category"].iloc[0]
+    members = table[table["category"] == category]
+    group = service.forecast(days=10, category=category)
+    parts = [service.forecast(days=10, product_id=r.product_id, store_id=r.store_id)
+             for r in members.itertuples()]
+    expected = np.sum([[f["yhat"] for f in p["forecast"]] for p in parts], axis=0)
+    np.testing.assert_allclose([f["yhat"] for f in group["forecast"]], expected, atol=1e-3)
+    assert group["selection"]["series"] == len(members)
+    lower = np.array([f["yhat_lower"] for f in group["forecast"]])
+    upper = np.array([f["yhat_upper"] for f in group["forecast"]])
+    assert (lower <= expected + 1e-3).all() and (upper >= expected - 1e-3).all()
+    both = service.forecast(days=10, product_id=list(members["product_id"].unique()),
+                            store_id=["S01", "S02"], category=category)
+    np.testing.assert_allclose([f["yhat"] for f in both["forecast"]], expected, atol=1e-3)
+
+
+def test_no_filter_is_the_total(service: ForecastService, trained: Trained) -> None:
+    total = service.forecast(periods=5)
+    stored = pd.read_parquet(trained.registry.path(trained.version) / "forecasts.parquet")
+    expected = stored[stored["unique_id"] == TOTAL_ID].sort_values("step")["yhat"][:5]
+    np.testing.assert_allclose([f["yhat"] for f in total["forecast"]], expected, atol=1e-3)
+    assert total["selection"]["series"] == 6
+
+
+def test_unknown_filters_name_the_value_and_suggest(service: ForecastService) -> None:
+    with pytest.raises(UnknownSeriesError) as info:
+        service.forecast(product_id=["P0001", "P001"])
+    assert "'P001'" in info.value.message and "P0001" in info.value.message
+    assert info.value.details["suggestions"]["P001"]
+    with pytest.raises(UnknownSeriesError, match="category"):
+        service.forecast(category="Nope")
+
+
+def test_horizon_validation(service: ForecastService) -> None:
+    with pytest.raises(InvalidParameterError, match="either days or periods"):
+        service.forecast(days=3, periods=3)
+    with pytest.raises(InvalidParameterError, match="beyond the model's horizon"):
+        service.forecast(days=400)
+    with pytest.raises(InvalidParameterError):
+        service.forecast(days=0)
+    assert len(service.forecast()["forecast"]) == 30  # the default: 30 days
+
+
+def test_inventory_inputs_reach_the_plan(service: ForecastService) -> None:
+    base = service.forecast(days=30, product_id="P0001", on_hand=0.0)
+    higher = service.forecast(days=30, product_id="P0001", on_hand=0.0, service_level=0.99)
+    assert higher["inventory"]["safety_stock"] >= base["inventory"]["safety_stock"]
+    assert base["inventory"]["order_now"] is True
+    codes = {w["code"] for w in base["warnings"]}
+    assert "below_reorder_point" in codes
+    with pytest.raises(InvalidParameterError):
+        service.forecast(product_id="P0001", service_level=1.5)
+    eoq = service.forecast(product_id="P0001", ordering_cost=8, holding_cost=0.5)
+    assert eoq["inventory"]["eoq"] == pytest.approx(eoq["inventory"]["order_quantity"])
+
+
+def test_on_hand_defaults_to_the_latest_stored_stock(service: ForecastService,
+                                                     trained: Trained) -> None:
+    rows = trained.store.query(product_id="P0002")
+    latest = rows.sort_values("date").groupby("store_id")["on_hand"].last().sum()
+    result = service.forecast(product_id="P0002")
+    assert result["inventory"]["on_hand"] == pytest.approx(latest)
+
+
+def test_plot_is_written_and_found(service: ForecastService) -> None:
+    result = service.forecast(days=14, category=None, product_id="P0003", plot=True)
+    path = service.plot_path(result["plot_id"])
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5000
+    assert (path.parent / "forecast_plot.png").read_bytes() == path.read_bytes()
+    for bad in ("../../etc/passwd", "0" * 32, "forecast_plot"):
+        with pytest.raises(PlotNotFoundError):
+            service.plot_path(bad)
+
+
+def test_all_series_export(service: ForecastService) -> None:
+    frame = service.all_series(days=3)
+    assert list(frame.columns) == ["product_id", "store_id", "date", "yhat", "yhat_lower",
+                                   "yhat_upper", "prophet", "lstm"]
+    assert len(frame) == 6 * 3
+
+
+def test_no_model_yet(settings) -> None:
+    from restock.data.store import SalesStore
+
+    service = ForecastService(settings, SalesStore(settings.db_url, settings.uploads_dir),
+                              ModelRegistry(settings.models_dir))
+    assert service.health()["model_version"] is None
+    with pytest.raises(NoModelError):
+        service.forecast()
+
+
+def test_follows_the_current_pointer(service: ForecastService, trained: Trained,
+                                     tmp_path) -> None:
+    import shutil
+
+    assert service.model().version == trained.version
+    copy = "20000101-000000-000000-copy"
+    shutil.copytree(trained.registry.path(trained.version), trained.settings.models_dir / copy)
+    meta_path = trained.settings.models_dir / copy / "meta.json"
+    import json
+
+    meta = json.loads(meta_path.read_text())
+    meta["version"] = copy
+    meta_path.write_text(json.dumps(meta))
+    try:
+        trained.registry.activate(copy)
+        assert service.forecast(periods=1)["model_version"] == copy
+    finally:
+        trained.registry.activate(trained.version)
+        shutil.rmtree(trained.settings.models_dir / copy)
+    assert service.forecast(periods=1)["model_version"] == trained.version
+
+
+def test_stale_model_warning_after_new_data(service: ForecastService, trained: Trained) -> None:
+    assert "stale_model" not in {w["code"] for w in service.forecast()["warnings"]}
+    # re-upload an existing row unchanged: a newer upload, the same data for other tests
+    row = trained.store.query(product_id="P0001", store_id="S01").iloc[[-1]]
+    trained.store.ingest_bytes(row.to_csv(index=False, date_format="%Y-%m-%d").encode())
+    assert "stale_model" in {w["code"] for w in service.forecast()["warnings"]}

@@ -1,0 +1,166 @@
+"""The retrain pipeline end to end, with real Prophet and real PyTorch on tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.data.panel import TOTAL_ID
+from restock.errors import JobCancelled, TrainingError
+from restock.models.ensemble import EnsembleForecaster
+from restock.registry import ModelRegistry
+from restock.training import STAGES, retrain, retrain_model_with_queue
+from tests.conftest import Trained, train_home
+
+
+def test_artifacts_are_complete_and_pickle_free(trained: Trained) -> None:
+    root = trained.registry.path(trained.version)
+    for name in ("lstm.safetensors", "scalers.json", "forecasts.parquet", "metrics.json",
+                 "meta.json", "backtest.parquet", "series.parquet", "weights.json"):
+        assert (root / name).is_file(), name
+    models = {p.stem for p in (root / "prophet").glob("*.json")} - {"index"}
+    assert len(models) == 7  # 6 series + the total
+    for file in root.rglob("*"):
+        if file.is_file():
+            assert not file.read_bytes().startswith(b"\x80"), f"{file} looks like a pickle"
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["series"] == 6 and meta["rows"] == 900 and meta["frequency"] == "D"
+    assert meta["horizon"] == 365 and set(meta["metrics_summary"]) >= {"prophet", "lstm",
+                                                                       "ensemble"}
+    assert set(meta["durations"]) >= {"backtest", "prophet", "lstm", "save"}
+    assert trained.registry.current() == trained.version
+
+
+def test_events_walk_the_stages_in_order(trained: Trained) -> None:
+    stages = [e["stage"] for e in trained.events]
+    order = [STAGES.index(s) for s in stages]
+    assert order == sorted(order), stages
+    assert {"validate", "merge", "backtest", "prophet", "lstm", "forecast", "save",
+            "activate", "done"} <= set(stages)
+    progress = [e["progress"] for e in trained.events]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    epochs = [e for e in trained.events if e["stage"] == "lstm" and "epoch" in e]
+    assert [e["epoch"] for e in epochs] == [1, 2] and all("loss" in e for e in epochs)
+    assert trained.events[-1]["model_version"] == trained.version
+
+
+def test_saved_ensemble_reproduces_the_precomputed_forecasts(trained: Trained) -> None:
+    root = trained.registry.path(trained.version)
+    stored = pd.read_parquet(root / "forecasts.parquet")
+    again = EnsembleForecaster.load(root).predict(int(stored["step"].max()))
+    merged = stored.merge(again, on=["unique_id", "ds"], suffixes=("", "_again"))
+    assert len(merged) == len(stored) == 7 * 365
+    for column in ("yhat", "yhat_lower", "yhat_upper", "prophet", "lstm"):
+        np.testing.assert_allclose(merged[column], merged[f"{column}_again"], rtol=1e-6,
+                                   atol=1e-6)
+    assert (stored["yhat_lower"] <= stored["yhat"]).all()
+    assert (stored["yhat"] <= stored["yhat_upper"]).all()
+    assert (stored["yhat"] >= 0).all()
+
+
+def test_retrain_on_the_same_data_reproduces_the_forecasts(trained: Trained) -> None:
+    first = pd.read_parquet(trained.registry.path(trained.version) / "forecasts.parquet")
+    version = retrain(trained.settings, trained.store, trained.registry)
+    second = pd.read_parquet(trained.registry.path(version) / "forecasts.parquet")
+    np.testing.assert_allclose(first["yhat"], second["yhat"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(first["lstm"], second["lstm"], rtol=1e-6, atol=1e-6)
+    trained.registry.activate(trained.version)  # leave the shared fixture as it was
+
+
+@pytest.mark.parametrize("stop_at", ["backtest", "lstm", "save"])
+def test_cancelled_retrain_leaves_current_untouched(trained: Trained, stop_at: str) -> None:
+    before = trained.registry.current()
+    versions = {v["version"] for v in trained.registry.versions()}
+
+    def on_event(event: dict) -> None:
+        if event["stage"] == stop_at:
+            raise JobCancelled("cancelled by the test")
+
+    with pytest.raises(JobCancelled):
+        retrain(trained.settings, trained.store, trained.registry, on_event=on_event)
+    assert trained.registry.current() == before
+    assert {v["version"] for v in trained.registry.versions()} == versions
+    assert not list(trained.settings.models_dir.glob(".staging-*"))
+
+
+def test_queue_entry_point_ends_with_a_final_event(tmp_path: Path) -> None:
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    from restock.config import Settings
+
+    settings = Settings.from_env({"home": tmp_path}, environ={})
+    assert retrain_model_with_queue(None, events, settings=settings) is None
+    items = []
+    while not events.empty():
+        items.append(events.get())
+    assert items[-1]["stage"] == "error" and items[-1]["code"] == "training_failed"
+
+
+def test_no_data_is_a_training_error(settings) -> None:
+    from restock.data.store import SalesStore
+
+    store = SalesStore(settings.db_url, settings.uploads_dir)
+    with pytest.raises(TrainingError, match="no sales data"):
+        retrain(settings, store, ModelRegistry(settings.models_dir))
+    assert ModelRegistry(settings.models_dir).current() is None
+
+
+def _frame(dates: pd.DatetimeIndex, products: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"date": dates, "product_id": p, "store_id": "",
+                                    "category": "c", "quantity": y})
+                      for p, y in products.items()], ignore_index=True)
+
+
+@pytest.mark.parametrize("freq, periods, weekday, day", [
+    ("W-FRI", 70, 4, None), ("MS", 40, None, 1)])
+def test_weekly_and_monthly_data_keep_their_calendar(tmp_path: Path, freq: str, periods: int,
+                                                     weekday: int | None,
+                                                     day: int | None) -> None:
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2020-01-03" if weekday else "2020-01-01", periods=periods, freq=freq)
+    result = train_home(tmp_path, _frame(dates, {
+        "A": rng.poisson(20, periods).astype(float),
+        "B": rng.poisson(5, periods).astype(float)}))
+    meta = result.registry.meta(result.version)
+    assert meta["frequency"] == freq
+    forecasts = pd.read_parquet(result.registry.path(result.version) / "forecasts.parquet")
+    assert forecasts["ds"].min() > dates[-1]
+    if weekday is not None:
+        assert (forecasts["ds"].dt.dayofweek == weekday).all()
+        assert forecasts["step"].max() == 53
+    else:
+        assert (forecasts["ds"].dt.day == day).all()
+        assert forecasts["step"].max() == 12
+    result.store.close()
+
+
+def test_short_zero_and_single_series(tmp_path: Path) -> None:
+    dates = pd.date_range("2024-01-01", periods=90, freq="D")
+    rng = np.random.default_rng(1)
+    frame = _frame(dates, {"REG": rng.poisson(10, 90).astype(float),
+                           "ZERO": np.zeros(90)})
+    short = _frame(dates[-5:], {"NEW": np.array([1.0, 2, 3, 2, 1])})
+    result = train_home(tmp_path, pd.concat([frame, short], ignore_index=True))
+    root = result.registry.path(result.version)
+    forecasts = pd.read_parquet(root / "forecasts.parquet")
+    series = pd.read_parquet(root / "series.parquet").set_index("product_id")
+    for product in ("REG", "ZERO", "NEW"):
+        uid = series.loc[product, "unique_id"]
+        rows = forecasts[forecasts["unique_id"] == uid]
+        assert len(rows) == 365 and rows["yhat"].notna().all(), product
+    zero = forecasts[forecasts["unique_id"] == series.loc["ZERO", "unique_id"]]
+    assert (zero["yhat"] == 0).all()
+    skipped = result.registry.meta(result.version)["skipped"]
+    assert series.loc["NEW", "unique_id"] in skipped.get("lstm", {})
+    result.store.close()
+
+    single = train_home(tmp_path / "single", _frame(dates, {"ONLY": rng.poisson(4, 90)
+                                                             .astype(float)}))
+    forecasts = pd.read_parquet(single.registry.path(single.version) / "forecasts.parquet")
+    assert set(forecasts["unique_id"]) == {"s00001", TOTAL_ID}
+    single.store.close()
