@@ -19,9 +19,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+PORT ?= 8000
+
+# Generate two years of demo sales, train the ensemble on them, and serve the API and UI.
 demo: install
 	$(BIN)/restock --home $(HOME_DIR) demo-data $(DEMO_CSV) --products 40 --stores 2 --days 730
-	$(BIN)/restock --home $(HOME_DIR) ingest $(DEMO_CSV) --on-duplicate last
+	$(BIN)/restock --home $(HOME_DIR) retrain $(DEMO_CSV)
+	@echo
+	@echo "restock is serving on http://127.0.0.1:$(PORT)  (UI: http://127.0.0.1:$(PORT)/ui)"
+	@echo "try: curl -s -X POST http://127.0.0.1:$(PORT)/forecast -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"product_id\": \"P0001\", \"days\": 14, \"on_hand\": 40}'"
+	@echo
+	$(BIN)/restock --home $(HOME_DIR) serve --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest -m "not slow"
