@@ -142,7 +142,7 @@ class EnsembleForecaster(Forecaster):
         on_progress(0.0, "fitting weights", stage="ensemble")
         self.weights_ = _fit_weights(result, aliases, seed, self.weights)
         self.backtest_ = result.frame.assign(
-            yhat=_combine(result.frame[aliases].to_numpy(float), self._weight_rows(result.frame))
+            yhat=combine_forecasts(result.frame[aliases].to_numpy(float), self._weight_rows(result.frame))
         )
         self.metrics_ = _metrics(self.backtest_, aliases, result)
         on_progress(1.0, "weights fitted", stage="ensemble")
@@ -168,7 +168,7 @@ class EnsembleForecaster(Forecaster):
         frame = frame.sort_values(["unique_id", "ds"], ignore_index=True)
         values = frame[aliases].to_numpy(float)
         weights = self._weight_rows(frame)
-        frame["yhat"] = np.maximum(_combine(values, weights), 0.0)
+        frame["yhat"] = np.maximum(combine_forecasts(values, weights), 0.0)
         self.renormalized_ = _renormalized(frame, aliases, weights)
         self.clipped_ = _clipped(self.members_)
         widths = self._half_widths(frame, h)
@@ -297,7 +297,7 @@ def _seed_vector(aliases: Sequence[str]) -> np.ndarray:
     return np.array([SEED_WEIGHTS.get(a, 0.0) for a in aliases])
 
 
-def _combine(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def combine_forecasts(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted mean per row over the members that have a value (NaN = no forecast).
 
     Rows whose weighted members are all missing fall back to the plain mean of the
@@ -369,7 +369,7 @@ def _fit_weights(
     counts = np.bincount(codes, minlength=len(uids)).astype(float)
     loss = np.empty((len(uids), len(candidates)))
     for j, candidate in enumerate(candidates):
-        error = np.abs(_combine(values, candidate[None, :]) - y) / scale
+        error = np.abs(combine_forecasts(values, candidate[None, :]) - y) / scale
         error = np.where(np.isfinite(error), error, 0.0)
         loss[:, j] = np.bincount(codes, weights=error, minlength=len(uids)) / counts
     global_loss = loss.mean(axis=0)

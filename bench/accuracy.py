@@ -1,0 +1,197 @@
+"""Accuracy benchmark: the restock ensemble against standard peers on M3 monthly and pizzaplace.
+
+Data: ``../shared/data`` next to the repository, or the directory in ``RESTOCK_BENCH_DATA``
+(see its README for sources and licences). The data is read in place, never copied into
+the repository; when it is absent the benchmark says so and exits cleanly.
+
+Splits: M3 monthly uses its own train/test files (horizon 18); pizzaplace holds out the
+last 28 days of every series. On the same split, in the same run, it scores:
+
+- the restock ensemble (``weights="auto"`` and ``"seed"``) built by
+  ``restock.models.ensemble.default_members`` (what a production retrain builds);
+- each member as fitted inside the ensemble (the refit on all training data);
+- peers: statsforecast SeasonalNaive and AutoETS, and Prophet with default settings per
+  series.
+
+Scores are means over series of MASE (in-sample seasonal-naive scale, season 12 monthly /
+7 daily), sMAPE (percent) and WAPE, from ``restock.models.metrics``.
+
+Usage: ``python bench/accuracy.py [--datasets m3,pizzaplace] [--lstm-epochs 50]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from restock.models.ensemble import (
+    SEED_WEIGHTS,
+    EnsembleForecaster,
+    combine_forecasts,
+    default_members,
+)
+from restock.models.metrics import mase_scales, score_series, season_length, summarize
+
+REPO = Path(__file__).resolve().parents[1]
+WORKERS = os.cpu_count() or 1
+
+
+@dataclass
+class Split:
+    name: str
+    freq: str
+    h: int
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("RESTOCK_BENCH_DATA") or REPO.parent / "shared" / "data")
+
+
+def _long(path: Path) -> pd.DataFrame:
+    raw = pd.read_csv(path, parse_dates=["date"])
+    return pd.DataFrame(
+        {"unique_id": raw["product_id"].astype(str), "ds": raw["date"], "y": raw["quantity"].astype(float)}
+    )
+
+
+def load_m3(root: Path) -> Split:
+    return Split(
+        "M3 monthly", "MS", 18, _long(root / "m3_monthly_train.csv"), _long(root / "m3_monthly_test.csv")
+    )
+
+
+def load_pizzaplace(root: Path) -> Split:
+    data = _long(root / "pizzaplace_daily.csv").sort_values(["unique_id", "ds"])
+    cutoff = data["ds"].max() - pd.Timedelta(days=28)
+    return Split("pizzaplace daily", "D", 28, data[data["ds"] <= cutoff], data[data["ds"] > cutoff])
+
+
+def run_ensemble(
+    split: Split, lstm_epochs: int, dump: Path | None
+) -> tuple[pd.DataFrame, dict, float]:
+    """The auto ensemble's forecast (with every member's column) and its weights summary."""
+    members = default_members(lstm_epochs=lstm_epochs, n_jobs=WORKERS)
+    started = time.perf_counter()
+    model = EnsembleForecaster(members, weights="auto").fit(split.train, split.freq)
+    forecast = model.predict(split.h)
+    elapsed = time.perf_counter() - started
+    if dump:
+        model.save(dump / split.name.replace(" ", "_"))
+    aliases = [m.alias for m in model.members_]
+    seed = np.array([SEED_WEIGHTS.get(a, 0.0) for a in aliases])
+    # weights="seed" fits the very same members (deterministic) and combines them like this
+    forecast["ensemble_seed"] = np.maximum(
+        combine_forecasts(forecast[aliases].to_numpy(float), np.tile(seed, (len(forecast), 1))), 0
+    )
+    forecast = forecast.rename(columns={"yhat": "ensemble_auto"})
+    return forecast, model.weights_summary(), elapsed
+
+
+def run_statsforecast(split: Split) -> tuple[pd.DataFrame, dict[str, float]]:
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, SeasonalNaive
+
+    season = season_length(split.freq)
+    frames, seconds = [], {}
+    for model in (SeasonalNaive(season_length=season), AutoETS(season_length=season)):
+        started = time.perf_counter()
+        sf = StatsForecast(models=[model], freq=split.freq, n_jobs=WORKERS)
+        frames.append(sf.forecast(df=split.train, h=split.h).set_index(["unique_id", "ds"]))
+        seconds[str(model)] = time.perf_counter() - started
+    return pd.concat(frames, axis=1).reset_index(), seconds
+
+
+def _default_prophet(batch: list[tuple[str, pd.DataFrame]], freq: str, h: int) -> pd.DataFrame:
+    """Prophet() with its defaults; uncertainty sampling off, which leaves yhat unchanged."""
+    for name in ("cmdstanpy", "prophet"):
+        logging.getLogger(name).disabled = True
+    from prophet import Prophet
+
+    out = []
+    for uid, history in batch:
+        model = Prophet(uncertainty_samples=0).fit(history)
+        future = model.make_future_dataframe(periods=h, freq=freq, include_history=False)
+        out.append(pd.DataFrame({"unique_id": uid, "ds": future["ds"], "Prophet": model.predict(future)["yhat"]}))
+    return pd.concat(out, ignore_index=True)
+
+
+def run_default_prophet(split: Split) -> tuple[pd.DataFrame, float]:
+    started = time.perf_counter()
+    series = [(uid, g[["ds", "y"]]) for uid, g in split.train.groupby("unique_id")]
+    batches = [series[i :: WORKERS * 4] for i in range(WORKERS * 4)]
+    with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        parts = list(pool.map(_default_prophet, batches, [split.freq] * len(batches), [split.h] * len(batches)))
+    return pd.concat(parts, ignore_index=True), time.perf_counter() - started
+
+
+def evaluate(split: Split, lstm_epochs: int, dump: Path | None) -> str:
+    print(f"== {split.name}: {split.train['unique_id'].nunique()} series, h={split.h}", flush=True)
+    ours, weights, ours_seconds = run_ensemble(split, lstm_epochs, dump)
+    print(f"   restock ensemble fitted in {ours_seconds:.0f}s", flush=True)
+    peers, peer_seconds = run_statsforecast(split)
+    prophet, prophet_seconds = run_default_prophet(split)
+    peer_seconds["Prophet (default)"] = prophet_seconds
+    table = split.test.merge(ours, on=["unique_id", "ds"], how="left")
+    table = table.merge(peers, on=["unique_id", "ds"], how="left").merge(prophet, on=["unique_id", "ds"], how="left")
+    table = table.rename(columns={"Prophet": "Prophet (default)"})
+    models = [c for c in table.columns if c not in ("unique_id", "ds", "y", "yhat_lower", "yhat_upper")]
+    summary = summarize(score_series(table, models, mase_scales(split.train, split.freq)))
+    if dump:
+        table.to_parquet(dump / f"{split.name.replace(' ', '_')}_test.parquet", index=False)
+    coverage = float(((table["y"] >= table["yhat_lower"]) & (table["y"] <= table["yhat_upper"])).mean())
+    peers_best = summary.loc[["SeasonalNaive", "AutoETS", "Prophet (default)"], "mase"].min()
+    lines = [
+        f"### {split.name} (h={split.h}, {split.train['unique_id'].nunique()} series)",
+        "",
+        "| model | MASE | sMAPE | WAPE | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    timing = {"ensemble_auto": ours_seconds} | peer_seconds
+    for model, row in summary.sort_values("mase").iterrows():
+        seconds = f"{timing[model]:.0f}" if model in timing else ""
+        lines.append(f"| {model} | {row.mase:.3f} | {row.smape:.2f} | {row.wape:.3f} | {seconds} |")
+    auto = summary.loc["ensemble_auto", "mase"]
+    lines += [
+        "",
+        f"auto / best peer MASE = {auto:.3f} / {peers_best:.3f} = {auto / peers_best:.3f} "
+        f"(target <= 0.95); 95% interval coverage on the test: {coverage:.1%}",
+        f"weights: {weights}",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="m3,pizzaplace")
+    parser.add_argument("--lstm-epochs", type=int, default=50)
+    parser.add_argument("--dump", type=Path, help="also save the fitted ensemble and the test table here")
+    args = parser.parse_args()
+    root = data_dir()
+    if not (root / "m3_monthly_train.csv").exists():
+        print(f"benchmark data not found in {root}; set RESTOCK_BENCH_DATA. Skipping.")
+        return 0
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    loaders = {"m3": load_m3, "pizzaplace": load_pizzaplace}
+    for name in args.datasets.split(","):
+        evaluate(loaders[name](root), args.lstm_epochs, args.dump)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
