@@ -31,6 +31,22 @@ Filter = str | Sequence[str] | None
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK_ROWS = 100_000
+_SQLITE_COUNT_SERIES = """
+WITH RECURSIVE
+products(p) AS (
+  SELECT min(product_id) FROM sales
+  UNION ALL
+  SELECT (SELECT min(product_id) FROM sales WHERE product_id > products.p)
+  FROM products WHERE products.p IS NOT NULL),
+pairs(p, s) AS (
+  SELECT products.p, (SELECT min(store_id) FROM sales WHERE product_id = products.p)
+  FROM products WHERE products.p IS NOT NULL
+  UNION ALL
+  SELECT pairs.p, (SELECT min(store_id) FROM sales
+                   WHERE product_id = pairs.p AND store_id > pairs.s)
+  FROM pairs WHERE pairs.s IS NOT NULL)
+SELECT count(s) FROM pairs
+"""
 
 
 @dataclass(frozen=True)
@@ -172,15 +188,23 @@ class SalesStore:
             conn.execute(tables.uploads.update().where(tables.uploads.c.seq == seq).values(
                 inserted=inserted, updated=updated, status="applied"))
             total = conn.execute(sa.select(sa.func.count()).select_from(tables.sales)).scalar_one()
-            series = conn.execute(sa.select(sa.func.count()).select_from(
-                sa.select(tables.sales.c.product_id, tables.sales.c.store_id).distinct()
-                .subquery())).scalar_one()
+            series = self._count_series(conn)
         return UploadResult(
             upload_id=upload_id, filename=filename, rows_read=parsed.rows_read,
             inserted=int(inserted), updated=int(updated), skipped=parsed.skipped_total,
             total_rows=int(total), series=int(series), ignored_columns=parsed.ignored_columns,
             skipped_problems=[p.to_dict() for p in parsed.skipped],
         )
+
+    def _count_series(self, conn: sa.Connection) -> int:
+        """Distinct (product_id, store_id) pairs. On SQLite a skip-scan of the primary key
+        (one index seek per product and per store) so that an upload's cost does not grow
+        with the history; a DISTINCT reads every row (0.3 s at 2M rows)."""
+        if self.dialect == "sqlite":
+            return int(conn.exec_driver_sql(_SQLITE_COUNT_SERIES).scalar_one())
+        return int(conn.execute(sa.select(sa.func.count()).select_from(
+            sa.select(tables.sales.c.product_id, tables.sales.c.store_id).distinct()
+            .subquery())).scalar_one())
 
     def _stage(self, conn: sa.Connection, frame: pd.DataFrame, seq: int) -> sa.Table:
         """Bulk-load the upload into a per-connection temporary table."""
