@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +41,7 @@ class ThreadJobQueue(JobQueue):
     """
 
     kind = "thread"
+    STATS_TTL = 1.0
 
     def __init__(self, records: JobRecords, task: Task, *, lock_path: Path | None = None,
                  started_at: datetime | None = None, poll_interval: float = 0.5,
@@ -52,6 +54,7 @@ class ThreadJobQueue(JobQueue):
         self.lock_retry = lock_retry
         self._lock_file: IO[bytes] | None = None
         self._owner = False
+        self._stats: tuple[float, dict[str, int]] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="restock-jobs", daemon=True)
@@ -65,6 +68,7 @@ class ThreadJobQueue(JobQueue):
     def submit(self, params: dict[str, Any], *, upload_id: str | None = None,
                kind: str = "retrain") -> Job:
         job = self.records.create(params, upload_id=upload_id, kind=kind)
+        self._stats = None
         self._wake.set()
         return job
 
@@ -78,7 +82,12 @@ class ThreadJobQueue(JobQueue):
         return self.records.request_cancel(job_id)
 
     def stats(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.records.counts(), "runner": self.is_runner}
+        """Counts at most ``STATS_TTL`` seconds old: ``GET /`` is polled hard, jobs are not."""
+        now = time.monotonic()
+        cached = self._stats
+        if cached is None or now - cached[0] > self.STATS_TTL:
+            cached = self._stats = (now, self.records.counts())
+        return {"kind": self.kind, **cached[1], "runner": self.is_runner}
 
     @property
     def is_runner(self) -> bool:

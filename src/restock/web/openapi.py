@@ -29,8 +29,9 @@ def reject_invalid(req: Any, _resp: Any, error: Exception | None, _instance: Any
     if req.is_json and req.get_data(cache=True).strip() and req.get_json(silent=True) is None:
         raise BadRequest("the request body is not valid JSON")
     if error is not None:
+        found = error.errors(include_url=False, include_input=False)  # type: ignore[attr-defined]
         problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-                    for e in error.errors(include_url=False, include_input=False)]  # type: ignore[attr-defined]
+                    for e in found]
         raise RequestValidationError("the request does not match the schema",
                                      {"problems": problems})
 
