@@ -43,7 +43,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Self
+from typing import Any, Callable, ClassVar, Iterator, Self
 
 import numpy as np
 import pandas as pd
@@ -133,7 +133,6 @@ class _Panel:
     values: np.ndarray  # (n, width) float32, NaN past each series' end
     lengths: np.ndarray  # (n,) int
     calendar: np.ndarray  # (n, width, features) float32
-    last_dates: list[pd.Timestamp]
 
 
 class LSTMForecaster(Forecaster):
@@ -275,7 +274,6 @@ class LSTMForecaster(Forecaster):
             values=values,
             lengths=lengths,
             calendar=calendar,
-            last_dates=[dates[-1] for _, dates, _ in series],
         )
 
     def _train(self, panel: _Panel, on_progress: ProgressFn) -> None:
@@ -362,7 +360,13 @@ class LSTMForecaster(Forecaster):
         self.net_.load_state_dict(best_state)
         self.best_val_loss_ = None if math.isinf(best) else best
 
-    def _evaluate(self, val, batch, values: torch.Tensor, loss_of) -> float:
+    def _evaluate(
+        self,
+        val: tuple[np.ndarray, np.ndarray],
+        batch: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+        values: torch.Tensor,
+        loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> float:
         """Mean validation loss over the fixed validation windows (no dropout, no grad)."""
         self.net_.eval()
         total, count = 0.0, 0
