@@ -9,7 +9,9 @@ observe is written together with its event in one transaction, so an event strea
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,11 +43,24 @@ def _job(row: sa.Row[Any]) -> Job:
     )
 
 
-class JobRecords:
-    """CRUD for jobs and their numbered events over a SQLAlchemy engine."""
+#: Sees every event as it is appended (inside its transaction, under the job's row lock).
+EventSink = Callable[[Event], None]
 
-    def __init__(self, engine: sa.Engine) -> None:
+INTERRUPTED = {"code": "interrupted",
+               "message": "the server stopped while this job was pending or running"}
+
+
+class JobRecords:
+    """CRUD for jobs and their numbered events over a SQLAlchemy engine.
+
+    ``on_append`` mirrors events elsewhere (the Celery queue's Redis Stream): it runs
+    while the job's row is locked, so the mirror receives a job's events in id order.
+    """
+
+    def __init__(self, engine: sa.Engine, on_append: EventSink | None = None) -> None:
         self.engine = engine
+        self.on_append = on_append
+        self._counts: tuple[float, dict[str, int]] | None = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -68,14 +83,21 @@ class JobRecords:
                 .order_by(job_events.c.event_id)).all()
         return [Event(r.job_id, r.event_id, r.event, r.data) for r in rows]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, max_age: float = 0.0) -> dict[str, int]:
+        """Queued and running jobs; at most ``max_age`` seconds old (``GET /`` is polled
+        hard, jobs are not). A ``create`` here drops the cached figure."""
+        now = time.monotonic()
+        if self._counts is not None and now - self._counts[0] <= max_age:
+            return self._counts[1]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(jobs.c.status, sa.func.count())
                 .where(jobs.c.status.in_(("queued", "running")))
                 .group_by(jobs.c.status)).all()
         found = {status: int(n) for status, n in rows}
-        return {"queued": found.get("queued", 0), "running": found.get("running", 0)}
+        counts = {"queued": found.get("queued", 0), "running": found.get("running", 0)}
+        self._counts = (now, counts)
+        return counts
 
     # -- writing -------------------------------------------------------------------------
 
@@ -83,6 +105,7 @@ class JobRecords:
                kind: str = "retrain") -> Job:
         """Insert a queued job with its first event, so a stream opened now shows it."""
         job_id = str(uuid.uuid4())
+        self._counts = None
         with self.engine.begin() as conn:
             conn.execute(jobs.insert().values(
                 job_id=job_id, kind=kind, status="queued", stage="queued", progress=0.0,
@@ -153,20 +176,21 @@ class JobRecords:
                                    {"job_id": job_id, "status": job.status})
         return job
 
-    def mark_interrupted(self, created_before: datetime) -> int:
+    def mark_interrupted(self, created_before: datetime | None,
+                         error: dict[str, Any] = INTERRUPTED) -> int:
         """Fail the jobs a dead process left behind; each gets a final ``error`` event.
 
         ``running`` jobs are always orphans when this is called (one runner at a time);
-        ``queued`` ones only if they predate this server's start, so a job queued by a
-        sibling worker a moment ago is not swept.
+        ``queued`` ones only if they predate ``created_before`` (this server's start), so
+        a job queued by a sibling worker a moment ago is not swept. ``None`` sweeps no
+        queued job: with a broker they are still waiting to run, not orphans.
         """
-        error = {"code": "interrupted",
-                 "message": "the server stopped while this job was pending or running"}
+        orphaned = jobs.c.status == "running"
+        if created_before is not None:
+            orphaned = sa.or_(orphaned, sa.and_(jobs.c.status == "queued",
+                                                jobs.c.created_at < created_before))
         with self.engine.begin() as conn:
-            orphans = conn.execute(sa.select(jobs.c.job_id).where(sa.or_(
-                jobs.c.status == "running",
-                sa.and_(jobs.c.status == "queued", jobs.c.created_at < created_before),
-            ))).scalars().all()
+            orphans = conn.execute(sa.select(jobs.c.job_id).where(orphaned)).scalars().all()
             for job_id in orphans:
                 conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(
                     status="failed", finished_at=utcnow(), error=error))
@@ -182,4 +206,6 @@ class JobRecords:
         event_id = int(last or 0) + 1
         conn.execute(job_events.insert().values(
             job_id=job_id, event_id=event_id, event=event, data=data, created_at=utcnow()))
+        if self.on_append is not None:
+            self.on_append(Event(job_id, event_id, event, data))
         return event_id

@@ -14,14 +14,13 @@ import fcntl
 import logging
 import os
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from restock.errors import JobCancelled, RestockError
-from restock.jobs.base import Event, EventData, Job, JobQueue, Task
+from restock.jobs.base import Event, Job, JobQueue, Task
 from restock.jobs.records import JobRecords, utcnow
+from restock.jobs.runner import run_job
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ class ThreadJobQueue(JobQueue):
         self.lock_retry = lock_retry
         self._lock_file: IO[bytes] | None = None
         self._owner = False
-        self._stats: tuple[float, dict[str, int]] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="restock-jobs", daemon=True)
@@ -68,7 +66,6 @@ class ThreadJobQueue(JobQueue):
     def submit(self, params: dict[str, Any], *, upload_id: str | None = None,
                kind: str = "retrain") -> Job:
         job = self.records.create(params, upload_id=upload_id, kind=kind)
-        self._stats = None
         self._wake.set()
         return job
 
@@ -83,11 +80,8 @@ class ThreadJobQueue(JobQueue):
 
     def stats(self) -> dict[str, Any]:
         """Counts at most ``STATS_TTL`` seconds old: ``GET /`` is polled hard, jobs are not."""
-        now = time.monotonic()
-        cached = self._stats
-        if cached is None or now - cached[0] > self.STATS_TTL:
-            cached = self._stats = (now, self.records.counts())
-        return {"kind": self.kind, **cached[1], "runner": self.is_runner}
+        return {"kind": self.kind, **self.records.counts(max_age=self.STATS_TTL),
+                "runner": self.is_runner}
 
     @property
     def is_runner(self) -> bool:
@@ -113,7 +107,7 @@ class ThreadJobQueue(JobQueue):
                     self._wake.wait(self.poll_interval)
                     self._wake.clear()
                     continue
-                self._execute(job)
+                run_job(self.records, self.task, job)
         except Exception:  # noqa: BLE001 - a dead runner must say why in the log
             log.exception("job runner stopped unexpectedly")
         finally:
@@ -144,31 +138,3 @@ class ThreadJobQueue(JobQueue):
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
-
-    def _execute(self, job: Job) -> None:
-        """Run one job to a terminal state, whatever the task does."""
-        job_id = job.job_id
-
-        def on_event(data: EventData) -> None:
-            if self.records.progress(job_id, dict(data)):
-                raise JobCancelled("cancelled while running")
-
-        log.info("job %s started", job_id)
-        try:
-            result = self.task(dict(job.params), on_event)
-        except JobCancelled:
-            error = {"code": "cancelled", "message": "cancelled while running"}
-            self.records.finish(job_id, "cancelled", "error", error, error=error)
-            log.info("job %s cancelled", job_id)
-        except RestockError as exc:
-            self.records.finish(job_id, "failed", "error", exc.to_dict(), error=exc.to_dict())
-            log.warning("job %s failed: %s", job_id, exc.message)
-        except Exception:  # noqa: BLE001 - the job must end, the details stay in the log
-            log.exception("job %s crashed", job_id)
-            error = {"code": "internal_error",
-                     "message": "the job failed unexpectedly; the server log has details"}
-            self.records.finish(job_id, "failed", "error", error, error=error)
-        else:
-            self.records.finish(job_id, "succeeded", "done", result,
-                                model_version=result.get("model_version"))
-            log.info("job %s succeeded: %s", job_id, result.get("model_version"))

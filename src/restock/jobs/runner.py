@@ -1,0 +1,57 @@
+"""Run one claimed job to a terminal state: shared by the thread queue and Celery workers.
+
+Whatever the job body does (returns, raises a domain error, is cancelled, crashes), the
+job ends with a terminal status and a final ``done`` or ``error`` event, so no client
+stream is left waiting. Backends differ only in what they check between events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from restock.errors import JobCancelled, RestockError
+from restock.jobs.base import EventData, Job, Task
+from restock.jobs.records import JobRecords
+
+log = logging.getLogger(__name__)
+
+
+def _no_check() -> None:
+    """The default ``check``: nothing beyond the cancel flag."""
+
+
+def run_job(records: JobRecords, task: Task, job: Job,
+            check: Callable[[], None] = _no_check) -> None:
+    """Run ``task`` for ``job``, persisting its events, until a terminal state.
+
+    Each progress event is written first, then the cancel flag it returns is honoured
+    (``JobCancelled``), then ``check`` runs: it may raise a ``RestockError`` to stop the
+    job for a backend's own reason (the Celery queue's lost cluster lock).
+    """
+    job_id = job.job_id
+
+    def on_event(data: EventData) -> None:
+        if records.progress(job_id, dict(data)):
+            raise JobCancelled("cancelled while running")
+        check()
+
+    log.info("job %s started", job_id)
+    try:
+        result = task(dict(job.params), on_event)
+    except JobCancelled:
+        error = {"code": "cancelled", "message": "cancelled while running"}
+        records.finish(job_id, "cancelled", "error", error, error=error)
+        log.info("job %s cancelled", job_id)
+    except RestockError as exc:
+        records.finish(job_id, "failed", "error", exc.to_dict(), error=exc.to_dict())
+        log.warning("job %s failed: %s", job_id, exc.message)
+    except Exception:  # noqa: BLE001 - the job must end, the details stay in the log
+        log.exception("job %s crashed", job_id)
+        error = {"code": "internal_error",
+                 "message": "the job failed unexpectedly; the server log has details"}
+        records.finish(job_id, "failed", "error", error, error=error)
+    else:
+        records.finish(job_id, "succeeded", "done", result,
+                       model_version=result.get("model_version"))
+        log.info("job %s succeeded: %s", job_id, result.get("model_version"))
