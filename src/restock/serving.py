@@ -7,15 +7,22 @@ whole shop) is exactly the sum of its series, and its interval comes from the su
 backtest residuals of those same series. The service holds the active version in memory
 (the seed's GLOBAL_MODEL) and reloads it when the registry's ``current`` pointer moves,
 which it checks with one ``stat`` per call, so every web worker follows a rollback.
+
+Per request the only database work is one indexed ``max(seq)`` over the uploads table: the
+store changes only through applied uploads, so that number names the data's version. It
+drives the ``stale_model`` warning and keys a snapshot of every series' latest ``on_hand``
+(one query per data version, shared by all selections), so a new upload shows on the very
+next request, in this process or any other. The rest is numpy on arrays prepared at load.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ from restock import inventory
 from restock.config import Settings
 from restock.data.panel import TOTAL_ID, horizon_steps
 from restock.data.schema import days_per_period
+from restock.data import tables
 from restock.data.store import Filter, SalesStore
 from restock.errors import (
     InvalidParameterError,
@@ -45,6 +53,8 @@ SHORT_HISTORY_SEASONS = 2
 INTERMITTENT_ZERO_SHARE = 0.5
 GAP_SHARE_WARNING = 0.05
 HIGH_UNCERTAINTY_RATIO = 1.0
+_season_length = functools.lru_cache(maxsize=64)(season_length)
+_days_per_period = functools.lru_cache(maxsize=64)(days_per_period)
 
 
 @dataclass
@@ -63,6 +73,30 @@ class LoadedModel:
     backtest_yhat: np.ndarray  # [series, B] ensemble predictions
     history_dates: pd.DatetimeIndex
     history: np.ndarray  # [series, T] (NaN before a series starts)
+    # derived once at load, so a request only indexes arrays
+    table: pd.DataFrame = field(init=False, repr=False)  # ``series`` without the total
+    table_rows: np.ndarray = field(init=False, repr=False)  # row of each ``table`` series
+    positions: dict[str, dict[str, np.ndarray]] = field(init=False, repr=False)
+    n_obs: np.ndarray = field(init=False, repr=False)  # by row
+    gap_share: np.ndarray = field(init=False, repr=False)  # by row
+    dates_iso: list[str] = field(init=False, repr=False)
+    history_iso: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.table = self.series.drop(index=TOTAL_ID, errors="ignore")
+        self.table_rows = np.array([self.row[u] for u in self.table.index], dtype=np.intp)
+        self.positions = {}
+        for column in ("product_id", "store_id", "category"):
+            codes, uniques = pd.factorize(self.table[column], sort=False)
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+            self.positions[column] = {value: order[bounds[i]:bounds[i + 1]]
+                                      for i, value in enumerate(uniques)}
+        self.n_obs = self.series["n_obs"].to_numpy()
+        self.gap_share = self.series["gap_share"].to_numpy()
+        self.dates_iso = [d.date().isoformat() for d in self.dates]
+        self.history_iso = np.array([d.date().isoformat() for d in self.history_dates],
+                                    dtype=object)
 
     @classmethod
     def read(cls, registry: ModelRegistry, version: str) -> "LoadedModel":
@@ -122,6 +156,8 @@ class ForecastService:
         self._model: LoadedModel | None = None
         self._stamp: int | None = None
         self._lock = threading.Lock()
+        self._snapshot: tuple[Any, pd.DataFrame] | None = None  # (data version, on_hand)
+        self._on_hand: dict[Any, float | None] = {}  # (data version, filters) -> on_hand
 
     # -- the active model ----------------------------------------------------------------
 
@@ -160,14 +196,21 @@ class ForecastService:
                    "category": _as_list(category)}
         if not any(filters.values()):
             return [TOTAL_ID]
-        table = model.series.drop(index=TOTAL_ID, errors="ignore")
+        uids, _ = self._select(model, filters)
+        return uids
+
+    def _select(self, model: LoadedModel,
+                filters: dict[str, list[str]]) -> tuple[list[str], list[int]]:
+        """``select`` for non-empty filters: the series ids and their rows in the arrays."""
+        table = model.table
         mask = np.ones(len(table), dtype=bool)
         for column, wanted in filters.items():
             if not wanted:
                 continue
-            known = set(table[column])
-            unknown = [w for w in wanted if w not in known]
+            positions = model.positions[column]
+            unknown = [w for w in wanted if w not in positions]
             if unknown:
+                known = set(table[column])
                 suggestions = {u: difflib.get_close_matches(u, sorted(known), n=3)
                                for u in unknown[:5]}
                 hints = sorted({s for found in suggestions.values() for s in found})
@@ -175,12 +218,15 @@ class ForecastService:
                     f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
                     + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
                     {"column": column, "unknown": unknown[:20], "suggestions": suggestions})
-            mask &= table[column].isin(wanted).to_numpy()
-        selected = table.index[mask].tolist()
-        if not selected:
+            hit = np.zeros(len(table), dtype=bool)
+            for value in wanted:
+                hit[positions[value]] = True
+            mask &= hit
+        where = np.flatnonzero(mask)
+        if not where.size:
             raise UnknownSeriesError("no series matches all of the given filters together",
                                      {k: v for k, v in filters.items() if v})
-        return selected
+        return table.index[where].tolist(), model.table_rows[where].tolist()
 
     # -- the forecast --------------------------------------------------------------------
 
@@ -205,53 +251,122 @@ class ForecastService:
         """The forecast, inventory plan and warnings for one selection, as the API returns it."""
         model = self.model()
         steps = self._steps(model, days, periods)
-        uids = self.select(model, product_id, store_id, category)
-        rows = [model.row[u] for u in uids]
+        filters = {"product_id": _as_list(product_id), "store_id": _as_list(store_id),
+                   "category": _as_list(category)}
+        if any(filters.values()):
+            uids, rows = self._select(model, filters)
+        else:
+            uids, rows = [TOTAL_ID], [model.row[TOTAL_ID]]
         point = {c: np.nansum(v[rows, :steps], axis=0) if len(rows) > 1 else v[rows[0], :steps]
                  for c, v in model.values.items()}
+        residuals = self._residuals(model, rows)  # the same for the interval, sigma and MASE
         if len(rows) > 1:
             for member in MEMBER_COLUMNS:
                 if member in model.values and np.isnan(model.values[member][rows, :steps]).any():
                     point[member] = np.full(steps, np.nan)  # a partial sum would mislead
-            width = interval_half_widths(self._residuals(model, rows), steps,
-                                         self.settings.interval_level)
+            width = interval_half_widths(residuals, steps, self.settings.interval_level)
             point["yhat_lower"] = np.maximum(point["yhat"] - width, 0.0)
             point["yhat_upper"] = point["yhat"] + width
         dates = model.dates[:steps]
         frame = pd.DataFrame({"date": dates, **point})
 
-        period_days = days_per_period(model.freq)
-        sigma_period = self._sigma(model, rows, lead_time_days / period_days)
+        period_days = _days_per_period(model.freq)
+        sigma_period = self._sigma(model, rows, lead_time_days / period_days, residuals)
+        data_version = self._data_version()
         if on_hand is None:
-            on_hand = self.store.latest_on_hand(product_id, store_id, category)
+            on_hand = self._latest_on_hand(data_version, product_id, store_id, category)
         plan = inventory.plan_inventory(
             frame[["date", "yhat"]], inventory.sigma_daily_from_period(sigma_period, period_days),
             service_level=service_level, lead_time_days=lead_time_days,
             lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
             on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
             cover_days=cover_days, freq=model.freq)
-        history = self._history(model, rows)
-        warnings = self._warnings(model, uids, rows, frame, history) \
-            + inventory.inventory_warnings(plan)
+        history_at, history_values = self._history(model, rows)
+        warnings = self._warnings(model, uids, rows, frame, history_values, residuals,
+                                  data_version) + inventory.inventory_warnings(plan)
+        columns = {c: _nums(point[c]) if c in point else [None] * steps
+                   for c in ("yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)}
         result: dict[str, Any] = {
             "model_version": model.version,
-            "selection": {"product_id": _as_list(product_id), "store_id": _as_list(store_id),
-                          "category": _as_list(category),
+            "selection": {"product_id": filters["product_id"],
+                          "store_id": filters["store_id"], "category": filters["category"],
                           "series": len(uids) if uids != [TOTAL_ID] else int(model.meta["series"])},
             "frequency": model.freq,
             "horizon": {"periods": steps, "days": round(steps * period_days, 2)},
-            "history": [{"date": d.date().isoformat(), "quantity": _num(q)}
-                        for d, q in zip(history["date"], history["quantity"])],
-            "forecast": [{"date": r.date.date().isoformat(), "yhat": _num(r.yhat),
-                          "yhat_lower": _num(r.yhat_lower), "yhat_upper": _num(r.yhat_upper),
-                          **{m: _num(getattr(r, m, np.nan)) for m in MEMBER_COLUMNS}}
-                         for r in frame.itertuples(index=False)],
+            "history": [{"date": d, "quantity": q} for d, q in
+                        zip(model.history_iso[history_at].tolist(), _nums(history_values))],
+            "forecast": [dict(zip(_FORECAST_KEYS, values))
+                         for values in zip(model.dates_iso[:steps], *columns.values())],
             "inventory": plan.to_dict(),
             "warnings": warnings,
         }
         if plot:
+            history = pd.DataFrame({"date": model.history_dates[history_at],
+                                    "quantity": history_values})
             result["plot_id"] = self._plot(model, uids, frame, history, plan)
         return result
+
+    # -- what the store knows now ----------------------------------------------------------
+
+    def _data_version(self) -> Any:
+        """The newest applied upload's ``seq``: the store changes only through uploads.
+
+        One indexed ``max`` on the small uploads table, read on a plain DB-API connection:
+        on SQLite that is a WAL snapshot read, which neither takes the write lock (the
+        store's ``begin`` hook issues ``BEGIN IMMEDIATE``) nor waits for an upload.
+        """
+        connection = self.store.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(_LAST_UPLOAD_SQL)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        return None if row is None else row[0]
+
+    def _latest_on_hand(self, data_version: Any, product_id: Filter, store_id: Filter,
+                        category: Filter) -> float | None:
+        """``SalesStore.latest_on_hand`` of the selection, from a per-data-version snapshot."""
+        key = (data_version, _filter_key(product_id), _filter_key(store_id),
+               _filter_key(category))
+        cached = self._on_hand.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        current = self._snapshot
+        if current is None or current[0] != data_version:
+            current = (data_version, self._read_snapshot())
+            self._snapshot = current
+            self._on_hand = {}  # entries of older versions are never asked for again
+        value = _on_hand_of(current[1], product_id, store_id, category)
+        if len(self._on_hand) >= _ON_HAND_CACHED:
+            self._on_hand = {}
+        self._on_hand[key] = value
+        return value
+
+    def _read_snapshot(self) -> pd.DataFrame:
+        """Each (product, store, category)'s latest recorded stock level and its date.
+
+        ``latest_on_hand`` takes, per (product, store) among the rows its filters match, the
+        row of the latest date with a stock level; the category is part of the match, so it
+        is part of the key here, and ``_on_hand_of`` picks the latest matching triple.
+        """
+        connection = self.store.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(_SNAPSHOT_SQL)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        frame = pd.DataFrame(rows, columns=["product_id", "store_id", "category", "date",
+                                            "on_hand"])
+        return frame.astype({"product_id": object, "store_id": object, "category": object,
+                             "on_hand": float})
 
     def all_series(self, days: int | None = None, periods: int | None = None) -> pd.DataFrame:
         """Every series' forecast in long form (the total excluded), for bulk export."""
@@ -297,58 +412,59 @@ class ForecastService:
             np.full(len(model.backtest_steps), np.nan)
         return pd.DataFrame({"step": model.backtest_steps, "residual": residual})
 
-    def _sigma(self, model: LoadedModel, rows: list[int], lead_periods: float) -> float:
+    def _sigma(self, model: LoadedModel, rows: list[int], lead_periods: float,
+               residuals: pd.DataFrame | None = None) -> float:
         """Forecast-error sigma per period over the lead time, from backtest residuals.
 
         Series never backtested (too short) fall back to the spread of their history,
         the seed's estimate, which is all there is to go on.
         """
-        residuals = self._residuals(model, rows)
+        if residuals is None:
+            residuals = self._residuals(model, rows)
         if residuals["residual"].notna().any():
             steps = max(1, math.ceil(lead_periods))
             return float(np.mean(residual_sigma(residuals, steps)))
         history = np.nansum(model.history[rows], axis=0)
         return float(np.nanstd(history)) if history.size > 1 else 0.0
 
-    def _history(self, model: LoadedModel, rows: list[int]) -> pd.DataFrame:
+    def _history(self, model: LoadedModel, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The selection's recent history: positions in ``history_dates`` and quantities."""
         values = model.history[rows]
         started = ~np.isnan(values).all(axis=0)
         total = np.nansum(values, axis=0)[started]
         limit = HISTORY_PERIODS.get(model.freq[0], 365)
-        return pd.DataFrame({"date": model.history_dates[started], "quantity": total}).tail(limit)
+        return np.flatnonzero(started)[-limit:], total[-limit:]
 
     def _warnings(self, model: LoadedModel, uids: list[str], rows: list[int],
-                  frame: pd.DataFrame, history: pd.DataFrame) -> list[dict[str, str]]:
+                  frame: pd.DataFrame, history: np.ndarray, residuals: pd.DataFrame,
+                  data_version: Any) -> list[dict[str, str]]:
         warn = inventory.make_warning
         found = []
-        info = model.series.loc[uids]
-        season = season_length(model.freq)
-        short = info[info["n_obs"] < SHORT_HISTORY_SEASONS * season]
-        if len(short):
+        season = _season_length(model.freq)
+        short = int((model.n_obs[rows] < SHORT_HISTORY_SEASONS * season).sum())
+        if short:
             found.append(warn("short_history", "warning",
-                              f"{len(short)} of {len(uids)} selected series have less than "
+                              f"{short} of {len(uids)} selected series have less than "
                               f"{SHORT_HISTORY_SEASONS * season} periods of history; their "
                               "forecasts lean on simple fallbacks"))
-        if len(history) and float((history["quantity"] == 0).mean()) > INTERMITTENT_ZERO_SHARE:
+        if len(history) and float((history == 0).mean()) > INTERMITTENT_ZERO_SHARE:
             found.append(warn("intermittent_demand", "info",
                               "demand is zero in most periods; expect lumpy sales around a "
                               "flat average forecast"))
-        mase = self._mase(model, rows, history)
+        mase = self._mase(model, residuals, history)
         if mase is not None and mase >= 1:
             found.append(warn("worse_than_naive", "warning",
                               f"on the backtest this forecast was no better than repeating "
                               f"last season (MASE {mase:.2f})"))
-        stats = self.store.stats()
         trained_seq = model.meta.get("last_upload_seq")
-        if stats["last_upload_seq"] is not None and trained_seq is not None \
-                and stats["last_upload_seq"] > trained_seq:
+        if data_version is not None and trained_seq is not None and data_version > trained_seq:
             found.append(warn("stale_model", "info",
                               "sales data newer than this model has been uploaded; retrain "
                               "to use it"))
-        gappy = info[info["gap_share"] > GAP_SHARE_WARNING]
-        if len(gappy):
+        gappy = int((model.gap_share[rows] > GAP_SHARE_WARNING).sum())
+        if gappy:
             found.append(warn("data_gaps", "info",
-                              f"{len(gappy)} selected series have missing periods, counted as "
+                              f"{gappy} selected series have missing periods, counted as "
                               "zero sales"))
         clipped = model.meta.get("clipped", {})
         if any(clipped.get(u, 0) for u in uids):
@@ -362,10 +478,11 @@ class ForecastService:
                               "the forecast itself; plan with the upper bound in mind"))
         return found
 
-    def _mase(self, model: LoadedModel, rows: list[int], history: pd.DataFrame) -> float | None:
-        residuals = self._residuals(model, rows)["residual"].to_numpy()
-        values = history["quantity"].to_numpy(float)
-        lag = season_length(model.freq)
+    def _mase(self, model: LoadedModel, residual_frame: pd.DataFrame,
+              history: np.ndarray) -> float | None:
+        residuals = residual_frame["residual"].to_numpy()
+        values = history.astype(float)
+        lag = _season_length(model.freq)
         if not np.isfinite(residuals).any() or len(values) <= lag:
             return None
         scale = float(np.mean(np.abs(values[lag:] - values[:-lag])))
@@ -410,3 +527,47 @@ class ForecastService:
 def _num(value: float) -> float | None:
     value = float(value)
     return round(value, 4) if math.isfinite(value) else None
+
+
+def _nums(values: np.ndarray) -> list[float | None]:
+    """``_num`` of every element (``tolist`` gives the same Python floats, faster)."""
+    isfinite = math.isfinite
+    return [round(v, 4) if isfinite(v) else None for v in np.asarray(values, float).tolist()]
+
+
+_FORECAST_KEYS = ("date", "yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)
+_MISSING = object()
+#: cached (data version, filters) -> on_hand entries before the cache starts over
+_ON_HAND_CACHED = 10_000
+_LAST_UPLOAD_SQL = (f"SELECT max(seq) FROM {tables.uploads.name} "
+                    "WHERE status = 'applied'")
+_SNAPSHOT_SQL = (
+    f"SELECT s.product_id, s.store_id, s.category, s.date, s.on_hand "
+    f"FROM {tables.sales.name} AS s JOIN ("
+    f"SELECT product_id, store_id, category, max(date) AS date FROM {tables.sales.name} "
+    f"WHERE on_hand IS NOT NULL GROUP BY product_id, store_id, category) AS l "
+    f"ON s.product_id = l.product_id AND s.store_id = l.store_id AND s.date = l.date")
+
+
+def _filter_key(value: Filter) -> tuple[str, ...] | None:
+    """A hashable filter, as the store reads it: None is no filter, [] matches nothing."""
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def _on_hand_of(snapshot: pd.DataFrame, product_id: Filter, store_id: Filter,
+                category: Filter) -> float | None:
+    """``SalesStore.latest_on_hand`` computed on a snapshot from ``_read_snapshot``."""
+    mask = np.ones(len(snapshot), dtype=bool)
+    for column, value in (("product_id", product_id), ("store_id", store_id),
+                          ("category", category)):
+        wanted = _filter_key(value)
+        if wanted is not None:
+            mask &= snapshot[column].isin(wanted).to_numpy()
+    matched = snapshot[mask]
+    if matched.empty:
+        return None
+    latest = matched.sort_values("date", kind="stable").drop_duplicates(
+        ["product_id", "store_id"], keep="last")
+    return float(latest["on_hand"].sum())
