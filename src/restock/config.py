@@ -29,6 +29,11 @@ class Settings:
     database_url: str = ""  # empty: SQLite file $home/restock.db
     queue: QueueKind = "thread"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # every Redis key restock and its Celery queues use starts with this, so several
+    # deployments (or test runs) can share one Redis
+    redis_prefix: str = "restock"
+    # seconds the cluster-wide retrain lock outlives a silent holder (renewed at a third)
+    job_lock_ttl: float = 30.0
     # training
     weights: WeightsMode = "auto"
     lstm_epochs: int = 50
@@ -102,6 +107,8 @@ class Settings:
         for name in ("lstm_epochs", "max_horizon_days", "keep_versions", "prophet_workers"):
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"RESTOCK_{name.upper()} must be at least 1")
+        if self.job_lock_ttl < 1:
+            raise InvalidParameterError("RESTOCK_JOB_LOCK_TTL must be at least 1 second")
         if self.backtest_windows < 1:
             raise InvalidParameterError("RESTOCK_BACKTEST_WINDOWS must be at least 1")
 

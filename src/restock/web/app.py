@@ -51,9 +51,12 @@ def services() -> Services:
 
 def build_queue(settings: Settings, store: SalesStore, task: Task,
                 started_at: datetime | None) -> JobQueue:
-    if settings.queue != "thread":
-        raise NotImplementedError("RESTOCK_QUEUE=celery needs the scale-out extra; "
-                                  "use RESTOCK_QUEUE=thread")
+    """The embedded thread queue, or with ``RESTOCK_QUEUE=celery`` the Celery one (jobs run
+    on ``restock worker`` processes; celery and redis are imported only then)."""
+    if settings.queue == "celery":
+        from restock.jobs.celery import CeleryJobQueue
+
+        return CeleryJobQueue(settings, store.engine, task)
     return ThreadJobQueue(JobRecords(store.engine), task, lock_path=settings.home / "jobs.lock",
                           started_at=started_at).start()
 
