@@ -223,6 +223,9 @@ class SalesStore:
             for start in range(0, len(frame), _CHUNK_ROWS):
                 conn.exec_driver_sql(sql, _sqlite_rows(frame.iloc[start:start + _CHUNK_ROWS], seq))
             return staging
+        if self.dialect == "postgresql" and _is_psycopg(conn):
+            _copy_into_staging(conn, frame, seq)
+            return staging
         rows = _records(frame, seq)
         for start in range(0, len(rows), 50_000):
             conn.execute(staging.insert(), rows[start:start + 50_000])
@@ -351,6 +354,58 @@ def _sqlite_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
     SQLite (dates as YYYY-MM-DD text, numbers as floats, missing price/on_hand as NULL)."""
     codes, days = pd.factorize(frame["date"])
     dates = np.asarray(days.strftime("%Y-%m-%d"), dtype=object)[codes]
+
+    def optional(column: str) -> list[Any]:
+        values = frame[column].astype(float)
+        return values.astype(object).where(values.notna(), None).tolist()
+
+    return list(zip(
+        frame["product_id"].astype(str).tolist(),
+        frame["store_id"].fillna("").astype(str).tolist(),
+        dates.tolist(),
+        frame["category"].fillna("").astype(str).tolist(),
+        frame["quantity"].astype(float).tolist(),
+        optional("price"),
+        optional("on_hand"),
+        itertools.repeat(seq, len(frame)),
+    ))
+
+
+# binary COPY needs each column's wire type: tables.sales in column order
+_COPY_TYPES = ("varchar", "varchar", "date", "varchar", "float8", "float8", "float8", "int4")
+
+
+def _is_psycopg(conn: sa.Connection) -> bool:
+    return conn.dialect.driver == "psycopg"
+
+
+def _copy_into_staging(conn: sa.Connection, frame: pd.DataFrame, seq: int) -> None:
+    """``COPY sales_staging FROM STDIN (FORMAT BINARY)`` on the raw psycopg 3 connection.
+
+    The raw connection is the one under ``conn`` and is already inside its transaction (the
+    upload row was inserted through it), so the COPY commits or rolls back with the rest.
+    Binary format: no text escaping to get wrong (tabs, quotes, newlines or backslashes in
+    ids), floats travel exactly, NULL is NULL and an empty string stays an empty string. Rows
+    go over in chunks so that only one chunk's Python tuples exist at a time.
+    """
+    columns = [c.name for c in tables.sales.columns]
+    assert len(columns) == len(_COPY_TYPES), "keep _COPY_TYPES in step with tables.sales"
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        with cursor.copy(f"COPY sales_staging ({', '.join(columns)}) "
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_COPY_TYPES))
+            for start in range(0, len(frame), _CHUNK_ROWS):
+                for row in _copy_rows(frame.iloc[start:start + _CHUNK_ROWS], seq):
+                    copy.write_row(row)
+
+
+def _copy_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
+    """Rows as tuples in ``tables.sales`` column order for a binary COPY: dates as
+    ``datetime.date`` (each distinct day converted once), floats, missing as None."""
+    codes, days = pd.factorize(frame["date"])
+    dates = np.asarray([day.date() for day in days], dtype=object)[codes]
 
     def optional(column: str) -> list[Any]:
         values = frame[column].astype(float)
