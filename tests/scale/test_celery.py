@@ -1,0 +1,160 @@
+"""Retrains through Celery on real processes: ``restock serve`` (gunicorn, several
+workers) + ``restock worker`` + Redis + PostgreSQL, read by a real HTTP client.
+
+The shared ``cluster`` tests run in file order (a retrain, a cancel, a second retrain);
+each states what it relies on. The worker-death and rate-limit tests get a deployment of
+their own.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+import requests
+
+from cluster import Topology, read_events, wait_for
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_retrain_streams_through_redis_and_resumes_on_another_web_worker(
+        cluster: Topology, demo_csv: bytes) -> None:
+    first = cluster.upload(demo_csv, headers={"Accept": "text/event-stream"}, stream=True)
+    assert first.status_code == 200
+    job_id = first.headers["X-Job-ID"]
+    head = read_events(first, stop_after=3)
+    assert [e["id"] for e in head] == [1, 2, 3]
+    # a new connection (any web worker) resumes from Last-Event-ID, as EventSource does
+    resumed = requests.get(f"{cluster.url}/jobs/{job_id}/events", stream=True, timeout=300,
+                           headers={"Last-Event-ID": "3"})
+    events = head + read_events(resumed)
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["event"] == "done", events[-1]
+    stages = [e["data"].get("stage") for e in events[:-1]]
+    assert stages[0] == "queued" and "prophet" in stages and "lstm" in stages
+    version = events[-1]["data"]["model_version"]
+
+    job = cluster.job(job_id)
+    assert job["status"] == "succeeded" and job["model_version"] == version
+    assert cluster.current_version() == version
+    # the events really went through the job's Redis Stream, with the SSE ids as entry ids
+    key = f"{cluster.prefix}:job:{job_id}:events"
+    ids = [entry_id.decode() for entry_id, _ in cluster.redis.xrange(key)]
+    assert ids == [f"{n}-0" for n in range(1, len(events) + 1)]
+    # a finished job replays from any point, and a client that saw everything gets nothing
+    replay = requests.get(f"{cluster.url}/jobs/{job_id}/events", stream=True, timeout=30,
+                          headers={"Last-Event-ID": str(len(events) - 2)})
+    assert [e["id"] for e in read_events(replay)] == [len(events) - 1, len(events)]
+    health = requests.get(cluster.url + "/", timeout=10).json()
+    assert health["queue"]["kind"] == "celery"
+
+
+def test_cancel_a_running_retrain(cluster: Topology, demo_csv: bytes) -> None:
+    before = cluster.current_version()
+    models_before = requests.get(cluster.url + "/models", timeout=10).json()["items"]
+    job_id = cluster.upload(demo_csv).json()["job_id"]
+    stream = requests.get(f"{cluster.url}/jobs/{job_id}/events", stream=True, timeout=300)
+    seen = read_events(stream, stop_at='"stage":"backtest"')
+    response = requests.delete(f"{cluster.url}/jobs/{job_id}", timeout=10)
+    assert response.status_code == 202
+    resumed = requests.get(f"{cluster.url}/jobs/{job_id}/events", stream=True, timeout=300,
+                           headers={"Last-Event-ID": str(seen[-1]["id"])})
+    last = read_events(resumed)[-1]
+    assert last["event"] == "error" and last["data"]["code"] == "cancelled"
+    job = cluster.wait_job(job_id, ("cancelled",), timeout=30)
+    assert job["model_version"] is None
+    assert cluster.current_version() == before
+    assert requests.get(cluster.url + "/models", timeout=10).json()["items"] == models_before
+
+
+def test_every_web_worker_serves_the_new_version_after_activation(
+        cluster: Topology, demo_csv: bytes) -> None:
+    """The registry's ``current`` pointer moves; each gunicorn worker notices on its next
+    request, with no restart. Which worker answered is read from the access log."""
+
+    def ask(n: int) -> list[tuple[str, str]]:
+        answers = []
+        for _ in range(n):  # a new connection each time, so the kernel spreads them
+            r = requests.post(cluster.url + "/forecast", timeout=30,
+                              json={"product_id": "P0001", "days": 7},
+                              headers={"Connection": "close"})
+            assert r.status_code == 200, r.text
+            answers.append((r.headers["X-Request-ID"], r.json()["model_version"]))
+        return answers
+
+    def pids(answers: list[tuple[str, str]]) -> set[int]:
+        log = cluster.server_log.read_text()
+        found = {rid: int(pid) for pid, rid in
+                 re.findall(r"\[(\d+)\] \[[^\]]*\] restock\.web\.access: POST /forecast "
+                            r"200 \S+ rid=(\w+)", log)}
+        return {found[rid] for rid, _ in answers if rid in found}
+
+    old = cluster.current_version()
+    assert old is not None, "needs the retrain of the first test"
+    warm = ask(12)  # both workers load the old version before the swap
+    assert {v for _, v in warm} == {old}
+    job_id = cluster.upload(demo_csv).json()["job_id"]
+    new = cluster.wait_job(job_id, ("succeeded", "failed"))["model_version"]
+    assert new and new != old
+
+    def all_workers_answer(version: str) -> bool:
+        answers = ask(16)
+        assert {v for _, v in answers} == {version}
+        return len(pids(answers)) >= 2
+
+    wait_for(lambda: all_workers_answer(new), 30, "both web workers answering")
+    # and a rollback through the API reaches every worker the same way
+    assert requests.post(f"{cluster.url}/models/{old}/activate", timeout=30).ok
+    wait_for(lambda: all_workers_answer(old), 30, "both web workers after the rollback")
+
+
+def test_a_killed_worker_fails_its_job_as_worker_lost(topology: Topology,
+                                                      demo_csv: bytes) -> None:
+    """kill -9 of the worker (and its pool) mid-retrain: the job ends ``failed`` with
+    ``worker_lost`` once another worker starts (not retried, see jobs/celery.py), the
+    active model is untouched and the next retrain succeeds."""
+    topology.start_server(workers=1)
+    worker = topology.start_worker(concurrency=2)
+    first = topology.upload(demo_csv).json()["job_id"]
+    version = topology.wait_job(first, ("succeeded",))["model_version"]
+
+    doomed = topology.upload(demo_csv).json()["job_id"]
+    stream = requests.get(f"{topology.url}/jobs/{doomed}/events", stream=True, timeout=300)
+    seen = read_events(stream, stop_at='"stage":"backtest"')
+    Topology.kill(worker)
+    time.sleep(2 * 3)  # two lock TTLs: nobody renews the lock, nobody finishes the job
+    assert topology.job(doomed)["status"] == "running"
+
+    topology.start_worker(concurrency=2)  # its start-up drain sweeps the orphan
+    job = topology.wait_job(doomed, ("failed", "succeeded", "cancelled"), timeout=60)
+    assert job["status"] == "failed" and job["error"]["code"] == "worker_lost", job
+    tail = read_events(requests.get(f"{topology.url}/jobs/{doomed}/events", stream=True,
+                                    timeout=30, headers={"Last-Event-ID": str(seen[-1]["id"])}))
+    assert tail[-1]["event"] == "error" and tail[-1]["data"]["code"] == "worker_lost"
+    assert topology.current_version() == version
+    models = requests.get(topology.url + "/models", timeout=10).json()["items"]
+    assert [m["version"] for m in models] == [version]
+
+    again = topology.upload(demo_csv).json()["job_id"]
+    done = topology.wait_job(again, ("succeeded", "failed"))
+    assert done["status"] == "succeeded", done
+    assert topology.current_version() == done["model_version"] != version
+
+
+def test_rate_limits_are_shared_by_every_web_worker_through_redis(
+        topology: Topology, redis_client) -> None:
+    """With ``RESTOCK_RATELIMIT_STORAGE_URI=redis://...`` four workers count together:
+    exactly the limit passes, where per-process memory would let each worker allow it."""
+    token = "t-" + topology.prefix
+    topology.env.update(RESTOCK_RATELIMIT_STORAGE_URI=topology.env["RESTOCK_REDIS_URL"],
+                        RESTOCK_RATELIMIT_DEFAULT="5 per minute", RESTOCK_API_TOKENS=token)
+    topology.start_server(workers=4)
+    codes = []
+    for _ in range(14):
+        r = requests.get(topology.url + "/series", timeout=10, headers={
+            "Authorization": f"Bearer {token}", "Connection": "close"})
+        codes.append(r.status_code)
+    assert codes.count(200) == 5 and codes.count(429) == 9, codes
