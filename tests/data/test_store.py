@@ -128,3 +128,129 @@ def test_store_creates_its_folders(tmp_path: Path) -> None:
     store = SalesStore(f"sqlite:///{tmp_path / 'a' / 'b.db'}", tmp_path / "up")
     assert (tmp_path / "a" / "b.db").exists() and (tmp_path / "up").is_dir()
     store.close()
+
+
+# -- PostgreSQL COPY staging and exact counts (issue 7) ------------------------------------
+
+TRICKY = ('date,product_id,store_id,category,quantity,price,on_hand\n'
+          '2024-01-01,"a\tb","s ""1""","x\ny",0.1,,\n'
+          '2024-01-01,"c\\\\d",,"\u00e9\u20ac",3.0000000000000004,1e-300,5\n'
+          '2024-01-01,\\N,NULL,,2,,0\n').encode()
+
+
+def test_text_and_numbers_round_trip_exactly(store: SalesStore) -> None:
+    """Tabs, newlines, quotes, backslashes, COPY's NULL markers and non-ASCII text in ids,
+    empty strings against NULLs, and floats to the last bit, as staged by COPY on
+    PostgreSQL and by executemany on SQLite."""
+    result = store.ingest_bytes(TRICKY, "tricky.csv")
+    assert (result.inserted, result.updated, result.series) == (3, 0, 3)
+    rows = {r["product_id"]: r for r in store.query().to_dict("records")}
+    assert set(rows) == {"a\tb", "c\\\\d", "\\N"}
+    assert (rows["a\tb"]["store_id"], rows["a\tb"]["category"]) == ('s "1"', "x\ny")
+    assert rows["a\tb"]["quantity"] == 0.1
+    assert pd.isna(rows["a\tb"]["price"]) and pd.isna(rows["a\tb"]["on_hand"])
+    assert (rows["c\\\\d"]["store_id"], rows["c\\\\d"]["category"]) == ("", "\u00e9\u20ac")
+    assert rows["c\\\\d"]["quantity"] == 3.0000000000000004
+    assert (rows["c\\\\d"]["price"], rows["c\\\\d"]["on_hand"]) == (1e-300, 5.0)
+    assert (rows["\\N"]["store_id"], rows["\\N"]["category"]) == ("NULL", "")
+    assert rows["\\N"]["on_hand"] == 0.0
+    exported = "".join(store.export_csv())
+    assert exported.count("\n") == 5  # header, 3 rows, one newline inside a quoted category
+
+
+@pytest.mark.postgres
+def test_postgres_stages_with_copy(postgres_url: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import restock.data.store as store_module
+
+    calls: list[int] = []
+    real = store_module._copy_into_staging
+
+    def spy(conn, frame, seq):  # noqa: ANN001, ANN202
+        calls.append(len(frame))
+        return real(conn, frame, seq)
+
+    monkeypatch.setattr(store_module, "_copy_into_staging", spy)
+    store = SalesStore(postgres_url, tmp_path / "uploads")
+    try:
+        result = store.ingest_bytes(FIRST, "first.csv")
+        assert calls == [3] and (result.inserted, result.total_rows) == (3, 3)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_copy_spans_chunks_and_updates(postgres_url: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several COPY chunks in one upload, then an overlapping upload: exact counts."""
+    import restock.data.store as store_module
+
+    monkeypatch.setattr(store_module, "_CHUNK_ROWS", 7)
+    days = pd.date_range("2024-01-01", periods=30).strftime("%Y-%m-%d")
+    first = "date,product_id,quantity,price\n" + "".join(
+        f"{d},P{p},{i},{'' if i % 3 else i / 10}\n"
+        for p in range(2) for i, d in enumerate(days))
+    second = "date,product_id,quantity\n" + "".join(
+        f"{d},P1,100\n" for d in pd.date_range("2024-01-21", periods=20).strftime("%Y-%m-%d"))
+    store = SalesStore(postgres_url, tmp_path / "uploads")
+    try:
+        assert store.ingest_bytes(first.encode()).inserted == 60
+        result = store.ingest_bytes(second.encode())
+        assert (result.inserted, result.updated, result.total_rows) == (10, 10, 70)
+        p0 = store.query(product_id="P0")
+        assert p0["quantity"].tolist() == list(range(30))
+        assert p0["price"].isna().tolist() == [i % 3 != 0 for i in range(30)]
+        assert store.query(product_id="P1")["quantity"].tolist() == \
+            list(map(float, range(20))) + [100.0] * 20
+    finally:
+        store.close()
+
+
+def test_failure_during_staging_rolls_back_and_store_recovers(
+        store: SalesStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure in the middle of staging (mid-COPY on PostgreSQL) leaves nothing behind,
+    and the pooled connection is usable for the next upload."""
+    import restock.data.store as store_module
+
+    store.ingest_bytes(FIRST, "first.csv")
+    before = snapshot(store)
+    real_copy_rows, real_sqlite_rows = store_module._copy_rows, store_module._sqlite_rows
+
+    def second_chunk_fails(real):  # noqa: ANN001, ANN202
+        calls: list[int] = []
+
+        def rows(frame, seq):  # noqa: ANN001, ANN202
+            calls.append(len(frame))
+            if len(calls) > 1:
+                raise RuntimeError("connection lost")
+            return real(frame, seq)
+        return rows
+
+    monkeypatch.setattr(store_module, "_CHUNK_ROWS", 1)
+    monkeypatch.setattr(store_module, "_copy_rows", second_chunk_fails(real_copy_rows))
+    monkeypatch.setattr(store_module, "_sqlite_rows", second_chunk_fails(real_sqlite_rows))
+    with pytest.raises(RuntimeError, match="connection lost"):
+        store.ingest_bytes(b"date,product_id,quantity\n2024-02-01,C,1\n2024-02-02,C,2\n")
+    assert snapshot(store) == before
+    monkeypatch.undo()
+    result = store.ingest_bytes(b"date,product_id,store_id,quantity\n2024-02-01,C,,1\n"
+                                b"2024-01-01,A,S1,7\n")
+    assert (result.inserted, result.updated, result.total_rows) == (1, 1, 4)
+
+
+def test_concurrent_overlapping_uploads_count_exactly(store: SalesStore) -> None:
+    """Uploads of the same keys at once: each key is inserted by exactly one of them and
+    updated by the others, and the last upload by seq is the one whose values are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    days = pd.date_range("2024-01-01", periods=200).strftime("%Y-%m-%d")
+    files = [("date,product_id,quantity\n" + "".join(f"{d},A,{n}\n" for d in days)).encode()
+             for n in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(store.ingest_bytes, files))
+    assert sorted(r.inserted for r in results) == [0, 0, 0, 200]
+    assert sorted(r.updated for r in results) == [0, 200, 200, 200]
+    uploads = store.uploads().sort_values("seq")
+    assert uploads["inserted"].tolist() == [200, 0, 0, 0]
+    value_of = {r.upload_id: float(n) for n, r in enumerate(results)}
+    assert set(store.query()["quantity"]) == {value_of[uploads["upload_id"].iloc[-1]]}

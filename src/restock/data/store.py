@@ -31,6 +31,8 @@ Filter = str | Sequence[str] | None
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK_ROWS = 100_000
+# first key of restock's PostgreSQL advisory locks ("rstk"); the second names what is locked
+ADVISORY_LOCK_SPACE = 0x7273746B
 _SQLITE_COUNT_SERIES = """
 WITH RECURSIVE
 products(p) AS (
@@ -168,6 +170,7 @@ class SalesStore:
                sha256: str) -> UploadResult:
         frame = parsed.frame
         with self.engine.begin() as conn:
+            self._serialise_uploads(conn)
             seq = conn.execute(
                 tables.uploads.insert().values(
                     upload_id=upload_id, filename=filename, sha256=sha256,
@@ -195,6 +198,17 @@ class SalesStore:
             total_rows=int(total), series=int(series), ignored_columns=parsed.ignored_columns,
             skipped_problems=[p.to_dict() for p in parsed.skipped],
         )
+
+    def _serialise_uploads(self, conn: sa.Connection) -> None:
+        """One upload at a time per database (per schema on PostgreSQL), as SQLite's BEGIN
+        IMMEDIATE already does. Without it, on PostgreSQL's READ COMMITTED two uploads of
+        the same keys both count them as new before either commits (inserted/updated
+        wrong), and ``seq`` order could differ from the order the merges landed in. A
+        transaction-level advisory lock: released by the commit or the rollback."""
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_SPACE}, "
+                "hashtext('uploads:' || current_schema()))")
 
     def _count_series(self, conn: sa.Connection) -> int:
         """Distinct (product_id, store_id) pairs. On SQLite a skip-scan of the primary key
