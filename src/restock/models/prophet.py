@@ -28,7 +28,10 @@ import json
 import logging
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -171,6 +174,29 @@ def _file_name(uid: str) -> str:
 
 
 Result = tuple[str, str | None, str]
+#: Fits batches somewhere else: gets the batches and the fit config, calls ``fit_batch``
+#: on each wherever it likes, yields each batch's results as they arrive (any order).
+BatchMap = Callable[[list[list[Series]], dict[str, Any]], Iterator[list[Result]]]
+#: series per batch handed to a ``BatchMap``: many small shards spread over any number of
+#: workers and report progress often; each still amortises its task overhead
+SHARD_SIZE = 25
+
+_batch_map: ContextVar[BatchMap | None] = ContextVar("prophet_batch_map", default=None)
+
+
+@contextmanager
+def fit_batches_with(batch_map: BatchMap) -> Iterator[None]:
+    """Within this block, catalogues big enough for a pool are fitted by ``batch_map``.
+
+    A context variable rather than a constructor argument: the job runner decides where
+    fits run (Celery shards on the workers), while the pipeline, the ensemble and this
+    module stay unaware of any broker; saved hyperparameters stay plain data.
+    """
+    token = _batch_map.set(batch_map)
+    try:
+        yield
+    finally:
+        _batch_map.reset(token)
 
 
 def _run_batches(
@@ -179,17 +205,24 @@ def _run_batches(
     """Fit all tasks, in a process pool when worthwhile, reporting progress per batch."""
     total = len(tasks)
     results: list[Result] = []
+    batch_map = _batch_map.get()
+    if batch_map is not None and total >= _MIN_SERIES_FOR_POOL:
+        shards = [tasks[i : i + SHARD_SIZE] for i in range(0, total, SHARD_SIZE)]
+        for shard_results in batch_map(shards, config):
+            results.extend(shard_results)
+            on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
+        return results
     workers = max(1, min(n_jobs, os.cpu_count() or 1, total))
     if workers == 1 or total < _MIN_SERIES_FOR_POOL:
         for task in tasks:
-            results.extend(_fit_batch([task], config))
+            results.extend(fit_batch([task], config))
             on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
         return results
     size = max(1, -(-total // (workers * _BATCHES_PER_WORKER)))
     batches = [tasks[i : i + size] for i in range(0, total, size)]
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
     try:
-        pending: set[Future] = {executor.submit(_fit_batch, batch, config) for batch in batches}
+        pending: set[Future] = {executor.submit(fit_batch, batch, config) for batch in batches}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -215,7 +248,7 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _fit_batch(batch: list[Series], config: dict[str, Any]) -> list[Result]:
+def fit_batch(batch: list[Series], config: dict[str, Any]) -> list[Result]:
     """Worker entry point: fit each series of the batch, return JSON or a skip reason."""
     _silence_logging()
     from prophet.serialize import model_to_json
