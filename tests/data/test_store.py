@@ -254,3 +254,20 @@ def test_concurrent_overlapping_uploads_count_exactly(store: SalesStore) -> None
     assert uploads["inserted"].tolist() == [200, 0, 0, 0]
     value_of = {r.upload_id: float(n) for n, r in enumerate(results)}
     assert set(store.query()["quantity"]) == {value_of[uploads["upload_id"].iloc[-1]]}
+
+
+def test_reads_do_not_wait_for_an_open_upload(store: SalesStore) -> None:
+    """A forecast-time read must not queue behind a long upload's write transaction."""
+    import threading
+
+
+    from restock.data import tables
+
+    store.ingest_bytes(FIRST)
+    with store.engine.begin() as writer:
+        writer.execute(tables.uploads.update().values(status="applied"))  # holds the lock
+        answer: list[int] = []
+        reader = threading.Thread(target=lambda: answer.append(store.stats()["rows"]))
+        reader.start()
+        reader.join(timeout=10)
+        assert answer == [3], "the read waited for the writer"

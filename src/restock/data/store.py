@@ -109,8 +109,12 @@ def _make_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            # take the write lock up front so concurrent writers queue instead of deadlocking
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers take the write lock up front so they queue instead of failing to
+            # upgrade a read snapshot; readers (the ``reader`` engine) never wait for it
+            if conn.get_execution_options().get("read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
@@ -124,6 +128,9 @@ class SalesStore:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self.engine = _make_engine(url)
+        #: for reads only: on SQLite a deferred transaction, so reads never queue behind
+        #: an upload holding the write lock (WAL lets them see the last commit meanwhile)
+        self.reader = self.engine.execution_options(read_only=True)
         self.uploads_dir = Path(uploads_dir)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         tables.metadata.create_all(self.engine)
@@ -282,7 +289,7 @@ class SalesStore:
         stmt = (sa.select(*[s[c] for c in CANONICAL])
                 .where(*self._where(product_id, store_id, category, start, end))
                 .order_by(s.product_id, s.store_id, s.date))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             frame = pd.read_sql(stmt, conn)
         frame["date"] = pd.to_datetime(frame["date"])
         for column in ("quantity", "price", "on_hand"):
@@ -301,7 +308,7 @@ class SalesStore:
              / sa.func.count()).label("zero_share"),
         ).where(*self._where(product_id, store_id, category))
             .group_by(s.product_id, s.store_id).order_by(s.product_id, s.store_id))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             frame = pd.read_sql(stmt, conn)
         for column in ("first_date", "last_date"):
             frame[column] = pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d")
@@ -320,14 +327,14 @@ class SalesStore:
             tables.sales.join(latest, sa.and_(s.product_id == latest.c.product_id,
                                               s.store_id == latest.c.store_id,
                                               s.date == latest.c.date)))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             value = conn.execute(stmt).scalar()
         return None if value is None else float(value)
 
     def stats(self) -> dict[str, Any]:
         """Row and series counts and the newest upload: what a model was trained on."""
         s = tables.sales.c
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows, last_date = conn.execute(
                 sa.select(sa.func.count(), sa.func.max(s.date))).one()
             series = conn.execute(sa.select(sa.func.count()).select_from(
@@ -339,7 +346,7 @@ class SalesStore:
                 "last_upload_seq": last_upload}
 
     def uploads(self) -> pd.DataFrame:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return pd.read_sql(sa.select(tables.uploads).order_by(tables.uploads.c.seq), conn)
 
     def export_rows(self, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
@@ -347,7 +354,7 @@ class SalesStore:
         s = tables.sales.c
         stmt = (sa.select(*[s[c] for c in CANONICAL])
                 .order_by(s.product_id, s.store_id, s.date))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
             for part in result.partitions(chunk_rows):
                 frame = pd.DataFrame(part, columns=CANONICAL)
