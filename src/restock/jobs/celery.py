@@ -17,6 +17,11 @@ result backend. The division of labour:
   a thread while the holder lives) claims the oldest queued job from the database, runs
   the same ``run_job`` as the embedded thread, and repeats until nothing is queued. That
   keeps FIFO and "one retrain at a time" true however many workers run.
+- **Large catalogues fan out.** While a worker runs a retrain, its Prophet fits (with at
+  least ``_MIN_SERIES_FOR_POOL`` series) go to the cluster as a Celery group of shard tasks
+  (``SHARD_SIZE`` series each, answered with ``model_to_json`` strings) whenever other pool
+  slots exist; more workers shorten the retrain. The retrain's own slot only waits, so a
+  lone worker with ``--concurrency 1`` fits locally instead of waiting for itself.
 - **Cancellation** is the job row's ``cancel_requested`` flag, which every progress event
   reads back (``JobRecords.progress``): the pipeline stops at its next event with
   ``JobCancelled``. A queued job is cancelled outright and never claimed.
@@ -41,10 +46,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import redis
-from celery import Celery
+from celery import Celery, group
 from redis.exceptions import LockError, RedisError
 
 from restock.config import Settings
@@ -52,6 +61,7 @@ from restock.errors import RestockError
 from restock.jobs.base import Event, Job, JobQueue, Task
 from restock.jobs.records import JobRecords
 from restock.jobs.runner import run_job
+from restock.models.frames import Series
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,7 @@ WORKER_LOST: dict[str, Any] = {
     "message": "the worker running this retrain died (killed or out of memory); the "
                "previous model is still active, submit the retrain again"}
 DRAIN_TASK = "restock.drain"
+SHARD_TASK = "restock.prophet_shard"
 
 
 class ClusterLockLost(RestockError):
@@ -202,13 +213,20 @@ class CeleryJobQueue(JobQueue):
         self._drain_task = self._register_tasks()
 
     def _register_tasks(self) -> Any:
-        """Register the drain task on this queue's own Celery app (no module globals)."""
+        """Register the tasks on this queue's own Celery app (no module globals)."""
 
         @self.celery.task(name=DRAIN_TASK, bind=True, max_retries=None, ignore_result=True)
         def drain(celery_task: Any) -> None:
             if not self.drain():
                 raise celery_task.retry(countdown=self.settings.job_lock_ttl / 2)
 
+        @self.celery.task(name=SHARD_TASK)
+        def prophet_shard(shard: list[dict[str, Any]], config: dict[str, Any]) -> list[Any]:
+            from restock.models.prophet import fit_batch
+
+            return fit_batch([decode_series(s) for s in shard], config)
+
+        self._shard_task = prophet_shard
         return drain
 
     # -- the interface ---------------------------------------------------------------------
@@ -271,9 +289,54 @@ class CeleryJobQueue(JobQueue):
                 if swept:
                     log.warning("%d job(s) of a dead worker marked failed (worker_lost)", swept)
                 while (job := self.records.claim_next()) is not None:
-                    run_job(self.records, self.task, job, check=lock.check)
+                    with self._sharding():
+                        run_job(self.records, self.task, job, check=lock.check)
             finally:
                 lock.release()
             # a job submitted just before the release found the lock taken: look again
             if self.records.counts()["queued"] == 0:
                 return True
+
+    def _sharding(self) -> AbstractContextManager[None]:
+        """Fan Prophet fits out to the cluster when some pool slot besides ours exists."""
+        from restock.models.prophet import fit_batches_with
+
+        replies = self.celery.control.inspect(timeout=1.0).stats() or {}
+        slots = sum(int(r.get("pool", {}).get("max-concurrency", 0)) for r in replies.values())
+        if slots <= 1:
+            return nullcontext()
+        log.info("prophet fits go to the cluster's %d other pool slot(s)", slots - 1)
+        return fit_batches_with(self._shard_map)
+
+    def _shard_map(self, shards: list[list[Series]], config: dict[str, Any]
+                   ) -> Iterator[list[Any]]:
+        """Send the shards as one Celery group; yield each shard's results as it lands.
+
+        Leaving early (cancelled, failed) revokes the shards no worker has started.
+        """
+        batch = group(self._shard_task.s([encode_series(s) for s in shard], config)
+                      for shard in shards).apply_async()
+        pending = list(batch.results)
+        try:
+            while pending:
+                ready = [r for r in pending if r.ready()]
+                for result in ready:
+                    pending.remove(result)
+                    yield [tuple(row) for row in result.get(disable_sync_subtasks=False)]
+                    result.forget()
+                if not ready:
+                    time.sleep(0.1)
+        finally:
+            if pending:
+                batch.revoke()
+
+
+def encode_series(series: Series) -> dict[str, Any]:
+    """A ``Series`` as JSON for a shard task (dates as epoch seconds)."""
+    return {"uid": series.uid, "ds": (series.ds.asi8 // 10**9).tolist(),
+            "y": series.y.tolist()}
+
+
+def decode_series(data: dict[str, Any]) -> Series:
+    return Series(uid=data["uid"], ds=pd.DatetimeIndex(pd.to_datetime(data["ds"], unit="s")),
+                  y=np.asarray(data["y"], dtype=float))
