@@ -158,3 +158,24 @@ def test_rate_limits_are_shared_by_every_web_worker_through_redis(
             "Authorization": f"Bearer {token}", "Connection": "close"})
         codes.append(r.status_code)
     assert codes.count(200) == 5 and codes.count(429) == 9, codes
+
+
+def test_a_large_catalogue_fans_prophet_out_to_shard_tasks(
+        cluster: Topology, tmp_path) -> None:
+    """40 series + the total: the retrain sends its Prophet fits to the worker's other
+    pool slot as shard tasks, gathers them, and activates a complete version."""
+    from restock.data.demo import write_demo_csv
+
+    path = tmp_path / "catalogue.csv"
+    write_demo_csv(path, products=20, stores=2, days=90, seed=11)
+    job_id = cluster.upload(path.read_bytes()).json()["job_id"]
+    job = cluster.wait_job(job_id, ("succeeded", "failed", "cancelled"))
+    assert job["status"] == "succeeded", job
+    log = "".join(p.read_text() for p in cluster.root.glob("worker-*.log"))
+    shards = re.findall(r"restock\.prophet_shard\[[^\]]+\] succeeded", log)
+    assert len(shards) >= 2 * 2, "backtest and refit: two passes of two shards each"
+    series = requests.get(cluster.url + "/series", timeout=10).json()["total"]
+    assert series >= 40
+    forecast = requests.post(cluster.url + "/forecast", timeout=30,
+                             json={"product_id": "P0020", "days": 7}).json()
+    assert forecast["model_version"] == job["model_version"]
