@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from restock import migrations
 from restock.data import tables
 from restock.data.schema import CANONICAL, OnDuplicate, OnError, ParsedUpload, parse_sales_csv
 
@@ -90,7 +91,9 @@ def _as_list(value: Filter) -> list[str] | None:
     return [str(v) for v in value]
 
 
-def _make_engine(url: str) -> sa.Engine:
+def make_engine(url: str) -> sa.Engine:
+    """The store's engine for ``url``: on SQLite, WAL, a 60 s busy timeout, and writes that
+    take the write lock when they begin (migrations rely on that too)."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -127,13 +130,15 @@ class SalesStore:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
         #: for reads only: on SQLite a deferred transaction, so reads never queue behind
         #: an upload holding the write lock (WAL lets them see the last commit meanwhile)
         self.reader = self.engine.execution_options(read_only=True)
         self.uploads_dir = Path(uploads_dir)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        tables.metadata.create_all(self.engine)
+        # create or upgrade the schema (alembic, under a lock: safe when processes start
+        # together; adopts a database made before migrations existed)
+        migrations.upgrade(self.engine)
 
     @property
     def dialect(self) -> str:
