@@ -55,5 +55,6 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 def main() -> None:
     from restock.cli import data, forecast, models, serve  # noqa: F401  (registers the subcommands)
     from restock.cli import worker  # noqa: F401
+    from restock.cli import db  # noqa: F401
 
     cli(prog_name="restock")
