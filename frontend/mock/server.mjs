@@ -149,7 +149,7 @@ const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, `http://${req.headers.host}`);
   const p = url.pathname;
   if (req.method === 'OPTIONS') {
-    res.writeHead(204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Authorization, Content-Type, Last-Event-ID, Cache-Control, Accept', 'Access-Control-Allow-Methods': 'GET, POST, DELETE' });
+    res.writeHead(204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Authorization, Content-Type, Last-Event-ID', 'Access-Control-Allow-Methods': 'GET, POST, DELETE' });
     return res.end();
   }
   if (req.method === 'GET' && (p === '/ui' || p === '/retrain.html')) return sendFile(res, path.join(STATIC, 'retrain.html'));

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from 'react';
-import { ApiError, STAGES, STAGE_LABELS, createClient, describeError } from './api.js';
+import { ApiError, STAGES, STAGE_LABELS, createClient, describeError, totalEpochs } from './api.js';
 import ForecastView from './ForecastView.jsx';
 import { ErrorPanel, ProgressBar } from './parts.jsx';
 import './RetrainModel.css';
@@ -204,11 +204,12 @@ export default function RetrainModel({
         progress: typeof data.progress === 'number' ? data.progress : p.progress,
         message: `${STAGE_LABELS[data.stage] || data.stage || ''}${data.stage ? ': ' : ''}${data.message || ''}`,
       }));
+      const epochs = totalEpochs(data);
       if (data.epoch !== undefined && data.epoch !== null) {
-        setEpoch({ epoch: data.epoch, epochs: data.epochs ?? null, loss: data.loss ?? null, valLoss: data.val_loss ?? null });
+        setEpoch({ epoch: data.epoch, epochs, loss: data.loss ?? null, valLoss: data.val_loss ?? null });
       }
-      const ep = data.epoch != null
-        ? ` (epoch ${data.epoch}${data.epochs ? `/${data.epochs}` : ''}${typeof data.loss === 'number' ? `, loss ${data.loss.toPrecision(4)}` : ''})` : '';
+      const ep = data.epoch != null && !/epoch/i.test(data.message || '')
+        ? ` (epoch ${data.epoch}${epochs ? `/${epochs}` : ''}${typeof data.loss === 'number' ? `, loss ${data.loss.toPrecision(4)}` : ''})` : '';
       addLog(id, `[${data.stage || '?'}] ${typeof data.progress === 'number' ? `${Math.round(data.progress * 100)}% ` : ''}${data.message || ''}${ep}`);
     } else if (type === 'done') {
       addLog(id, `[done] model ${data.model_version || '?'}`, 'ok');
@@ -294,7 +295,8 @@ export default function RetrainModel({
       setUploadSummary({ name: file.name, ...(resp.upload || {}) });
       startJob(resp);
     } catch (err) {
-      setUploadProgress((p) => ({ ...p, failed: true }));
+      // the server answered (a 4xx/5xx): every byte was sent, the file was refused
+      setUploadProgress((p) => ({ ...p, ...(err?.status ? { fraction: 1 } : {}), failed: true, rejected: !!err?.status }));
       setPhase('idle');
       reportError(err);
     } finally {
@@ -385,11 +387,11 @@ export default function RetrainModel({
               <div className="rr-progress-label">
                 <span>Upload</span>
                 <span data-testid="upload-progress-text">
-                  {up.failed ? 'Failed' : up.accepted ? 'Accepted' : up.sent ? `Sent ${fmtBytes(up.total)} · the server is checking the file…`
+                  {up.rejected ? 'Rejected by the server' : up.failed ? 'Failed' : up.accepted ? 'Accepted' : up.sent ? `Sent ${fmtBytes(up.total)} · the server is checking the file…`
                     : up.fraction === null ? `${fmtBytes(up.loaded)} sent` : `${fmtBytes(up.loaded)} of ${fmtBytes(up.total)} (${Math.round(up.fraction * 100)}%)`}
                 </span>
               </div>
-              <ProgressBar value={up.fraction ?? 0} indeterminate={up.fraction === null} label="Upload progress" testId="upload-progress" />
+              <ProgressBar value={up.fraction ?? 0} indeterminate={up.fraction === null && !up.failed} label="Upload progress" testId="upload-progress" variant={up.failed ? 'failed' : undefined} />
             </div>
           )}
           {uploadSummary && (

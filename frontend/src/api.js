@@ -69,11 +69,24 @@ function parseBody(status, statusText, text, retryAfter) {
 }
 
 /** One line for humans: "HTTP 413 · payload_too_large: The file is larger ...". */
+/** End a server message as a sentence, so a hint can follow it. */
+export function sentence(text) {
+  const t = String(text ?? '').trim();
+  return !t || /[.!?:)]$/.test(t) ? t : `${t}.`;
+}
+
+/** The total of epochs of an LSTM event: its `epochs`, else the "epoch 3/20" of its message. */
+export function totalEpochs(data) {
+  if (data?.epochs) return data.epochs;
+  const m = /epoch\s+\d+\s*\/\s*(\d+)/i.exec(data?.message || '');
+  return m ? Number(m[1]) : null;
+}
+
 export function describeError(err) {
   if (!err) return 'Unknown error.';
   if (err instanceof ApiError) {
     const prefix = err.status ? `HTTP ${err.status} · ${err.code}: ` : err.code ? `${err.code}: ` : '';
-    return prefix + err.message;
+    return prefix + sentence(err.message);
   }
   return `${err.name || 'Error'}: ${err.message || String(err)}`;
 }
@@ -240,7 +253,9 @@ export function createClient({ apiBaseUrl = '', getToken = () => '', fetchImpl, 
       const ctrl = current;
       const onStop = () => ctrl.abort();
       stopCtrl.signal.addEventListener('abort', onStop, { once: true });
-      const h = headers({ Accept: 'text/event-stream', 'Cache-Control': 'no-cache' });
+      // No Cache-Control request header: `cache: 'no-store'` does that job, and the header is
+      // not CORS-safelisted, so the server's preflight would have to allow it.
+      const h = headers({ Accept: 'text/event-stream' });
       if (lastId !== null) h['Last-Event-ID'] = lastId;
       let watchdog = null;
       const arm = () => { clearTimeout(watchdog); watchdog = setTimeout(() => ctrl.abort(), heartbeatTimeoutMs); };

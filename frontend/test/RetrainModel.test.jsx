@@ -81,6 +81,8 @@ describe('RetrainModel', () => {
     expect(req.headers.Authorization).toBe('Bearer tok-1');
     expect(req.headers.Accept).toBe('text/event-stream');
     expect(req.headers['Last-Event-ID']).toBeUndefined();
+    // only CORS-allowed headers: restock's preflight does not list Cache-Control
+    expect(Object.keys(req.headers).sort()).toEqual(['Accept', 'Authorization']);
 
     act(() => {
       sse.send(': heartbeat\n\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SSEParser, errorFromResponse } from '../src/api.js';
+import { SSEParser, errorFromResponse, sentence, totalEpochs } from '../src/api.js';
 
 describe('SSEParser', () => {
   it('parses events split anywhere, CRLF across chunks, comments, multi-line data and retry', () => {
@@ -33,5 +33,18 @@ describe('errorFromResponse', () => {
     const r = errorFromResponse(429, 'Too Many Requests', '', '30');
     expect(r.code).toBe('rate_limited');
     expect(r.message).toMatch(/Try again in 30 s/);
+  });
+});
+
+describe('totalEpochs and sentence', () => {
+  it('reads the epoch total from the event, else from its message as the server words it', () => {
+    expect(totalEpochs({ epoch: 3, epochs: 10 })).toBe(10);
+    expect(totalEpochs({ epoch: 1, message: 'LSTM epoch 1/2: loss 0.6016, val loss 0.4470' })).toBe(2);
+    expect(totalEpochs({ epoch: 4, message: 'training' })).toBeNull();
+  });
+  it('ends a message as a sentence so a hint can follow', () => {
+    expect(sentence('3 problem(s) in the file; nothing was stored')).toBe('3 problem(s) in the file; nothing was stored.');
+    expect(sentence('Already done.')).toBe('Already done.');
+    expect(sentence('')).toBe('');
   });
 });

@@ -245,7 +245,9 @@
 
     function connectOnce() {
       state.ctrl = new AbortController();
-      var h = headers({ Accept: 'text/event-stream', 'Cache-Control': 'no-cache' });
+      // No Cache-Control request header: cache 'no-store' does that, and the header is not
+      // CORS-safelisted (the server's preflight does not allow it).
+      var h = headers({ Accept: 'text/event-stream' });
       if (state.lastId !== null) h['Last-Event-ID'] = state.lastId;
       var watchdog = null;
       function arm() {
@@ -401,7 +403,7 @@
     if (!err) return 'Unknown error.';
     if (err instanceof ApiError) {
       var prefix = err.status ? 'HTTP ' + err.status + ' · ' + err.code + ': ' : (err.code ? err.code + ': ' : '');
-      var msg = prefix + err.message;
+      var msg = prefix + sentence(err.message);
       if (err.status === 422 && err.details && err.details.problems) {
         msg += (/\bstored\b/.test(err.message) ? '' : ' Nothing was stored.') + (ui.optSkip && !ui.optSkip.checked ? ' Tick "Skip bad rows" to store the good rows anyway.' : '');
       } else if (err.details && !err.details.problems && typeof err.details === 'object') {
@@ -411,6 +413,10 @@
       return msg;
     }
     return (err.name || 'Error') + ': ' + (err.message || String(err));
+  }
+  function sentence(text) {
+    text = String(text === undefined || text === null ? '' : text).trim();
+    return !text || /[.!?:)]$/.test(text) ? text : text + '.';
   }
   function detailsText(d) {
     try {
@@ -434,7 +440,7 @@
       }
       if (health.rows !== undefined && health.rows !== null) parts.push(fmtNum(health.rows, 0) + ' rows');
       if (health.series !== undefined && health.series !== null) parts.push(fmtNum(health.series, 0) + ' series');
-      if (health.queue !== undefined && health.queue !== null) parts.push('queue: ' + (typeof health.queue === 'object' ? JSON.stringify(health.queue) : health.queue));
+      if (health.queue !== undefined && health.queue !== null) parts.push(queueText(health.queue));
       ui.serverStatus.textContent = parts.join(' · ');
       ui.serverStatus.classList.remove('bad');
       setModelAvailable(health.model_version || null);
@@ -445,6 +451,14 @@
       if (err.status === 401) { ui.tokenPanel.open = true; }
       return null;
     });
+  }
+
+  function queueText(q) {
+    if (typeof q !== 'object') return 'queue: ' + q;
+    var bits = [];
+    if (typeof q.running === 'number') bits.push(q.running + ' running');
+    if (typeof q.queued === 'number') bits.push(q.queued + ' queued');
+    return 'training queue: ' + (bits.length ? bits.join(', ') : 'unknown');
   }
 
   function updateTokenState() {
@@ -472,6 +486,7 @@
     ui.uploadButton.disabled = true;
     ui.uploadSummary.hidden = true;
     ui.uploadProgressWrap.hidden = false;
+    ui.uploadProgress.classList.remove('failed');
     setBar(ui.uploadProgress, 0);
     ui.uploadProgressText.textContent = '0%';
     var file = selectedFile;
@@ -499,7 +514,9 @@
       ui.uploadSummary.hidden = false;
       startJob(resp);
     }).catch(function (err) {
-      ui.uploadProgressText.textContent = 'Failed';
+      if (err && err.status) setBar(ui.uploadProgress, 1); // the server answered: all was sent
+      ui.uploadProgress.classList.add('failed');
+      ui.uploadProgressText.textContent = err && err.status ? 'Rejected by the server' : 'Failed';
       showError(err);
       ui.uploadButton.disabled = !selectedFile;
     });
@@ -599,10 +616,10 @@
         ui.overallProgressText.textContent = Math.round(data.progress * 100) + '%';
       }
       var label = STAGE_LABELS[data.stage] || data.stage || '';
+      var epochs = data.epochs || totalEpochs(data.message);
       ui.stageMessage.textContent = (label ? label + ': ' : '') + (data.message || '');
       if (data.epoch !== undefined && data.epoch !== null) {
         ui.epochBlock.hidden = false;
-        var epochs = data.epochs || null;
         setBar(ui.epochProgress, epochs ? data.epoch / epochs : 0, !epochs);
         ui.epochText.textContent = 'LSTM epoch ' + data.epoch + (epochs ? ' of ' + epochs : '');
         var loss = [];
@@ -610,8 +627,9 @@
         if (typeof data.val_loss === 'number') loss.push('val loss ' + data.val_loss.toPrecision(4));
         ui.epochLoss.textContent = loss.join(' · ');
       }
-      logLine(id, '[' + (data.stage || '?') + '] ' + (typeof data.progress === 'number' ? Math.round(data.progress * 100) + '% ' : '') + (data.message || '') +
-        (data.epoch !== undefined && data.epoch !== null ? ' (epoch ' + data.epoch + (data.epochs ? '/' + data.epochs : '') + (typeof data.loss === 'number' ? ', loss ' + data.loss.toPrecision(4) : '') + ')' : ''));
+      var epochNote = data.epoch !== undefined && data.epoch !== null && !/epoch/i.test(data.message || '')
+        ? ' (epoch ' + data.epoch + (epochs ? '/' + epochs : '') + (typeof data.loss === 'number' ? ', loss ' + data.loss.toPrecision(4) : '') + ')' : '';
+      logLine(id, '[' + (data.stage || '?') + '] ' + (typeof data.progress === 'number' ? Math.round(data.progress * 100) + '% ' : '') + (data.message || '') + epochNote);
     } else if (type === 'done') {
       logLine(id, '[done] model ' + (data.model_version || '?'), 'ok');
       finishJob('succeeded', null, data);
@@ -622,6 +640,12 @@
     } else {
       logLine(id, '[' + type + '] ' + JSON.stringify(data));
     }
+  }
+
+  // The total of epochs: the event's "epochs", else the "epoch 3/20" of its message.
+  function totalEpochs(message) {
+    var m = /epoch\s+\d+\s*\/\s*(\d+)/i.exec(message || '');
+    return m ? parseInt(m[1], 10) : null;
   }
 
   function onJobFinishedFromStatus(st) {
