@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= restock-data
 DEMO_CSV := $(HOME_DIR)/demo_sales.csv
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow test-e2e install frontend clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,22 @@ demo: install
 	@echo
 	$(BIN)/restock --home $(HOME_DIR) serve --port $(PORT)
 
-test: install
+# The React component (frontend/): node packages from package-lock.json when node_modules is
+# missing or the lock file changed, its unit tests (vitest), and the demo page build that the
+# end-to-end browser tests (tests/e2e, marker e2e) open.
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+frontend: frontend/node_modules/.package-lock.json
+	cd frontend && npm test
+	cd frontend && npm run build:demo
+
+test: install frontend
 	$(BIN)/python -m pytest -m "not slow"
+
+test-e2e: install frontend
+	$(BIN)/python -m pytest -m e2e
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
