@@ -857,11 +857,12 @@
     ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
     ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
     ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
-    ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)']
+    ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
+    ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate']
   ];
   function fmtInventory(key, v) {
     if (key === 'order_now') return v === true ? 'Yes' : v === false ? 'No' : fmtNum(v);
-    if (key === 'service_level' && typeof v === 'number') return (v * 100).toFixed(1).replace(/\.0$/, '') + '%';
+    if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return (v * 100).toFixed(1).replace(/\.0$/, '') + '%';
     if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
     if (typeof v === 'boolean') return v ? 'Yes' : 'No';
     if (v !== null && typeof v === 'object') return JSON.stringify(v);
