@@ -93,15 +93,22 @@ def chromium_browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def demo_site() -> Iterator[StaticSite]:
-    """frontend/dist-demo served from its own origin (built by `make frontend`)."""
+def second_origin() -> Iterator[StaticSite]:
+    """frontend/dist-demo served from its own origin (its port exists even without a build,
+    so the API server can list it in RESTOCK_CORS_ORIGINS before anything is checked)."""
+    site = StaticSite(DEMO_DIR)
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def demo_site(second_origin: StaticSite) -> StaticSite:
+    """The React demo page, built by `make frontend` (npm run build:demo)."""
     if not (DEMO_DIR / "index.html").is_file():
         service_unavailable(f"the React demo build {DEMO_DIR} (cd frontend && npm ci && "
                             "npm run build:demo, or make frontend)",
                             FileNotFoundError(DEMO_DIR / "index.html"))
-    site = StaticSite(DEMO_DIR)
-    yield site
-    site.stop()
+    return second_origin
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +121,10 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def restock_server(tmp_path_factory: pytest.TempPathFactory,
-                   demo_site: StaticSite) -> Iterator[Server]:
+                   second_origin: StaticSite) -> Iterator[Server]:
     """`restock serve` on a free port with an empty home; the demo's origin allowed by CORS."""
     home = tmp_path_factory.mktemp("e2e") / "home"
-    server = Server(home, RESTOCK_CORS_ORIGINS=demo_site.origin,
+    server = Server(home, RESTOCK_CORS_ORIGINS=second_origin.origin,
                     RESTOCK_RATELIMIT_DEFAULT="100000 per minute")
     yield server
     server.stop()

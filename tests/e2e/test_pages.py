@@ -316,6 +316,7 @@ def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
         expect(items).to_have_text(["No warnings."])
     b.shot("05-forecast")
     b.shot("06-chart", chart)
+    b.shot("07-forecast-output", b.by("forecast-output"))
 
     # the PNG link opens a real image
     link = b.by("plot-link")
