@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import redis
+import sqlalchemy as sa
 from celery import Celery, group
 from redis.exceptions import LockError, RedisError
 
@@ -203,16 +204,16 @@ class CeleryJobQueue(JobQueue):
     kind = "celery"
     STATS_TTL = 1.0
 
-    def __init__(self, settings: Settings, records_engine: Any, task: Task) -> None:
+    def __init__(self, settings: Settings, records_engine: sa.Engine, task: Task) -> None:
         self.settings = settings
         self.task = task
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.stream = EventStream(self.redis, settings.redis_prefix)
         self.records = JobRecords(records_engine, on_append=self.stream.append)
         self.celery = make_celery(settings)
-        self._drain_task = self._register_tasks()
+        self._register_tasks()
 
-    def _register_tasks(self) -> Any:
+    def _register_tasks(self) -> None:
         """Register the tasks on this queue's own Celery app (no module globals)."""
 
         @self.celery.task(name=DRAIN_TASK, bind=True, max_retries=None, ignore_result=True)
@@ -226,8 +227,8 @@ class CeleryJobQueue(JobQueue):
 
             return fit_batch([decode_series(s) for s in shard], config)
 
+        self._drain_task = drain
         self._shard_task = prophet_shard
-        return drain
 
     # -- the interface ---------------------------------------------------------------------
 
