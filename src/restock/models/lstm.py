@@ -352,6 +352,7 @@ class LSTMForecaster(Forecaster):
                 f"LSTM epoch {epoch}/{self.max_epochs}: loss {train_loss:.4f}"
                 + ("" if val_loss is None else f", val loss {val_loss:.4f}"),
                 epoch=epoch,
+                epochs=self.max_epochs,
                 loss=train_loss,
                 val_loss=val_loss,
             )
