@@ -120,6 +120,14 @@ def test_downgrade_to_base_and_back(engine: sa.Engine) -> None:
     assert migrations.schema_diffs(engine) == []
 
 
+def test_database_from_a_newer_restock_is_refused_clearly(engine: sa.Engine) -> None:
+    migrations.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(RuntimeError, match="'9999', which this restock does not know"):
+        migrations.upgrade(engine)
+
+
 OPEN_STORE = """
 import sys, time
 from pathlib import Path

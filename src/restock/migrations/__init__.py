@@ -53,9 +53,13 @@ def config(connection: sa.Connection | None = None, url: str | None = None) -> C
 
 
 @functools.lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(config())
+
+
 def head() -> str:
     """The newest revision in ``versions/`` (read once per process)."""
-    heads = ScriptDirectory.from_config(config()).get_heads()
+    heads = _scripts().get_heads()
     if len(heads) != 1:
         raise RuntimeError(f"restock migrations must have one head, found {heads}")
     return heads[0]
@@ -74,8 +78,9 @@ def _lock(connection: sa.Connection) -> None:
         connection.exec_driver_sql(
             f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_SPACE}, "
             "hashtext('migrations:' || current_schema()))")
-    # SQLite: the store's engine opens every transaction with BEGIN IMMEDIATE, which takes
-    # the database's write lock; other dialects: alembic's own version table row.
+    # SQLite: the store's engine (store.make_engine) opens every transaction with BEGIN
+    # IMMEDIATE, which takes the database's write lock. Other dialects: no lock (restock
+    # runs on SQLite and PostgreSQL).
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str | None]:
@@ -93,6 +98,10 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
         before = current(conn)  # another process may have migrated while we waited
         if before == target:
             return before, before
+        if before is not None and before not in _known_revisions():
+            raise RuntimeError(
+                f"the database schema is at revision {before!r}, which this restock does not "
+                f"know (its newest is {head()!r}): it was upgraded by a newer restock")
         if before is None:
             existing = sorted(set(sa.inspect(conn).get_table_names()) & _known_tables())
             if existing:
@@ -101,6 +110,10 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
         command.upgrade(config(conn), revision)
         after = current(conn)
     return before, after
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in _scripts().walk_revisions()}
 
 
 def _known_tables() -> set[str]:
