@@ -139,23 +139,33 @@ class ModelRegistry:
 
     def meta(self, version: str) -> dict[str, Any]:
         try:
-            return json.loads((self.path(version) / META).read_text())
-        except json.JSONDecodeError:
+            meta = json.loads((self.path(version) / META).read_text())
+        except (ValueError, OSError):  # bad JSON, bytes that are not UTF-8, unreadable
+            meta = None
+        if not isinstance(meta, dict):
             raise ModelNotFoundError(f"model version {version!r} has an unreadable meta.json",
-                                     {"version": version}) from None
+                                     {"version": version})
+        return meta
 
     def verify(self, version: str) -> dict[str, Any]:
         """Check every file against the manifest; a damaged version raises ModelNotFoundError."""
         meta = self.meta(version)
         root = self.path(version)
         problems = []
-        for name, expected in meta.get("manifest", {}).items():
+        manifest = meta.get("manifest")
+        if not isinstance(manifest, dict):
+            manifest = {}
+        for name, expected in manifest.items():
             file = root / name
-            if not file.is_file():
+            if not isinstance(expected, dict) or not file.resolve().is_relative_to(
+                    root.resolve()):
+                problems.append(f"{name}: malformed manifest entry")
+            elif not file.is_file():
                 problems.append(f"{name}: missing")
-            elif file.stat().st_size != expected["size"] or _sha256(file) != expected["sha256"]:
+            elif (file.stat().st_size != expected.get("size")
+                  or _sha256(file) != expected.get("sha256")):
                 problems.append(f"{name}: damaged")
-        if not meta.get("manifest") or problems:
+        if not manifest or problems:
             raise ModelNotFoundError(
                 f"model version {version!r} is incomplete or damaged and cannot be used",
                 {"version": version, "problems": problems or ["no manifest"]})
@@ -170,7 +180,9 @@ class ModelRegistry:
                 meta = self.meta(version)
             except ModelNotFoundError:
                 continue
-            summary = meta.get("metrics_summary", {}).get("ensemble", {})
+            summary = meta.get("metrics_summary")
+            summary = summary.get("ensemble") if isinstance(summary, dict) else None
+            summary = summary if isinstance(summary, dict) else {}
             out.append({
                 "version": version, "trained_at": meta.get("trained_at"),
                 "rows": meta.get("rows"), "series": meta.get("series"),
