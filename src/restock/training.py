@@ -9,6 +9,7 @@ of threads, brokers or HTTP and reports through one ``on_event`` callback, which
 from __future__ import annotations
 
 import hashlib
+import os
 import queue as queue_module
 import time
 from collections.abc import Callable
@@ -44,6 +45,21 @@ def _ignore(event: Event) -> None:
     """The default ``on_event``: report nothing."""
 
 
+#: Test hook (crash-safety tests): ``RESTOCK_TEST_PAUSE_AT_STAGE=stage`` or ``stage:fraction``
+#: sleeps ``RESTOCK_TEST_PAUSE_SECONDS`` (default 60) once, right after the first event of
+#: that stage whose stage-local fraction is >= the given one has been reported, so a test
+#: can kill the process at a known point. Unset (always, in production) it does nothing.
+PAUSE_ENV = "RESTOCK_TEST_PAUSE_AT_STAGE"
+
+
+def _pause_point() -> tuple[str, float] | None:
+    raw = os.environ.get(PAUSE_ENV, "").strip()
+    if not raw:
+        return None
+    stage, _, fraction = raw.partition(":")
+    return stage, float(fraction or 0.0)
+
+
 class ProgressReporter:
     """Turns stage-local progress into events with one overall fraction, and times stages."""
 
@@ -53,6 +69,7 @@ class ProgressReporter:
         self._stage: str | None = None
         self._started = time.perf_counter()
         self._high = 0.0
+        self._pause = _pause_point()
 
     def __call__(self, stage: str, fraction: float, message: str = "", **extra: Any) -> None:
         if stage not in _SPANS:
@@ -66,6 +83,9 @@ class ProgressReporter:
         event = {"stage": stage, "progress": round(self._high, 4), "message": message}
         event.update({k: v for k, v in extra.items() if v is not None and k != "stage"})
         self.on_event(event)
+        if self._pause is not None and stage == self._pause[0] and fraction >= self._pause[1]:
+            self._pause = None
+            time.sleep(float(os.environ.get("RESTOCK_TEST_PAUSE_SECONDS", "60")))
 
     def _close_stage(self) -> None:
         now = time.perf_counter()
