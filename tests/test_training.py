@@ -164,3 +164,18 @@ def test_short_zero_and_single_series(tmp_path: Path) -> None:
     forecasts = pd.read_parquet(single.registry.path(single.version) / "forecasts.parquet")
     assert set(forecasts["unique_id"]) == {"s00001", TOTAL_ID}
     single.store.close()
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_a_tiny_first_upload_still_trains_and_serves(tmp_path: Path, rows: int) -> None:
+    """Too short to backtest: the ensemble falls back to the members that can fit."""
+    from restock.serving import ForecastService
+
+    dates = pd.date_range("2024-01-01", periods=rows, freq="D")
+    result = train_home(tmp_path, _frame(dates, {"A": np.arange(1.0, rows + 1)}))
+    service = ForecastService(result.settings, result.store, result.registry)
+    answer = service.forecast(days=3)
+    assert len(answer["forecast"]) == 3
+    assert all(row["yhat"] is not None and row["yhat"] >= 0 for row in answer["forecast"])
+    assert "short_history" in {w["code"] for w in answer["warnings"]}
+    result.store.close()

@@ -72,6 +72,9 @@ def retrain(settings: Settings, file: Path | None, weights: str | None,
     meta = registry.meta(version)
     click.echo(f"new version: {version} ({meta['series']} series, {meta['rows']} rows, "
                f"frequency {meta['frequency']})")
+    if not meta["metrics_summary"]:
+        click.echo("backtest: no series is long enough to hold out a horizon yet")
+        return
     click.echo("backtest (mean over series):")
     for member, scores in meta["metrics_summary"].items():
         figures = "  ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items()

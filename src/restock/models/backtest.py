@@ -67,7 +67,10 @@ def backtest(
         for uid, n in ordered.loc[~usable].groupby("unique_id")["y"].size().items()
     }
     frames, skipped = [], {}
-    aliases: list[str] = []
+    # known before any window, so an empty backtest (no series long enough) keeps its columns
+    aliases = [factory().alias for factory in factories]
+    if len(set(aliases)) != len(aliases):
+        raise InvalidParameterError(f"two members share an alias: {aliases}")
     steps_total = windows * len(factories)
     for window in range(windows):
         holdout = h * (windows - window)
@@ -82,10 +85,6 @@ def backtest(
         test = test.join(cutoffs, on="unique_id")
         for k, factory in enumerate(factories):
             member = factory()
-            if window == 0:
-                if member.alias in aliases:
-                    raise InvalidParameterError(f"two members share the alias {member.alias!r}")
-                aliases.append(member.alias)
             done = window * len(factories) + k
             member.fit(train, freq, on_progress=_scaled(on_progress, done, steps_total, member.alias))
             test = test.merge(_with_steps(member.predict(h)), on=["unique_id", "step"], how="left")

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from restock.models.base import Forecaster, ProgressFn, future_dates, no_progress
-from restock.models.frames import Series, init_params, iter_series
+from restock.models.frames import forecast_frame, Series, init_params, iter_series
 from restock.models.metrics import season_length
 
 FORMAT_VERSION = 1
@@ -123,7 +123,7 @@ class ProphetForecaster(Forecaster):
             )
         self.clipped_ = {uid: n for uid, n in clipped.items() if n}
         if not frames:
-            return pd.DataFrame(columns=["unique_id", "ds", self.alias])
+            return forecast_frame(self.alias, {}, {}, self.freq_, h)  # empty, typed columns
         return pd.concat(frames, ignore_index=True)
 
     def save(self, directory: Path) -> None:
