@@ -33,7 +33,6 @@ from restock import inventory
 from restock.config import Settings
 from restock.data.panel import TOTAL_ID, horizon_steps
 from restock.data.schema import days_per_period
-from restock.data import tables
 from restock.data.store import Filter, SalesStore
 from restock.errors import (
     InvalidParameterError,
@@ -309,27 +308,12 @@ class ForecastService:
     # -- what the store knows now ----------------------------------------------------------
 
     def _data_version(self) -> Any:
-        """The newest applied upload's ``seq``: the store changes only through uploads.
-
-        One indexed ``max`` on the small uploads table, read on a plain DB-API connection:
-        on SQLite that is a WAL snapshot read, which neither takes the write lock (the
-        store's ``begin`` hook issues ``BEGIN IMMEDIATE``) nor waits for an upload.
-        """
-        connection = self.store.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(_LAST_UPLOAD_SQL)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        finally:
-            connection.close()
-        return None if row is None else row[0]
+        return self.store.data_version()
 
     def _latest_on_hand(self, data_version: Any, product_id: Filter, store_id: Filter,
                         category: Filter) -> float | None:
-        """``SalesStore.latest_on_hand`` of the selection, from a per-data-version snapshot."""
+        """Sum over the selected series of each one's latest stock, from a per-data-version
+        snapshot of the store (read once per upload, not per request)."""
         key = (data_version, _filter_key(product_id), _filter_key(store_id),
                _filter_key(category))
         cached = self._on_hand.get(key, _MISSING)
@@ -337,7 +321,7 @@ class ForecastService:
             return cached
         current = self._snapshot
         if current is None or current[0] != data_version:
-            current = (data_version, self._read_snapshot())
+            current = (data_version, self.store.on_hand_snapshot())
             self._snapshot = current
             self._on_hand = {}  # entries of older versions are never asked for again
         value = _on_hand_of(current[1], product_id, store_id, category)
@@ -345,28 +329,6 @@ class ForecastService:
             self._on_hand = {}
         self._on_hand[key] = value
         return value
-
-    def _read_snapshot(self) -> pd.DataFrame:
-        """Each (product, store, category)'s latest recorded stock level and its date.
-
-        ``latest_on_hand`` takes, per (product, store) among the rows its filters match, the
-        row of the latest date with a stock level; the category is part of the match, so it
-        is part of the key here, and ``_on_hand_of`` picks the latest matching triple.
-        """
-        connection = self.store.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(_SNAPSHOT_SQL)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        finally:
-            connection.close()
-        frame = pd.DataFrame(rows, columns=["product_id", "store_id", "category", "date",
-                                            "on_hand"])
-        return frame.astype({"product_id": object, "store_id": object, "category": object,
-                             "on_hand": float})
 
     def all_series(self, days: int | None = None, periods: int | None = None) -> pd.DataFrame:
         """Every series' forecast in long form (the total excluded), for bulk export."""
@@ -539,16 +501,6 @@ _FORECAST_KEYS = ("date", "yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)
 _MISSING = object()
 #: cached (data version, filters) -> on_hand entries before the cache starts over
 _ON_HAND_CACHED = 10_000
-_LAST_UPLOAD_SQL = (f"SELECT max(seq) FROM {tables.uploads.name} "
-                    "WHERE status = 'applied'")
-_SNAPSHOT_SQL = (
-    f"SELECT s.product_id, s.store_id, s.category, s.date, s.on_hand "
-    f"FROM {tables.sales.name} AS s JOIN ("
-    f"SELECT product_id, store_id, category, max(date) AS date FROM {tables.sales.name} "
-    f"WHERE on_hand IS NOT NULL GROUP BY product_id, store_id, category) AS l "
-    f"ON s.product_id = l.product_id AND s.store_id = l.store_id AND s.date = l.date")
-
-
 def _filter_key(value: Filter) -> tuple[str, ...] | None:
     """A hashable filter, as the store reads it: None is no filter, [] matches nothing."""
     if value is None:
@@ -558,7 +510,7 @@ def _filter_key(value: Filter) -> tuple[str, ...] | None:
 
 def _on_hand_of(snapshot: pd.DataFrame, product_id: Filter, store_id: Filter,
                 category: Filter) -> float | None:
-    """``SalesStore.latest_on_hand`` computed on a snapshot from ``_read_snapshot``."""
+    """Per (product, store) among the snapshot rows the filters match, the latest stock."""
     mask = np.ones(len(snapshot), dtype=bool)
     for column, value in (("product_id", product_id), ("store_id", store_id),
                           ("category", category)):

@@ -323,20 +323,35 @@ class SalesStore:
         frame["zero_share"] = frame["zero_share"].astype(float).round(4)
         return frame
 
-    def latest_on_hand(self, product_id: Filter = None, store_id: Filter = None,
-                       category: Filter = None) -> float | None:
-        """Sum over the selected series of each one's most recent recorded stock level."""
+    def data_version(self) -> int | None:
+        """The newest applied upload's ``seq``: the history changes only through uploads,
+        so this one indexed ``max`` tells a reader whether anything changed since."""
+        u = tables.uploads.c
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(u.seq)).where(u.status == "applied")
+                                ).scalar()
+
+    def on_hand_snapshot(self) -> pd.DataFrame:
+        """Each (product, store, category)'s most recent recorded stock level and its date.
+
+        The category is part of the key so that a reader can apply any filter to the
+        snapshot and still take, per (product, store), the latest matching row.
+        """
         s = tables.sales.c
-        latest = (sa.select(s.product_id, s.store_id, sa.func.max(s.date).label("date"))
-                  .where(s.on_hand.is_not(None), *self._where(product_id, store_id, category))
-                  .group_by(s.product_id, s.store_id).subquery())
-        stmt = sa.select(sa.func.sum(s.on_hand)).select_from(
+        latest = (sa.select(s.product_id, s.store_id, s.category,
+                            sa.func.max(s.date).label("date"))
+                  .where(s.on_hand.is_not(None))
+                  .group_by(s.product_id, s.store_id, s.category).subquery())
+        stmt = sa.select(s.product_id, s.store_id, s.category, s.date, s.on_hand).select_from(
             tables.sales.join(latest, sa.and_(s.product_id == latest.c.product_id,
                                               s.store_id == latest.c.store_id,
                                               s.date == latest.c.date)))
         with self.reader.connect() as conn:
-            value = conn.execute(stmt).scalar()
-        return None if value is None else float(value)
+            rows = conn.execute(stmt).all()
+        frame = pd.DataFrame(rows, columns=["product_id", "store_id", "category", "date",
+                                            "on_hand"])
+        return frame.astype({"product_id": object, "store_id": object, "category": object,
+                             "on_hand": float})
 
     def stats(self) -> dict[str, Any]:
         """Row and series counts and the newest upload: what a model was trained on."""
