@@ -67,7 +67,8 @@ def configure_logging() -> None:
                    "RESTOCK_API_TOKENS logs a warning).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
-              help="gunicorn worker processes; one of them runs the retrains.")
+              help="gunicorn worker processes; with the embedded queue one of them runs the "
+                   "retrains, with RESTOCK_QUEUE=celery the `restock worker` processes do.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1),
               help="Threads per worker; each open progress stream holds one.")
 @click.option("--heartbeat", default=15.0, show_default=True, type=click.FloatRange(0.05),
