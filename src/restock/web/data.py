@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from flask import Blueprint, stream_with_context
@@ -31,8 +32,13 @@ def export() -> Response:
     """The whole history as canonical CSV, streamed; text cells are formula-safe.
 
     A plain werkzeug ``Response`` so spectree does not buffer the stream (see ``sse``).
+    The header and the first chunk of rows are read before the response starts, so a
+    database that fails the query is a JSON 500, not a 200 whose body stops after the
+    header line (which a client would read as an empty history).
     """
-    response = Response(stream_with_context(services().store.export_csv()),
+    chunks = services().store.export_csv()
+    head = [next(chunks), next(chunks, "")]
+    response = Response(stream_with_context(itertools.chain(head, chunks)),
                         mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="sales.csv"'
     return response
