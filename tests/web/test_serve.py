@@ -7,10 +7,7 @@ requests keep coming, and chunked uploads over the size limit.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,45 +18,9 @@ import pytest
 import requests
 
 from restock.data.demo import write_demo_csv
-from webtools import parse_sse
+from webtools import Server, free_port, parse_sse  # noqa: F401 - names kept for importers
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, home: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home.parent / f"serve-{self.port}.log"
-        environ = {**os.environ, "RESTOCK_LSTM_EPOCHS": "2", "RESTOCK_PROPHET_WORKERS": "1",
-                   **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "restock", "--home", str(home), "serve", "--port",
-             str(self.port), "--workers", "2", "--threads", "6", "--heartbeat", "0.3"],
-            env=environ, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.url + "/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start:\n" + self.log.read_text())
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import requests
 from flask.testing import FlaskClient
 
 GOOD_CSV = b"date,product_id,store_id,quantity\n2024-01-01,p1,s1,3\n2024-01-02,p1,s1,4\n"
@@ -67,3 +74,65 @@ def wait_job(client: FlaskClient, job_id: str, status: str | tuple[str, ...],
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} stayed {body['status']}")
         time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A real ``restock serve`` subprocess (gunicorn) over ``home``, up when built.
+
+    It runs in a session of its own, so ``kill()`` (SIGKILL) reaches the master, its
+    workers and their Prophet pool at once, as a power cut or the OOM killer would; tests
+    must call ``stop()`` (or ``kill()``) in teardown. ``env`` adds ``RESTOCK_*`` variables.
+    """
+
+    def __init__(self, home: Path, *, workers: int = 2, threads: int = 6,
+                 heartbeat: float = 0.3, **env: str) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home.parent / f"serve-{self.port}.log"
+        environ = {**os.environ, "RESTOCK_LSTM_EPOCHS": "2", "RESTOCK_PROPHET_WORKERS": "1",
+                   **env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "restock", "--home", str(home), "serve", "--port",
+             str(self.port), "--workers", str(workers), "--threads", str(threads),
+             "--heartbeat", str(heartbeat)],
+            env=environ, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("server did not start:\n" + self.log.read_text())
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (master, workers, pool children)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()  # whatever is left of the group (a worker stuck in a retrain)
