@@ -116,13 +116,18 @@ def _data_hash(panel: Panel) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_ensemble(settings: Settings, weights: str, epochs: int) -> EnsembleForecaster:
-    """The production ensemble for these settings (the benchmarks build the same one)."""
+def build_ensemble(settings: Settings, weights: str, epochs: int,
+                   forecast_h: int | None = None) -> EnsembleForecaster:
+    """The production ensemble for these settings (the benchmarks build the same one).
+
+    ``forecast_h``: the horizon predicted right after fitting; Prophet precomputes it in
+    its worker processes (see ``EnsembleForecaster.forecast_h``).
+    """
     members = default_members(
         lstm_epochs=epochs, seed=settings.seed, n_jobs=settings.prophet_workers,
         holidays_country=settings.holidays_country or None)
     return EnsembleForecaster(members=members, weights=weights, level=settings.interval_level,
-                              backtest_windows=settings.backtest_windows)
+                              backtest_windows=settings.backtest_windows, forecast_h=forecast_h)
 
 
 def retrain(
@@ -156,7 +161,7 @@ def retrain(
         raise TrainingError("there is no sales data to train on; upload a CSV first")
     panel = build_panel(store.query())
     horizon = horizon_steps(settings.max_horizon_days, panel.freq)
-    ensemble = build_ensemble(settings, settings.weights, settings.lstm_epochs)
+    ensemble = build_ensemble(settings, settings.weights, settings.lstm_epochs, horizon)
 
     refitting = False
 

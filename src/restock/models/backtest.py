@@ -39,6 +39,9 @@ class BacktestResult:
     excluded: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, dict[str, str]] = field(default_factory=dict)
     scales: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    #: the members fitted in the last window, by alias (a refit may reuse what they learnt,
+    #: e.g. the LSTM's best epoch count)
+    members: dict[str, Forecaster] = field(default_factory=dict)
 
 
 def backtest(
@@ -66,7 +69,7 @@ def backtest(
         str(uid): f"{n} points; the backtest needs {h * windows} held out + {min_train} to train"
         for uid, n in ordered.loc[~usable].groupby("unique_id")["y"].size().items()
     }
-    frames, skipped = [], {}
+    frames, skipped, fitted = [], {}, {}
     # known before any window, so an empty backtest (no series long enough) keeps its columns
     aliases = [factory().alias for factory in factories]
     if len(set(aliases)) != len(aliases):
@@ -89,6 +92,7 @@ def backtest(
             member.fit(train, freq, on_progress=_scaled(on_progress, done, steps_total, member.alias))
             test = test.merge(_with_steps(member.predict(h)), on=["unique_id", "step"], how="left")
             skipped.setdefault(member.alias, {}).update(member.skipped_)
+            fitted[member.alias] = member
         frames.append(test)
     columns = ["unique_id", "cutoff", "ds", "step", "y", *aliases]
     frame = (
@@ -104,6 +108,7 @@ def backtest(
         excluded=excluded,
         skipped={alias: reasons for alias, reasons in skipped.items() if reasons},
         scales=mase_scales(first_train, freq) if len(first_train) else pd.Series(dtype=float),
+        members=fitted,
     )
 
 

@@ -117,12 +117,16 @@ class EnsembleForecaster(Forecaster):
         level: float = 0.95,
         backtest_h: int | None = None,
         backtest_windows: int = 1,
+        forecast_h: int | None = None,
     ) -> None:
         self.members = members
         self.weights = weights
         self.level = level
         self.backtest_h = backtest_h
         self.backtest_windows = backtest_windows
+        #: the horizon ``predict`` will be asked for after ``fit`` (the retrain's 365 days):
+        #: members that can (Prophet) forecast it in their workers right after fitting
+        self.forecast_h = forecast_h
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Backtest the members, fit the weights, then refit every member on all of ``df``."""
@@ -136,7 +140,7 @@ class EnsembleForecaster(Forecaster):
             raise InvalidParameterError("seed weights need a 'prophet' or an 'lstm' member")
         h = self.backtest_h or default_backtest_h(df, freq, self.backtest_windows)
         result = backtest(
-            [lambda m=m: clone(m) for m in self.members],
+            [lambda m=m: _precomputing(clone(m), h) for m in self.members],
             df,
             freq,
             h,
@@ -151,7 +155,10 @@ class EnsembleForecaster(Forecaster):
         self.metrics_ = _metrics(self.backtest_, aliases, result)
         on_progress(1.0, "weights fitted", stage="ensemble")
         self.members_ = [
-            clone(m).fit(df, freq, on_progress=_staged(on_progress, m.alias)) for m in self.members
+            _refit_copy(m, result.members.get(m.alias), self.forecast_h).fit(
+                df, freq, on_progress=_staged(on_progress, m.alias)
+            )
+            for m in self.members
         ]
         self.freq_ = freq
         self.scales_ = _fill_scales(mase_scales(df, freq), df)
@@ -285,6 +292,28 @@ def default_backtest_h(df: pd.DataFrame, freq: str, windows: int = 1) -> int:
         return natural
     usable = lengths[lengths >= lengths.max() / 4]
     return max(1, min(natural, int(usable.min() * _HOLDOUT_SHARE) // windows))
+
+
+def _precomputing(member: Forecaster, h: int | None) -> Forecaster:
+    """``member``, told to precompute ``h`` steps while fitting if it supports that."""
+    if h and hasattr(member, "precompute_h"):
+        member.precompute_h = int(h)  # type: ignore[attr-defined]
+    return member
+
+
+def _refit_copy(
+    template: Forecaster, backtested: Forecaster | None, forecast_h: int | None
+) -> Forecaster:
+    """The unfitted member for the refit on all data.
+
+    A member with ``from_backtest`` may take something its backtest copy learnt (the LSTM
+    takes its best epoch count, so the refit trains that many epochs without validation).
+    """
+    member = clone(template)
+    adopt = getattr(member, "from_backtest", None)
+    if backtested is not None and callable(adopt):
+        member = adopt(backtested)
+    return _precomputing(member, forecast_h)
 
 
 def _staged(on_progress: ProgressFn, stage: str) -> ProgressFn:

@@ -152,6 +152,11 @@ class LSTMForecaster(Forecaster):
         for ten series or ten thousand.
     val_fraction : share of each series' most recent target positions held out.
     seed : seeds weight initialisation, dropout and window sampling.
+    epochs : train exactly this many epochs on every target position, with no validation
+        split and no early stopping, keeping the last weights. The ensemble's refit on all
+        data uses it with the best epoch its backtest copy found by early stopping
+        (``from_backtest``): the same number of gradient steps, without validating every
+        epoch and without the ``patience`` epochs past the best one. ``None``: early stopping.
     num_threads : torch intra-op threads during fit/predict; ``None`` keeps torch's setting.
     """
 
@@ -172,6 +177,7 @@ class LSTMForecaster(Forecaster):
         val_fraction: float = 0.1,
         seed: int = 42,
         num_threads: int | None = None,
+        epochs: int | None = None,
     ) -> None:
         self.window = window
         self.output_size = output_size
@@ -186,6 +192,7 @@ class LSTMForecaster(Forecaster):
         self.val_fraction = val_fraction
         self.seed = seed
         self.num_threads = num_threads
+        self.epochs = epochs
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, as scikit-learn's ``get_params`` (saved in lstm.json)."""
@@ -194,9 +201,17 @@ class LSTMForecaster(Forecaster):
             for name in (
                 "window", "output_size", "hidden_size", "num_layers", "dropout", "max_epochs",
                 "patience", "batch_size", "learning_rate", "windows_per_epoch", "val_fraction",
-                "seed", "num_threads",
+                "seed", "num_threads", "epochs",
             )
         }
+
+    def from_backtest(self, fitted: "LSTMForecaster") -> "LSTMForecaster":
+        """The refit of this member after ``fitted`` (its backtest copy) ran: a fixed number
+        of epochs, the backtest's best one, when early stopping on validation chose it."""
+        best = int(getattr(fitted, "best_epoch_", 0) or 0)
+        if self.epochs is not None or best < 1 or getattr(fitted, "best_val_loss_", None) is None:
+            return self
+        return type(self)(**(self.get_params() | {"epochs": best}))
 
     # ------------------------------------------------------------------ fit
 
@@ -279,11 +294,14 @@ class LSTMForecaster(Forecaster):
     def _train(self, panel: _Panel, on_progress: ProgressFn) -> None:
         """Sampled-window epochs with early stopping; leaves the best weights in ``net_``."""
         window, horizon = self.window_, self.output_size_
+        fixed = self.epochs is not None and self.epochs > 0
+        max_epochs = int(self.epochs) if fixed else self.max_epochs
+        val_fraction = 0.0 if fixed else self.val_fraction
         rng = np.random.default_rng(self.seed)
         # a window starting at s predicts positions s+window .. s+window+horizon-1;
         # positions >= cut are validation targets and are masked out of training targets
         n_positions = panel.lengths - window
-        n_val = np.floor(n_positions * self.val_fraction).astype(int)
+        n_val = np.floor(n_positions * val_fraction).astype(int)
         cut = panel.lengths - n_val
         rows = np.repeat(np.arange(len(panel.ids)), n_positions)
         starts = np.concatenate([np.arange(n) for n in n_positions])
@@ -322,7 +340,7 @@ class LSTMForecaster(Forecaster):
         optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.learning_rate)
         best_state = {k: v.clone() for k, v in self.net_.state_dict().items()}
         best, stale = math.inf, 0
-        for epoch in range(1, self.max_epochs + 1):
+        for epoch in range(1, max_epochs + 1):
             self.net_.train()
             n_train = len(train[0])
             order = rng.choice(n_train, min(self.windows_per_epoch, n_train), replace=False)
@@ -346,20 +364,23 @@ class LSTMForecaster(Forecaster):
             else:
                 stale += 1
             self.history_.append({"epoch": epoch, "loss": train_loss, "val_loss": val_loss})
-            done = stale >= self.patience or epoch == self.max_epochs
+            done = (stale >= self.patience and not fixed) or epoch == max_epochs
             on_progress(
-                1.0 if done else epoch / self.max_epochs,
-                f"LSTM epoch {epoch}/{self.max_epochs}: loss {train_loss:.4f}"
+                1.0 if done else epoch / max_epochs,
+                f"LSTM epoch {epoch}/{max_epochs}: loss {train_loss:.4f}"
                 + ("" if val_loss is None else f", val loss {val_loss:.4f}"),
                 epoch=epoch,
-                epochs=self.max_epochs,
+                epochs=max_epochs,
                 loss=train_loss,
                 val_loss=val_loss,
             )
             if done:
                 break
+        if fixed:  # no validation to choose by: the last epoch's weights
+            self.best_epoch_ = max_epochs
+            best_state = self.net_.state_dict()
         self.net_.load_state_dict(best_state)
-        self.best_val_loss_ = None if math.isinf(best) else best
+        self.best_val_loss_ = None if math.isinf(best) or fixed else best
 
     def _evaluate(
         self,

@@ -85,6 +85,12 @@ class ProphetForecaster(Forecaster):
         """Hyperparameters by constructor name (what ``clone`` and ``save`` need)."""
         return init_params(self)
 
+    #: set by the caller before ``fit`` (the ensemble does): the workers also forecast this
+    #: many steps right after each fit, while the model is in memory, and ``predict(h)`` for
+    #: ``h`` up to it reads those values instead of parsing and predicting every model again
+    #: in the calling process. Not a hyperparameter (not saved); 0 turns it off.
+    precompute_h: int = 0
+
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Fit one Prophet model per series of ``df``, in ``n_jobs`` worker processes."""
         config = {
@@ -92,31 +98,46 @@ class ProphetForecaster(Forecaster):
             "holidays_country": self.holidays_country,
             "changepoint_prior_scale": self.changepoint_prior_scale,
             "seasonality_mode": self.seasonality_mode,
+            "precompute_h": int(self.precompute_h),
         }
         tasks = list(iter_series(df))
         models: dict[str, str] = {}
         skipped: dict[str, str] = {}
-        for uid, model_json, reason in _run_batches(tasks, config, self.n_jobs, on_progress):
+        precomputed: dict[str, np.ndarray] = {}
+        for uid, model_json, reason, *rest in _run_batches(
+            tasks, config, self.n_jobs, on_progress
+        ):
             if model_json is None:
                 skipped[uid] = reason
             else:
                 models[uid] = model_json
+                if rest and rest[0] is not None:
+                    precomputed[uid] = np.asarray(rest[0], dtype=float)
         self.freq_ = freq
         self.model_json_ = models
         self.skipped_ = skipped
         self.clipped_: dict[str, int] = {}
         self._models: dict[str, Any] = {}
+        # raw (unclipped) forecasts of every fitted series, when all of them have one
+        complete = bool(models) and precomputed.keys() == models.keys()
+        self._precomputed = precomputed if complete else {}
+        self._last_ds = {s.uid: s.ds[-1] for s in tasks} if complete else {}
         return self
 
     def predict(self, h: int) -> pd.DataFrame:
         """Forecast ``h`` steps per fitted series, clipped at zero (counts in ``clipped_``)."""
         self._check_fitted()
         frames, clipped = [], {}
+        cached = getattr(self, "_precomputed", {})
         for uid in sorted(self.model_json_):
-            model = self._model(uid)
-            last = model.history["ds"].iloc[-1]
-            future = pd.DataFrame({"ds": future_dates(last, self.freq_, h)})
-            raw = model.predict(future)["yhat"].to_numpy(float)
+            if uid in cached and h <= len(cached[uid]):
+                future = pd.DataFrame({"ds": future_dates(self._last_ds[uid], self.freq_, h)})
+                raw = cached[uid][:h]
+            else:
+                model = self._model(uid)
+                last = model.history["ds"].iloc[-1]
+                future = pd.DataFrame({"ds": future_dates(last, self.freq_, h)})
+                raw = model.predict(future)["yhat"].to_numpy(float)
             clipped[uid] = int(np.sum(raw < 0))
             frames.append(
                 pd.DataFrame({"unique_id": uid, "ds": future["ds"], self.alias: np.maximum(raw, 0)})
@@ -173,7 +194,8 @@ def _file_name(uid: str) -> str:
     return f"{quoted}.json"
 
 
-Result = tuple[str, str | None, str]
+#: (series id, model JSON or None, skip reason[, precomputed raw forecast or None])
+Result = tuple[Any, ...]
 #: Fits batches somewhere else: gets the batches and the fit config, calls ``fit_batch``
 #: on each wherever it likes, yields each batch's results as they arrive (any order).
 BatchMap = Callable[[list[list[Series]], dict[str, Any]], Iterator[list[Result]]]
@@ -249,7 +271,11 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 
 
 def fit_batch(batch: list[Series], config: dict[str, Any]) -> list[Result]:
-    """Worker entry point: fit each series of the batch, return JSON or a skip reason."""
+    """Worker entry point: fit each series of the batch, return JSON or a skip reason.
+
+    With ``config["precompute_h"] > 0`` each result also carries the raw (unclipped)
+    ``precompute_h``-step forecast as a list of floats, computed from the fitted model.
+    """
     _silence_logging()
     from prophet.serialize import model_to_json
 
@@ -264,8 +290,26 @@ def fit_batch(batch: list[Series], config: dict[str, Any]) -> list[Result]:
         except Exception as exc:  # noqa: BLE001 - any Stan failure means "skip this series"
             results.append((series.uid, None, f"prophet failed: {type(exc).__name__}: {exc}"))
         else:
-            results.append((series.uid, model_to_json(model), ""))
+            precompute_h = int(config.get("precompute_h") or 0)
+            if precompute_h > 0:
+                results.append(
+                    (series.uid, model_to_json(model), "", _forecast(model, series, config))
+                )
+            else:
+                results.append((series.uid, model_to_json(model), ""))
     return results
+
+
+def _forecast(model: Any, series: Series, config: dict[str, Any]) -> list[float] | None:
+    """The raw ``precompute_h``-step forecast of a fitted model (None if predict fails:
+    the calling process then predicts every series itself, as without precomputing)."""
+    try:
+        future = pd.DataFrame(
+            {"ds": future_dates(series.ds[-1], config["freq"], int(config["precompute_h"]))}
+        )
+        return model.predict(future)["yhat"].to_numpy(float).tolist()
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _new_model(series: Series, config: dict[str, Any]) -> Any:
