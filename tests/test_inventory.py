@@ -395,3 +395,16 @@ def test_no_warnings_with_enough_stock() -> None:
     plan = plan_inventory(daily_forecast(10.0), 3.0, on_hand=500, lead_time_days=7)
     assert inventory_warnings(plan) == []
     assert plan.order_now is False
+
+
+def test_a_slow_mover_with_centuries_of_cover_has_no_stockout_date() -> None:
+    """Cover beyond the calendar used to overflow pd.Timedelta (a 500 on /forecast)."""
+    import pandas as pd
+
+    from restock.inventory import plan_inventory
+
+    forecast = pd.DataFrame({"date": pd.date_range("2026-01-01", periods=30),
+                             "yhat": [0.02] * 30})
+    plan = plan_inventory(forecast, 0.1, on_hand=2500.0)
+    assert plan.days_of_cover > 100_000 and plan.stockout_date is None
+    assert plan_inventory(forecast, 0.1, on_hand=1e308).stockout_date is None

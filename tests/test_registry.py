@@ -81,3 +81,20 @@ def test_prune_keeps_the_newest_and_the_active(tmp_path: Path) -> None:
     assert kept == {versions[2], versions[3]}
     registry.activate(versions[2])
     assert registry.current() == versions[2]
+
+
+def test_activation_keeps_a_retrain_in_progress(tmp_path: Path) -> None:
+    """A rollback during another retrain's save must not delete its staging folder."""
+    import os
+
+    registry = ModelRegistry(tmp_path)
+    first = make_version(registry)
+    version, staging = registry.staging_dir()
+    (staging / "forecasts.parquet").write_bytes(b"PAR1")
+    old_version, old_staging = registry.staging_dir()
+    os.utime(old_staging, (0, 0))  # a crashed retrain's leftovers, long ago
+    registry.activate(first)
+    assert staging.is_dir() and not old_staging.exists()
+    registry.seal(version, staging, {"rows": 1, "series": 1})
+    registry.activate(version)
+    assert registry.current() == version

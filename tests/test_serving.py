@@ -161,3 +161,23 @@ def test_stale_model_warning_after_new_data(service: ForecastService, trained: T
     row = trained.store.query(product_id="P0001", store_id="S01").iloc[[-1]]
     trained.store.ingest_bytes(row.to_csv(index=False, date_format="%Y-%m-%d").encode())
     assert "stale_model" in {w["code"] for w in service.forecast()["warnings"]}
+
+
+def test_health_survives_a_damaged_current_version(trained: Trained, tmp_path) -> None:
+    """``GET /`` must answer even when ``current`` names a version that is gone."""
+    registry = ModelRegistry(tmp_path / "models")
+    (tmp_path / "models" / "current").write_text("20990101-000000-000000-gone\n")
+    service = ForecastService(trained.settings, trained.store, registry)
+    assert service.health()["model_version"] is None
+
+
+def test_old_plots_are_swept(service: ForecastService, trained: Trained) -> None:
+    import os
+
+    folder = trained.settings.plots_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = folder / ("0" * 32 + ".png")
+    stale.write_bytes(b"\x89PNG old")
+    os.utime(stale, (0, 0))
+    fresh = service.forecast(days=3, product_id="P0001", plot=True)["plot_id"]
+    assert not stale.exists() and service.plot_path(fresh).exists()

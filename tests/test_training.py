@@ -33,6 +33,9 @@ def test_artifacts_are_complete_and_pickle_free(trained: Trained) -> None:
                                                                        "ensemble"}
     assert set(meta["durations"]) >= {"backtest", "prophet", "lstm", "save"}
     assert trained.registry.current() == trained.version
+    recorded = json.loads((root / "training.json").read_text())["settings"]
+    assert recorded["lstm_epochs"] == 2 and "database_url" not in recorded
+    assert "sqlite" not in (root / "training.json").read_text()
 
 
 def test_events_walk_the_stages_in_order(trained: Trained) -> None:

@@ -120,8 +120,6 @@ def _convert(name: str, current: Any, value: Any) -> Any:
             return Path(value)
         if isinstance(current, tuple):
             return _split(value) if isinstance(value, str) else tuple(value)
-        if isinstance(current, bool):
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
         if isinstance(current, int):
             return int(value)
         if isinstance(current, float):

@@ -66,6 +66,8 @@ _NORMAL = NormalDist()
 #: negative, above 0.9999 z explodes and the normal tail is no longer a credible model
 SERVICE_LEVEL_RANGE = (0.5, 0.9999)
 DAYS_PER_YEAR = 365.0
+#: beyond a century of cover there is no stockout date worth showing
+MAX_COVER_DAYS = 36_500.0
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -298,8 +300,8 @@ def stockout_date(start: date | pd.Timestamp, cover_days: float | None) -> date 
 
     Day 0 is ``start`` (the first forecast day), so 2.5 days of cover run out on day 2.
     """
-    if cover_days is None:
-        return None
+    if cover_days is None or cover_days > MAX_COVER_DAYS:
+        return None  # a slow mover's stock outlasts any planning horizon (and the calendar)
     cover = _non_negative("days_of_cover", cover_days)
     return (pd.Timestamp(start) + pd.Timedelta(days=math.floor(cover))).date()
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,8 @@ from restock.errors import ModelNotFoundError
 
 META = "meta.json"
 CURRENT = "current"
+#: a staging folder untouched for this long belongs to a retrain that died
+STALE_STAGING_SECONDS = 24 * 3600
 
 
 def _sha256(path: Path) -> str:
@@ -95,15 +98,20 @@ class ModelRegistry:
         self.prune()
 
     def prune(self) -> list[str]:
-        """Delete old versions beyond ``keep`` (never the active one) and stale staging."""
-        active = self.current()
+        """Delete old versions beyond ``keep`` (never the active one) and stale staging.
+
+        A staging folder is another retrain's work in progress until it is a day old (a
+        crashed retrain's leftovers); the pointer is re-read before each deletion so a
+        rollback racing this prune never loses the version it just activated.
+        """
         removed = []
+        cutoff = time.time() - STALE_STAGING_SECONDS
         for path in self.root.glob(".staging-*"):
-            if path.is_dir():
+            if path.is_dir() and path.stat().st_mtime < cutoff:
                 shutil.rmtree(path, ignore_errors=True)
         complete = sorted(v for v in self._version_names())
         for version in complete[: max(0, len(complete) - self.keep)]:
-            if version != active:
+            if version != self.current():
                 shutil.rmtree(self.root / version, ignore_errors=True)
                 removed.append(version)
         return removed

@@ -21,6 +21,7 @@ import difflib
 import functools
 import math
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from restock.data.schema import days_per_period
 from restock.data.store import Filter, SalesStore
 from restock.errors import (
     InvalidParameterError,
+    ModelNotFoundError,
     NoModelError,
     PlotNotFoundError,
     UnknownSeriesError,
@@ -52,6 +54,8 @@ SHORT_HISTORY_SEASONS = 2
 INTERMITTENT_ZERO_SHARE = 0.5
 GAP_SHARE_WARNING = 0.05
 HIGH_UNCERTAINTY_RATIO = 1.0
+#: how long a rendered plot stays downloadable
+PLOT_TTL_SECONDS = 3600
 _season_length = functools.lru_cache(maxsize=64)(season_length)
 _days_per_period = functools.lru_cache(maxsize=64)(days_per_period)
 
@@ -155,6 +159,7 @@ class ForecastService:
         self._model: LoadedModel | None = None
         self._stamp: int | None = None
         self._lock = threading.Lock()
+        self._last_sweep = 0.0
         self._snapshot: tuple[Any, pd.DataFrame] | None = None  # (data version, on_hand)
         self._on_hand: dict[Any, float | None] = {}  # (data version, filters) -> on_hand
 
@@ -180,7 +185,8 @@ class ForecastService:
         """What ``GET /`` reports: the active version and what it was trained on."""
         try:
             model = self.model()
-        except NoModelError:
+        except (NoModelError, ModelNotFoundError):
+            # a damaged ``current`` still gets a health answer (and the log has the cause)
             return {"model_version": None, "trained_at": None, "rows": None, "series": None}
         meta = model.meta
         return {"model_version": model.version, "trained_at": meta.get("trained_at"),
@@ -188,19 +194,11 @@ class ForecastService:
 
     # -- selection -------------------------------------------------------------------------
 
-    def select(self, model: LoadedModel, product_id: Filter = None, store_id: Filter = None,
-               category: Filter = None) -> list[str]:
-        """Series ids matching every given filter; no filter selects the total."""
-        filters = {"product_id": _as_list(product_id), "store_id": _as_list(store_id),
-                   "category": _as_list(category)}
-        if not any(filters.values()):
-            return [TOTAL_ID]
-        uids, _ = self._select(model, filters)
-        return uids
-
     def _select(self, model: LoadedModel,
                 filters: dict[str, list[str]]) -> tuple[list[str], list[int]]:
-        """``select`` for non-empty filters: the series ids and their rows in the arrays."""
+        """Series matching every non-empty filter: their ids and rows in the arrays.
+
+        An unknown value is an error naming it, with close matches as suggestions."""
         table = model.table
         mask = np.ones(len(table), dtype=bool)
         for column, wanted in filters.items():
@@ -375,14 +373,12 @@ class ForecastService:
         return pd.DataFrame({"step": model.backtest_steps, "residual": residual})
 
     def _sigma(self, model: LoadedModel, rows: list[int], lead_periods: float,
-               residuals: pd.DataFrame | None = None) -> float:
+               residuals: pd.DataFrame) -> float:
         """Forecast-error sigma per period over the lead time, from backtest residuals.
 
         Series never backtested (too short) fall back to the spread of their history,
         the seed's estimate, which is all there is to go on.
         """
-        if residuals is None:
-            residuals = self._residuals(model, rows)
         if residuals["residual"].notna().any():
             steps = max(1, math.ceil(lead_periods))
             return float(np.mean(residual_sigma(residuals, steps)))
@@ -470,11 +466,27 @@ class ForecastService:
         plot_id = uuid.uuid4().hex
         folder = self.settings.plots_dir
         folder.mkdir(parents=True, exist_ok=True)
+        self._sweep_plots(folder)
         (folder / f"{plot_id}.png").write_bytes(png)
         latest = folder / f".forecast_plot.{plot_id}.tmp"
         latest.write_bytes(png)
         latest.replace(folder / "forecast_plot.png")  # the seed's "latest plot" file
         return plot_id
+
+    def _sweep_plots(self, folder: Path) -> None:
+        """Delete plots older than ``PLOT_TTL_SECONDS`` (at most one sweep a minute): every
+        ``plot: true`` request writes a PNG, and a busy server must not fill its disk."""
+        now = time.time()
+        if now - self._last_sweep < 60:
+            return
+        self._last_sweep = now
+        for path in folder.glob("*.png"):
+            try:
+                expired = path.stat().st_mtime < now - PLOT_TTL_SECONDS
+                if expired and path.name != "forecast_plot.png":
+                    path.unlink()
+            except FileNotFoundError:
+                continue  # another worker swept it first
 
     def plot_path(self, plot_id: str) -> Path:
         """The PNG of an earlier request; ids are server-made hex, anything else is unknown."""
@@ -486,13 +498,8 @@ class ForecastService:
         return path
 
 
-def _num(value: float) -> float | None:
-    value = float(value)
-    return round(value, 4) if math.isfinite(value) else None
-
-
 def _nums(values: np.ndarray) -> list[float | None]:
-    """``_num`` of every element (``tolist`` gives the same Python floats, faster)."""
+    """JSON numbers rounded to 4 places, None for NaN/inf (``tolist`` is the fast path)."""
     isfinite = math.isfinite
     return [round(v, 4) if isfinite(v) else None for v in np.asarray(values, float).tolist()]
 

@@ -38,6 +38,9 @@ _SPANS = {"validate": (0.0, 0.01), "merge": (0.01, 0.03), "backtest": (0.03, 0.4
           "prophet": (0.45, 0.68), "lstm": (0.68, 0.86), "ensemble": (0.86, 0.9),
           "forecast": (0.9, 0.93), "save": (0.93, 0.98), "activate": (0.98, 1.0),
           "done": (1.0, 1.0)}
+#: the settings that shape a model, recorded with it (never URLs or tokens: no secrets)
+TRAINING_SETTINGS = ("weights", "lstm_epochs", "interval_level", "max_horizon_days",
+                     "backtest_windows", "holidays_country", "seed")
 _PACKAGES = ("restock", "pandas", "numpy", "prophet", "torch", "sqlalchemy")
 
 
@@ -208,7 +211,7 @@ def retrain(
             "packages": _package_versions(),
         }
         write_json(staging / "training.json", {"settings": {
-            k: str(v) for k, v in vars(settings).items() if k not in ("api_tokens",)}})
+            k: getattr(settings, k) for k in TRAINING_SETTINGS}})
         report("save", 0.9, "sealing the version")
         registry.seal(version, staging, meta)
     except BaseException:

@@ -161,3 +161,14 @@ def test_infer_frequency(dates: pd.DatetimeIndex, freq: str) -> None:
 def test_days_per_period() -> None:
     assert days_per_period("D") == 1 and days_per_period("W-FRI") == 7
     assert days_per_period("MS") == pytest.approx(30.44, abs=0.01)
+
+
+def test_a_trailing_delimiter_on_every_row_does_not_shift_columns() -> None:
+    frame = parse_sales_csv(b"date,product_id,quantity,\n2024-01-01,P1,5,\n").frame
+    assert frame[["product_id", "quantity"]].values.tolist() == [["P1", 5.0]]
+
+
+def test_skipped_counts_rows_not_problems() -> None:
+    parsed = parse_sales_csv((HEADER + "2024-01-01,A,1\n2024-02-30,A,x\n2024-01-03,,2\n")
+                             .encode(), on_error="skip")
+    assert parsed.skipped_total == 2 and len(parsed.skipped) == 3

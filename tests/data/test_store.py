@@ -116,7 +116,7 @@ def test_export_is_sorted_and_formula_safe(store: SalesStore) -> None:
 
 @pytest.mark.parametrize("name, expected", [
     ("../../etc/passwd", "passwd"), ("a\x00b.csv", "ab.csv"), ("C:\\x\\y.csv", "y.csv"),
-    ("", "upload.csv"), ("..", "upload.csv"), ("my sales (1).csv", "my_sales_1_.csv"),
+    ("", "upload.csv"), ("..", "upload.csv"), ("my sales (1).csv", "my_sales_1.csv"),
 ])
 def test_sanitise_filename(name: str, expected: str) -> None:
     assert sanitise_filename(name) == expected
@@ -216,7 +216,7 @@ def test_failure_during_staging_rolls_back_and_store_recovers(
 
     store.ingest_bytes(FIRST, "first.csv")
     before = snapshot(store)
-    real_copy_rows, real_sqlite_rows = store_module._copy_rows, store_module._sqlite_rows
+    real_copy_rows, real_sqlite_rows = store_module._date_rows, store_module._sqlite_rows
 
     def second_chunk_fails(real):  # noqa: ANN001, ANN202
         calls: list[int] = []
@@ -229,7 +229,7 @@ def test_failure_during_staging_rolls_back_and_store_recovers(
         return rows
 
     monkeypatch.setattr(store_module, "_CHUNK_ROWS", 1)
-    monkeypatch.setattr(store_module, "_copy_rows", second_chunk_fails(real_copy_rows))
+    monkeypatch.setattr(store_module, "_date_rows", second_chunk_fails(real_copy_rows))
     monkeypatch.setattr(store_module, "_sqlite_rows", second_chunk_fails(real_sqlite_rows))
     with pytest.raises(RuntimeError, match="connection lost"):
         store.ingest_bytes(b"date,product_id,quantity\n2024-02-01,C,1\n2024-02-02,C,2\n")

@@ -236,6 +236,7 @@ def parse_sales_csv(
         table = pd.read_csv(
             io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
             skip_blank_lines=False, engine="c", quotechar='"',
+            index_col=False,  # a trailing delimiter on every row must not shift the columns
         )
     except (pd.errors.ParserError, csv.Error) as exc:
         match = re.search(r"line (\d+)", str(exc))
@@ -308,7 +309,7 @@ def parse_sales_csv(
     frame["date"] = frame["date"].dt.normalize()
     return ParsedUpload(
         frame=frame[CANONICAL], rows_read=int(len(table)),
-        skipped=found[: DataValidationError.MAX_LISTED], skipped_total=len(found),
+        skipped=found[: DataValidationError.MAX_LISTED], skipped_total=int(bad_rows.sum()),
         ignored_columns=ignored,
     )
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from werkzeug.utils import secure_filename
 from sqlalchemy.dialects import postgresql, sqlite
 
 from restock import migrations
@@ -29,7 +29,6 @@ from restock.data import tables
 from restock.data.schema import CANONICAL, OnDuplicate, OnError, ParsedUpload, parse_sales_csv
 
 Filter = str | Sequence[str] | None
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK_ROWS = 100_000
 # first key of restock's PostgreSQL advisory locks ("rstk"); the second names what is locked
@@ -72,10 +71,10 @@ class UploadResult:
 
 
 def sanitise_filename(name: str | None) -> str:
-    """A display-only filename: no path, no control or shell characters, bounded length."""
-    base = os.path.basename((name or "").replace("\\", "/").replace("\x00", ""))
-    cleaned = _SAFE_NAME.sub("_", base).strip("._")
-    return cleaned[:120] or "upload.csv"
+    """A display-only filename (files are stored under UUIDs): the last path part only,
+    made safe by werkzeug's ``secure_filename``, bounded, never empty."""
+    base = os.path.basename((name or "").replace("\\", "/"))
+    return secure_filename(base)[:120] or "upload.csv"
 
 
 def neutralise_formula(value: str) -> str:
@@ -254,9 +253,10 @@ class SalesStore:
         if self.dialect == "postgresql" and _is_psycopg(conn):
             _copy_into_staging(conn, frame, seq)
             return staging
-        rows = _records(frame, seq)
-        for start in range(0, len(rows), 50_000):
-            conn.execute(staging.insert(), rows[start:start + 50_000])
+        columns = [c.name for c in staging.columns]
+        for start in range(0, len(frame), _CHUNK_ROWS):
+            rows = _date_rows(frame.iloc[start:start + _CHUNK_ROWS], seq)
+            conn.execute(staging.insert(), [dict(zip(columns, row)) for row in rows])
         return staging
 
     def _merge(self, conn: sa.Connection, staging: sa.Table) -> None:
@@ -392,11 +392,12 @@ class SalesStore:
                                float_format="%.12g", lineterminator="\n")
 
 
-def _sqlite_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
-    """Rows as tuples in ``tables.sales`` column order, stored as SQLAlchemy stores them on
-    SQLite (dates as YYYY-MM-DD text, numbers as floats, missing price/on_hand as NULL)."""
+def _row_tuples(frame: pd.DataFrame, seq: int,
+                dates: Callable[[pd.DatetimeIndex], list[Any]]) -> list[tuple[Any, ...]]:
+    """Rows as tuples in ``tables.sales`` column order: plain Python values, missing
+    price/on_hand as None, each distinct day converted once by ``dates``."""
     codes, days = pd.factorize(frame["date"])
-    dates = np.asarray(days.strftime("%Y-%m-%d"), dtype=object)[codes]
+    converted = np.asarray(dates(days), dtype=object)[codes]
 
     def optional(column: str) -> list[Any]:
         values = frame[column].astype(float)
@@ -405,13 +406,23 @@ def _sqlite_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
     return list(zip(
         frame["product_id"].astype(str).tolist(),
         frame["store_id"].fillna("").astype(str).tolist(),
-        dates.tolist(),
+        converted.tolist(),
         frame["category"].fillna("").astype(str).tolist(),
         frame["quantity"].astype(float).tolist(),
         optional("price"),
         optional("on_hand"),
         itertools.repeat(seq, len(frame)),
     ))
+
+
+def _sqlite_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
+    """Dates as YYYY-MM-DD text, as SQLAlchemy's Date type stores them on SQLite."""
+    return _row_tuples(frame, seq, lambda days: list(days.strftime("%Y-%m-%d")))
+
+
+def _date_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
+    """Dates as ``datetime.date``, as the PostgreSQL drivers (and binary COPY) take them."""
+    return _row_tuples(frame, seq, lambda days: [day.date() for day in days])
 
 
 # binary COPY needs each column's wire type: tables.sales in column order
@@ -440,49 +451,8 @@ def _copy_into_staging(conn: sa.Connection, frame: pd.DataFrame, seq: int) -> No
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(list(_COPY_TYPES))
             for start in range(0, len(frame), _CHUNK_ROWS):
-                for row in _copy_rows(frame.iloc[start:start + _CHUNK_ROWS], seq):
+                for row in _date_rows(frame.iloc[start:start + _CHUNK_ROWS], seq):
                     copy.write_row(row)
 
 
-def _copy_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
-    """Rows as tuples in ``tables.sales`` column order for a binary COPY: dates as
-    ``datetime.date`` (each distinct day converted once), floats, missing as None."""
-    codes, days = pd.factorize(frame["date"])
-    dates = np.asarray([day.date() for day in days], dtype=object)[codes]
-
-    def optional(column: str) -> list[Any]:
-        values = frame[column].astype(float)
-        return values.astype(object).where(values.notna(), None).tolist()
-
-    return list(zip(
-        frame["product_id"].astype(str).tolist(),
-        frame["store_id"].fillna("").astype(str).tolist(),
-        dates.tolist(),
-        frame["category"].fillna("").astype(str).tolist(),
-        frame["quantity"].astype(float).tolist(),
-        optional("price"),
-        optional("on_hand"),
-        itertools.repeat(seq, len(frame)),
-    ))
-
-
-def _records(frame: pd.DataFrame, seq: int) -> list[dict[str, Any]]:
-    """Rows as plain Python values (the DB-API wants dates and None, not numpy types)."""
-    out = pd.DataFrame({
-        "product_id": frame["product_id"].astype(str),
-        "store_id": frame["store_id"].fillna("").astype(str),
-        "date": frame["date"].dt.date,
-        "category": frame["category"].fillna("").astype(str),
-        "quantity": frame["quantity"].astype(float),
-        "price": frame["price"].astype(object).where(frame["price"].notna(), None),
-        "on_hand": frame["on_hand"].astype(object).where(frame["on_hand"].notna(), None),
-    })
-    out["upload_seq"] = seq
-    records = out.to_dict("records")
-    for record in records:
-        for column in ("price", "on_hand"):
-            value = record[column]
-            if isinstance(value, (float, np.floating)) and np.isnan(value):
-                record[column] = None
-    return records
 

@@ -100,22 +100,34 @@ class EventStream:
         return f"{self.prefix}:job:{job_id}:events"
 
     def append(self, event: Event) -> None:
-        """``XADD`` the event as ``<event id>-0``; the expiry bounds what Redis keeps."""
+        """``XADD`` the event as ``<event id>-0``; the expiry bounds what Redis keeps.
+
+        Best effort: the database holds every event, so a Redis blip must not fail the
+        retrain; readers notice the gap (``read``) and ask the database instead.
+        """
         key = self.key(event.job_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(key, {"event": event.event, "data": json.dumps(event.data, default=str)},
                   id=f"{event.event_id}-0", maxlen=self.maxlen, approximate=True)
         pipe.expire(key, self.ttl_seconds)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as error:
+            log.warning("job %s: event %s not mirrored to Redis (%s)", event.job_id,
+                        event.event_id, error)
 
     def read(self, job_id: str, after_id: int) -> list[Event] | None:
         """Events after ``after_id``, or ``None`` when the stream does not continue from
         there (nothing new, trimmed or expired): the database then has the answer."""
-        entries = self.client.xrange(self.key(job_id), min=f"{after_id + 1}-0")
+        try:
+            entries = self.client.xrange(self.key(job_id), min=f"{after_id + 1}-0")
+        except redis.RedisError:
+            return None
         events = [Event(job_id, int(entry_id.split("-")[0]), fields["event"],
                         json.loads(fields["data"])) for entry_id, fields in entries]
-        if not events or events[0].event_id != after_id + 1:
-            return None
+        expected = list(range(after_id + 1, after_id + 1 + len(events)))
+        if not events or [e.event_id for e in events] != expected:
+            return None  # nothing new, trimmed, expired, or a gap from a failed mirror
         return events
 
     def wait(self, job_id: str, after_id: int, timeout: float) -> None:
@@ -126,8 +138,12 @@ class EventStream:
         """
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            if self.client.xread({self.key(job_id): f"{after_id}-0"}, count=1,
-                                 block=max(1, int(min(left, self.MAX_BLOCK) * 1000))):
+            try:
+                if self.client.xread({self.key(job_id): f"{after_id}-0"}, count=1,
+                                     block=max(1, int(min(left, self.MAX_BLOCK) * 1000))):
+                    return
+            except redis.RedisError:
+                time.sleep(min(left, 0.5))  # Redis is away: the caller re-reads the database
                 return
 
 

@@ -59,20 +59,22 @@ class JobRecords:
 
     def __init__(self, engine: sa.Engine, on_append: EventSink | None = None) -> None:
         self.engine = engine
+        #: reads in deferred transactions: on SQLite they never queue behind an upload
+        self.reader = engine.execution_options(read_only=True)
         self.on_append = on_append
         self._counts: tuple[float, dict[str, int]] | None = None
 
     # -- reading -------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
         if row is None:
             raise JobNotFoundError(f"no job {job_id!r}", {"job_id": job_id})
         return _job(row)
 
     def events(self, job_id: str, after_id: int = 0) -> list[Event]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             exists = conn.execute(
                 sa.select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first()
             if exists is None:
@@ -89,7 +91,7 @@ class JobRecords:
         now = time.monotonic()
         if self._counts is not None and now - self._counts[0] <= max_age:
             return self._counts[1]
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 sa.select(jobs.c.status, sa.func.count())
                 .where(jobs.c.status.in_(("queued", "running")))

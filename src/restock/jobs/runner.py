@@ -32,7 +32,10 @@ def run_job(records: JobRecords, task: Task, job: Job,
     job_id = job.job_id
 
     def on_event(data: EventData) -> None:
-        if records.progress(job_id, dict(data)):
+        cancel_requested = records.progress(job_id, dict(data))
+        if data.get("stage") == "done":
+            return  # the new version is already active: too late to cancel, report success
+        if cancel_requested:
             raise JobCancelled("cancelled while running")
         check()
 

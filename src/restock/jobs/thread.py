@@ -99,19 +99,25 @@ class ThreadJobQueue(JobQueue):
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if not self._become_runner():
+                try:
+                    self._step()
+                except Exception:  # noqa: BLE001 - a database blip must not end the runner
+                    log.exception("job runner step failed; retrying")
                     self._stop.wait(self.lock_retry)
-                    continue
-                job = self.records.claim_next()
-                if job is None:
-                    self._wake.wait(self.poll_interval)
-                    self._wake.clear()
-                    continue
-                run_job(self.records, self.task, job)
-        except Exception:  # noqa: BLE001 - a dead runner must say why in the log
-            log.exception("job runner stopped unexpectedly")
         finally:
             self._release()
+
+    def _step(self) -> None:
+        """Take the lock if free, then run the oldest queued job (or wait for one)."""
+        if not self._become_runner():
+            self._stop.wait(self.lock_retry)
+            return
+        job = self.records.claim_next()
+        if job is None:
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            return
+        run_job(self.records, self.task, job)
 
     def _become_runner(self) -> bool:
         """Take the runner lock if free; on taking it, sweep what a dead runner left."""

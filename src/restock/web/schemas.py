@@ -111,7 +111,7 @@ class ForecastRequest(Request):
     store_id: Filter = None
     category: Filter = None
     service_level: float = Field(0.95, gt=0.5, lt=1)
-    lead_time_days: float = Field(7.0, ge=0, le=3650)
+    lead_time_days: float = Field(7.0, gt=0, le=3650)
     lead_time_std_days: float = Field(0.0, ge=0, le=3650)
     review_period_days: float = Field(0.0, ge=0, le=3650)
     on_hand: float | None = Field(None, description="stock now; default: the latest stored")

@@ -47,8 +47,13 @@ def job_events(queue: JobQueue, job_id: str, after_id: int, heartbeat: float) ->
         events = queue.events(job_id, last)
         if not events:
             if queue.get(job_id).finished:
-                return  # the client already saw the final event
-            events = queue.wait_events(job_id, last, timeout=heartbeat)
+                # the status and the final event are written in one transaction: if the
+                # job ended since the read above, this read has its final event
+                events = queue.events(job_id, last)
+                if not events:
+                    return  # the client already saw the final event
+            else:
+                events = queue.wait_events(job_id, last, timeout=heartbeat)
             if not events:
                 yield ": heartbeat\n\n"
                 continue
