@@ -102,12 +102,17 @@ def _line_numbers(text: str, delimiter: str, n_records: int) -> np.ndarray:
     if '"' not in text:
         return np.arange(2, n_records + 2)
     starts = []
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    next(reader, None)
-    line = reader.line_num + 1
-    for _ in reader:
-        starts.append(line)
+    # newline="": the csv module's own line handling, so a bare CR (old Mac line ends, or
+    # inside a field) is a line end or field text, never csv.Error
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        next(reader, None)
         line = reader.line_num + 1
+        for _ in reader:
+            starts.append(line)
+            line = reader.line_num + 1
+    except csv.Error:  # pandas read the file; the numbers are for messages only
+        return np.arange(2, n_records + 2)
     return np.asarray(starts[:n_records] + [0] * (n_records - len(starts)))
 
 
