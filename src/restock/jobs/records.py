@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,8 +54,9 @@ INTERRUPTED = {"code": "interrupted",
 class JobRecords:
     """CRUD for jobs and their numbered events over a SQLAlchemy engine.
 
-    ``on_append`` mirrors events elsewhere (the Celery queue's Redis Stream): it runs
-    while the job's row is locked, so the mirror receives a job's events in id order.
+    ``on_append`` mirrors events elsewhere (the Celery queue's Redis Stream) once their
+    transaction has committed; a job has one writer at a time, so they arrive in id order
+    (and a mirror that gets one out of order or misses one has a gap readers detect).
     """
 
     def __init__(self, engine: sa.Engine, on_append: EventSink | None = None) -> None:
@@ -108,12 +110,12 @@ class JobRecords:
         """Insert a queued job with its first event, so a stream opened now shows it."""
         job_id = str(uuid.uuid4())
         self._counts = None
-        with self.engine.begin() as conn:
+        with self._transaction() as (conn, pending):
             conn.execute(jobs.insert().values(
                 job_id=job_id, kind=kind, status="queued", stage="queued", progress=0.0,
                 params=params, upload_id=upload_id, cancel_requested=False,
                 created_at=utcnow()))
-            self._append(conn, job_id, "progress", {
+            self._append(conn, pending, job_id, "progress", {
                 "stage": "queued", "progress": 0.0, "message": "waiting for the worker",
                 "job_id": job_id})
         return self.get(job_id)
@@ -141,8 +143,8 @@ class JobRecords:
             values["stage"] = str(data["stage"])[:20]
         if data.get("progress") is not None:
             values["progress"] = float(data["progress"])
-        with self.engine.begin() as conn:
-            self._append(conn, job_id, "progress", data)
+        with self._transaction() as (conn, pending):
+            self._append(conn, pending, job_id, "progress", data)
             if values:
                 conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(**values))
             return bool(conn.execute(
@@ -154,20 +156,20 @@ class JobRecords:
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
         if model_version is not None:
             values.update(model_version=model_version, progress=1.0, stage="done")
-        with self.engine.begin() as conn:
+        with self._transaction() as (conn, pending):
             conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(**values))
-            self._append(conn, job_id, event, data)
+            self._append(conn, pending, job_id, event, data)
 
     def request_cancel(self, job_id: str) -> Job:
         """Cancel a queued job outright, or flag a running one for its next event."""
         error = {"code": "cancelled", "message": "cancelled before it started"}
-        with self.engine.begin() as conn:
+        with self._transaction() as (conn, pending):
             cancelled = conn.execute(
                 jobs.update().where(jobs.c.job_id == job_id, jobs.c.status == "queued")
                 .values(status="cancelled", cancel_requested=True, finished_at=utcnow(),
                         error=error)).rowcount
             if cancelled:
-                self._append(conn, job_id, "error", error)
+                self._append(conn, pending, job_id, "error", error)
             else:
                 conn.execute(
                     jobs.update().where(jobs.c.job_id == job_id, jobs.c.status == "running")
@@ -191,16 +193,31 @@ class JobRecords:
         if created_before is not None:
             orphaned = sa.or_(orphaned, sa.and_(jobs.c.status == "queued",
                                                 jobs.c.created_at < created_before))
-        with self.engine.begin() as conn:
+        with self._transaction() as (conn, pending):
             orphans = conn.execute(sa.select(jobs.c.job_id).where(orphaned)).scalars().all()
             for job_id in orphans:
                 conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(
                     status="failed", finished_at=utcnow(), error=error))
-                self._append(conn, job_id, "error", error)
+                self._append(conn, pending, job_id, "error", error)
         return len(orphans)
 
-    def _append(self, conn: sa.Connection, job_id: str, event: EventKind,
-                data: EventData) -> int:
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[sa.Connection, list[Event]]]:
+        """A write transaction; the events it appended are mirrored only after it commits.
+
+        Mirroring after the commit means the mirror never shows an event the database
+        lost (a writer killed mid-transaction); a mirror that misses one (a writer killed
+        between commit and mirror) has a gap, which readers detect and answer from here.
+        """
+        pending: list[Event] = []
+        with self.engine.begin() as conn:
+            yield conn, pending
+        if self.on_append is not None:
+            for event in pending:
+                self.on_append(event)
+
+    def _append(self, conn: sa.Connection, pending: list[Event], job_id: str,
+                event: EventKind, data: EventData) -> int:
         """Append an event with the job's next id; the row lock serialises writers on PG."""
         conn.execute(sa.select(jobs.c.job_id).where(jobs.c.job_id == job_id).with_for_update())
         last = conn.execute(sa.select(sa.func.max(job_events.c.event_id))
@@ -208,6 +225,5 @@ class JobRecords:
         event_id = int(last or 0) + 1
         conn.execute(job_events.insert().values(
             job_id=job_id, event_id=event_id, event=event, data=data, created_at=utcnow()))
-        if self.on_append is not None:
-            self.on_append(Event(job_id, event_id, event, data))
+        pending.append(Event(job_id, event_id, event, data))
         return event_id
