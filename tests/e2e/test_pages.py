@@ -212,7 +212,11 @@ def train_through_page(b: Browse, server: Any, demo: Path) -> str:
     order = ["validate", "merge", "backtest", "prophet", "lstm", "ensemble", "forecast",
              "save", "activate", "done"]
     assert stages == sorted(stages, key=order.index), stages
-    assert len(set(stages)) >= 4 and "lstm" in stages, stages
+    # stages seen as "current" depend on timing (a fast stage can start and end within one
+    # rendered chunk); the event log shows every event, so it must have the LSTM's
+    log_lines = b.by("event-log").locator("li").all_text_contents()
+    assert len(set(stages)) >= 3 and any(line.startswith("[lstm]") for line in log_lines), \
+        (stages, log_lines)
     states = b.page.locator('[data-testid="stage-list"] li').evaluate_all(
         "ls => ls.map(l => [l.dataset.stage, l.dataset.state])")
     assert [s for s, _ in states] == order and {st for _, st in states} == {"done"}, states
