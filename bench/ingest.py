@@ -36,6 +36,8 @@ import time
 import uuid
 from pathlib import Path
 
+from machine import cpu_model, total_ram  # bench/machine.py, beside this script
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "ingest.md"
 HISTORY_END = dt.date(2026, 10, 31)
@@ -68,22 +70,7 @@ def machine() -> dict[str, str]:
     import pandas as pd
     import sqlalchemy as sa
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
-                break
-    except OSError:
-        pass
+    cpu, ram = cpu_model(), total_ram()
     try:
         load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:

@@ -28,6 +28,8 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+
+from machine import cpu_model, total_ram  # bench/machine.py, beside this script
 from typing import Any, Callable
 
 import numpy as np
@@ -153,22 +155,7 @@ def loadavg() -> tuple[float, float, float]:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
-                break
-    except OSError:
-        pass
+    cpu, ram = cpu_model(), total_ram()
     versions = {}
     for name in ("pandas", "numpy", "matplotlib", "pillow", "sqlalchemy"):
         try:
