@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ for folder in ("web", "scale"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 
-from webtools import Server, parse_sse  # noqa: E402,F401 - re-exported for the tests
+from webtools import Server, parse_sse, wait_for  # noqa: E402,F401 - re-exported for the tests
 
 #: what every server and retrain of these tests runs with: seconds, not minutes
 FAST_ENV = {"RESTOCK_LSTM_EPOCHS": "1", "RESTOCK_PROPHET_WORKERS": "1",
@@ -73,17 +72,6 @@ def follow(url: str, job_id: str, until: Any, timeout: float = 300,
     finally:
         response.close()
     return seen
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_job(url: str, job_id: str, statuses: tuple[str, ...] = ("succeeded", "failed",

@@ -12,10 +12,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,25 +37,11 @@ def _root_conftest() -> Any:
 
 
 _ROOT = _root_conftest()
+if str(Path(__file__).parent.parent / "web") not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "web"))
+from webtools import free_port, wait_for  # noqa: E402,F401 - shared with tests/web
 REDIS_URL: str = _ROOT.REDIS_URL
 service_unavailable = _ROOT.service_unavailable  # skip here, fail in CI
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 class Topology:

@@ -82,6 +82,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
 class Server:
     """A real ``restock serve`` subprocess (gunicorn) over ``home``, up when built.
 
