@@ -7,14 +7,20 @@ the repository; when it is absent the benchmark says so and exits cleanly.
 Splits: M3 monthly uses its own train/test files (horizon 18); pizzaplace holds out the
 last 28 days of every series. On the same split, in the same run, it scores:
 
-- the restock ensemble (``weights="auto"`` and ``"seed"``) built by
-  ``restock.models.ensemble.default_members`` (what a production retrain builds);
-- each member as fitted inside the ensemble (the refit on all training data);
-- peers: statsforecast SeasonalNaive and AutoETS, and Prophet with default settings per
-  series.
+- the restock ensemble as a production retrain builds it (``training.build_ensemble``),
+  ``weights="auto"``, and the same fitted members combined 0.6 prophet + 0.4 lstm
+  (exactly what ``weights="seed"`` predicts);
+- each member as refitted inside the ensemble;
+- peers: statsforecast SeasonalNaive, AutoETS and AutoTheta, Prophet with default settings
+  per series, and an untuned mlforecast + LightGBM (the quick-start recipe).
 
 Scores are means over series of MASE (in-sample seasonal-naive scale, season 12 monthly /
-7 daily), sMAPE (percent) and WAPE, from ``restock.models.metrics``.
+7 daily), sMAPE (percent), WAPE and bias, from ``restock.models.metrics``, plus the 95%
+interval coverage of ``auto`` on the test.
+
+The selection rule itself is validated with a nested holdout on the ensemble's own
+backtest: rules are chosen on the earlier windows only and scored on the last one, next
+to every member and the global rule scored on the same window.
 
 Usage: ``python bench/accuracy.py [--datasets m3,pizzaplace] [--lstm-epochs 50]``
 """
@@ -35,16 +41,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from restock.config import Settings
+from restock.models.backtest import drop_last
 from restock.models.ensemble import (
     SEED_WEIGHTS,
     EnsembleForecaster,
+    backtest_step,
     combine_forecasts,
-    default_members,
 )
 from restock.models.metrics import mase_scales, score_series, season_length, summarize
+from restock.models.selection import apply_choice, select
+from restock.training import build_ensemble
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = os.cpu_count() or 1
+PEERS = ["SeasonalNaive", "AutoETS", "AutoTheta", "Prophet (default)", "LightGBM (mlforecast)"]
 
 
 @dataclass
@@ -81,11 +92,11 @@ def load_pizzaplace(root: Path) -> Split:
 
 def run_ensemble(
     split: Split, lstm_epochs: int, dump: Path | None
-) -> tuple[pd.DataFrame, dict, float]:
-    """The auto ensemble's forecast (with every member's column) and its weights summary."""
-    members = default_members(lstm_epochs=lstm_epochs, n_jobs=WORKERS)
+) -> tuple[pd.DataFrame, EnsembleForecaster, float]:
+    """The auto ensemble's forecast (with every member's column and the seed combination)."""
+    settings = Settings.from_env({"prophet_workers": WORKERS, "lstm_epochs": lstm_epochs})
     started = time.perf_counter()
-    model = EnsembleForecaster(members, weights="auto").fit(split.train, split.freq)
+    model = build_ensemble(settings, "auto", lstm_epochs, split.h).fit(split.train, split.freq)
     forecast = model.predict(split.h)
     elapsed = time.perf_counter() - started
     if dump:
@@ -97,21 +108,44 @@ def run_ensemble(
         combine_forecasts(forecast[aliases].to_numpy(float), np.tile(seed, (len(forecast), 1))), 0
     )
     forecast = forecast.rename(columns={"yhat": "ensemble_auto"})
-    return forecast, model.weights_summary(), elapsed
+    return forecast, model, elapsed
 
 
 def run_statsforecast(split: Split) -> tuple[pd.DataFrame, dict[str, float]]:
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, SeasonalNaive
+    from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
 
     season = season_length(split.freq)
     frames, seconds = [], {}
-    for model in (SeasonalNaive(season_length=season), AutoETS(season_length=season)):
+    for model in (SeasonalNaive(season_length=season), AutoETS(season_length=season),
+                  AutoTheta(season_length=season)):
         started = time.perf_counter()
         sf = StatsForecast(models=[model], freq=split.freq, n_jobs=WORKERS)
         frames.append(sf.forecast(df=split.train, h=split.h).set_index(["unique_id", "ds"]))
         seconds[str(model)] = time.perf_counter() - started
     return pd.concat(frames, axis=1).reset_index(), seconds
+
+
+def run_lightgbm(split: Split) -> tuple[pd.DataFrame, float]:
+    """mlforecast's quick-start recipe, untuned: lags 1..m and 2m, a rolling mean, calendar."""
+    import lightgbm as lgb
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+
+    season = season_length(split.freq)
+    started = time.perf_counter()
+    forecaster = MLForecast(
+        models={"LightGBM": lgb.LGBMRegressor(n_estimators=200, verbosity=-1, n_jobs=WORKERS,
+                                              random_state=0)},
+        freq=split.freq,
+        lags=[*range(1, season + 1), 2 * season],
+        lag_transforms={1: [RollingMean(window_size=season)]},
+        date_features=["dayofweek"] if split.freq == "D" else ["month"],
+    )
+    forecaster.fit(split.train)
+    forecast = forecaster.predict(split.h)
+    forecast["LightGBM"] = forecast["LightGBM"].clip(lower=0)
+    return forecast, time.perf_counter() - started
 
 
 def _default_prophet(batch: list[tuple[str, pd.DataFrame]], freq: str, h: int) -> pd.DataFrame:
@@ -137,38 +171,71 @@ def run_default_prophet(split: Split) -> tuple[pd.DataFrame, float]:
     return pd.concat(parts, ignore_index=True), time.perf_counter() - started
 
 
+def nested_holdout(model: EnsembleForecaster, split: Split) -> list[str]:
+    """Choose rules on the backtest's earlier windows, score them on its last window."""
+    frame = model.backtest_
+    last = int(frame["window"].max())
+    if last < 1:
+        return ["nested holdout: needs at least two backtest windows"]
+    aliases = [m.alias for m in model.members_]
+    h = int(frame["step"].max())
+    scales = mase_scales(drop_last(split.train, h + last * backtest_step(h)), split.freq)
+    earlier, final = frame[frame["window"] < last], frame[frame["window"] == last].copy()
+    selection = select(earlier, aliases, scales)
+    values = final[aliases].to_numpy(float)
+    final["selected"] = np.nan
+    for uid, index in final.groupby("unique_id").indices.items():
+        final.iloc[index, final.columns.get_loc("selected")] = apply_choice(
+            values[index], aliases, selection.choice(uid))
+    final["global"] = apply_choice(values, aliases, selection.global_choice)
+    scores = summarize(score_series(final, ["selected", "global", *aliases], scales))["mase"]
+    best = scores[aliases].idxmin()
+    return [
+        f"nested holdout (rules chosen on windows 0-{last - 1}, scored on window {last}): "
+        f"selected {scores['selected']:.3f}, global rule {scores['global']:.3f} "
+        f"({', '.join(selection.global_choice.members)}), best single member {best} "
+        f"{scores[best]:.3f}; members: "
+        + ", ".join(f"{a} {scores[a]:.3f}" for a in aliases)
+    ]
+
+
 def evaluate(split: Split, lstm_epochs: int, dump: Path | None) -> str:
     print(f"== {split.name}: {split.train['unique_id'].nunique()} series, h={split.h}", flush=True)
-    ours, weights, ours_seconds = run_ensemble(split, lstm_epochs, dump)
+    ours, model, ours_seconds = run_ensemble(split, lstm_epochs, dump)
     print(f"   restock ensemble fitted in {ours_seconds:.0f}s", flush=True)
     peers, peer_seconds = run_statsforecast(split)
-    prophet, prophet_seconds = run_default_prophet(split)
-    peer_seconds["Prophet (default)"] = prophet_seconds
+    prophet, peer_seconds["Prophet (default)"] = run_default_prophet(split)
+    lightgbm, peer_seconds["LightGBM (mlforecast)"] = run_lightgbm(split)
     table = split.test.merge(ours, on=["unique_id", "ds"], how="left")
-    table = table.merge(peers, on=["unique_id", "ds"], how="left").merge(prophet, on=["unique_id", "ds"], how="left")
-    table = table.rename(columns={"Prophet": "Prophet (default)"})
+    for frame in (peers, prophet, lightgbm):
+        table = table.merge(frame, on=["unique_id", "ds"], how="left")
+    table = table.rename(columns={"Prophet": "Prophet (default)",
+                                  "LightGBM": "LightGBM (mlforecast)"})
     models = [c for c in table.columns if c not in ("unique_id", "ds", "y", "yhat_lower", "yhat_upper")]
     summary = summarize(score_series(table, models, mase_scales(split.train, split.freq)))
     if dump:
         table.to_parquet(dump / f"{split.name.replace(' ', '_')}_test.parquet", index=False)
     coverage = float(((table["y"] >= table["yhat_lower"]) & (table["y"] <= table["yhat_upper"])).mean())
-    peers_best = summary.loc[["SeasonalNaive", "AutoETS", "Prophet (default)"], "mase"].min()
+    peers_best = summary.loc[PEERS, "mase"].min()
     lines = [
         f"### {split.name} (h={split.h}, {split.train['unique_id'].nunique()} series)",
         "",
-        "| model | MASE | sMAPE | WAPE | seconds |",
-        "|---|---|---|---|---|",
+        "| model | MASE | sMAPE | WAPE | bias | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     timing = {"ensemble_auto": ours_seconds} | peer_seconds
-    for model, row in summary.sort_values("mase").iterrows():
-        seconds = f"{timing[model]:.0f}" if model in timing else ""
-        lines.append(f"| {model} | {row.mase:.3f} | {row.smape:.2f} | {row.wape:.3f} | {seconds} |")
+    for name, row in summary.sort_values("mase").iterrows():
+        seconds = f"{timing[name]:.0f}" if name in timing else ""
+        lines.append(f"| {name} | {row.mase:.3f} | {row.smape:.2f} | {row.wape:.3f} | "
+                     f"{row.bias:+.3f} | {seconds} |")
     auto = summary.loc["ensemble_auto", "mase"]
     lines += [
         "",
         f"auto / best peer MASE = {auto:.3f} / {peers_best:.3f} = {auto / peers_best:.3f} "
-        f"(target <= 0.95); 95% interval coverage on the test: {coverage:.1%}",
-        f"weights: {weights}",
+        f"(target <= 0.95); 95% interval coverage on the test: {coverage:.1%} (target 93-97%)",
+        *nested_holdout(model, split),
+        f"selection: {model.weights_summary()}",
+        f"member seconds: {model.durations_}",
         "",
     ]
     text = "\n".join(lines)

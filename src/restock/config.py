@@ -38,8 +38,9 @@ class Settings:
     weights: WeightsMode = "auto"
     lstm_epochs: int = 50
     interval_level: float = 0.95
-    max_horizon_days: int = 365
-    backtest_windows: int = 1
+    # days of forecast precomputed at retrain; 0: by frequency (365 days, 104 weeks, 24 months)
+    max_horizon_days: int = 0
+    backtest_windows: int = 3
     keep_versions: int = 5
     holidays_country: str = ""
     prophet_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
@@ -104,9 +105,12 @@ class Settings:
             raise InvalidParameterError("RESTOCK_WEIGHTS must be 'auto' or 'seed'")
         if not 0.5 < self.interval_level < 1:
             raise InvalidParameterError("RESTOCK_INTERVAL_LEVEL must be between 0.5 and 1")
-        for name in ("lstm_epochs", "max_horizon_days", "keep_versions", "prophet_workers"):
+        for name in ("lstm_epochs", "keep_versions", "prophet_workers"):
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"RESTOCK_{name.upper()} must be at least 1")
+        if self.max_horizon_days < 0:
+            raise InvalidParameterError(
+                "RESTOCK_MAX_HORIZON_DAYS must be 0 (by frequency) or a number of days")
         if self.job_lock_ttl < 1:
             raise InvalidParameterError("RESTOCK_JOB_LOCK_TTL must be at least 1 second")
         if self.backtest_windows < 1:

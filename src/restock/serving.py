@@ -358,8 +358,8 @@ class ForecastService:
             raise InvalidParameterError("days and periods must be at least 1")
         if periods > available:
             raise InvalidParameterError(
-                f"{asked} is beyond the model's horizon of {available} periods "
-                f"({self.settings.max_horizon_days} days); raise RESTOCK_MAX_HORIZON_DAYS",
+                f"{asked} is beyond the model's horizon of {available} periods; "
+                "set RESTOCK_MAX_HORIZON_DAYS higher and retrain",
                 {"max_periods": available})
         return periods
 

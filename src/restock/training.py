@@ -22,7 +22,7 @@ import pandas as pd
 
 from restock import __version__
 from restock.config import Settings
-from restock.data.panel import TOTAL_ID, Panel, build_panel, horizon_steps
+from restock.data.panel import TOTAL_ID, Panel, build_panel, model_horizon
 from restock.data.store import SalesStore
 from restock.errors import RestockError, TrainingError
 from restock.models.ensemble import EnsembleForecaster, default_members
@@ -38,6 +38,8 @@ _SPANS = {"validate": (0.0, 0.01), "merge": (0.01, 0.03), "backtest": (0.03, 0.4
           "prophet": (0.45, 0.68), "lstm": (0.68, 0.86), "ensemble": (0.86, 0.9),
           "forecast": (0.9, 0.93), "save": (0.93, 0.98), "activate": (0.98, 1.0),
           "done": (1.0, 1.0)}
+#: periods of history kept with a version at least (the chart and the inventory maths)
+HISTORY_PERIODS = 400
 #: the settings that shape a model, recorded with it (never URLs or tokens: no secrets)
 TRAINING_SETTINGS = ("weights", "lstm_epochs", "interval_level", "max_horizon_days",
                      "backtest_windows", "holidays_country", "seed")
@@ -163,7 +165,7 @@ def retrain(
     if stats["rows"] == 0:
         raise TrainingError("there is no sales data to train on; upload a CSV first")
     panel = build_panel(store.query())
-    horizon = horizon_steps(settings.max_horizon_days, panel.freq)
+    horizon = model_horizon(panel.freq, settings.max_horizon_days)
     ensemble = build_ensemble(settings, settings.weights, settings.lstm_epochs, horizon)
 
     refitting = False
@@ -192,8 +194,9 @@ def retrain(
         ensemble.save(staging)
         forecasts.to_parquet(staging / "forecasts.parquet", index=False)
         panel.series.to_parquet(staging / "series.parquet", index=False)
-        history_start = panel.last_date - pd.Timedelta(days=max(400, settings.max_horizon_days))
-        panel.long[panel.long["ds"] > history_start].to_parquet(
+        history_start = panel.long.groupby("unique_id").cumcount(ascending=False) < max(
+            horizon, HISTORY_PERIODS)
+        panel.long[history_start].to_parquet(
             staging / "history.parquet", index=False)
         durations = report.finish()
         meta = {
@@ -207,7 +210,8 @@ def retrain(
             "metrics_summary": ensemble.metrics_["overall"],
             "total_id": TOTAL_ID, "skipped": ensemble.skipped_,
             "clipped": {uid: n for uid, n in ensemble.clipped_.items() if n},
-            "durations": durations, "code_version": __version__,
+            "durations": durations, "member_seconds": ensemble.durations_,
+            "code_version": __version__,
             "packages": _package_versions(),
         }
         write_json(staging / "training.json", {"settings": {

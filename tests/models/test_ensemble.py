@@ -1,4 +1,4 @@
-"""The ensemble with real Prophet and a real (tiny) LSTM: weights, intervals, artifacts."""
+"""The ensemble with real Prophet and a real (tiny) LSTM: selection, intervals, artifacts."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 from conftest import FAST_LSTM, make_panel
 
 from restock.errors import InvalidParameterError, JobCancelled
-from restock.models.backtest import BacktestResult
 from restock.models.baselines import CrostonForecaster, SeasonalNaiveForecaster, ThetaForecaster
-from restock.models.ensemble import EnsembleForecaster, _fit_weights, default_backtest_h
+from restock.models.ensemble import EnsembleForecaster, default_backtest_h
+from restock.models.selection import Choice, select
 from restock.models.lstm import LSTMForecaster
-from restock.models.metrics import mase
 from restock.models.prophet import ProphetForecaster
 
 
@@ -46,7 +45,7 @@ def seed(data: pd.DataFrame) -> EnsembleForecaster:
 
 
 def test_seed_weights_are_exactly_sixty_forty(seed: EnsembleForecaster) -> None:
-    assert seed.weights_["global"] == {
+    assert seed.weights_["weights"] == {
         "prophet": 0.6, "lstm": 0.4, "seasonal_naive": 0.0, "theta": 0.0, "croston": 0.0
     }
     forecast = seed.predict(10).set_index("unique_id")
@@ -63,46 +62,50 @@ def test_a_missing_member_renormalises_and_is_recorded(seed: EnsembleForecaster)
     assert "new" in seed.skipped_["lstm"]
 
 
-def backtest_mase(model: EnsembleForecaster, prediction: np.ndarray) -> float:
-    frame = model.backtest_.assign(p=prediction)
-    scores = []
-    for _, group in frame.groupby("unique_id"):
-        # any fixed scale per series will do: it only has to be the same for both candidates
-        scale = float(np.mean(np.abs(np.diff(group["y"])))) or 1.0
-        scores.append(mase(group["y"], group["p"], scale))
-    return float(np.mean(scores))
-
-
-def test_auto_is_not_worse_than_seed_on_the_backtest(auto: EnsembleForecaster) -> None:
+def test_auto_chooses_a_rule_per_backtested_series(auto: EnsembleForecaster) -> None:
     frame = auto.backtest_
-    seed_prediction = np.where(
-        frame["lstm"].notna(), 0.6 * frame["prophet"] + 0.4 * frame["lstm"], frame["prophet"]
-    )
-    recorded = auto.weights_["backtest_mase"]
-    assert recorded["auto"] <= recorded["seed"]
-    assert backtest_mase(auto, frame["yhat"]) <= backtest_mase(auto, seed_prediction) + 1e-9
     assert set(auto.weights_["per_series"]) == set(frame["unique_id"])
-    for weights in auto.weights_["per_series"].values():
-        assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
+    aliases = [m.alias for m in auto.members]
+    for document in auto.weights_["per_series"].values():
+        choice = Choice.from_json(document)
+        assert choice.members and set(choice.members) <= set(aliases)
+    losses = auto.weights_["backtest_mase"]
+    # shrinking toward the global rule can only trade a series' own loss for a lower one
+    assert losses["selected"] <= losses["global"] + 1e-12
+    forecast = auto.predict(5).set_index("unique_id")
+    s0 = Choice.from_json(auto.weights_["per_series"]["s0"])
+    members = forecast.loc["s0", list(s0.members)]
+    expected = members.median(axis=1) if s0.combine == "median" else members.mean(axis=1)
+    assert np.allclose(forecast.loc["s0", "yhat"], np.maximum(expected, 0))
 
 
-def test_per_series_weights_follow_the_better_member() -> None:
-    steps = np.tile(np.arange(1, 29), 2)
-    truth = np.arange(56.0)
-    frame = pd.DataFrame(
-        {
-            "unique_id": np.repeat(["a", "b"], 28),
-            "cutoff": 0,
-            "ds": 0,
-            "step": steps,
-            "y": truth,
-            "m1": np.where(np.arange(56) < 28, truth, truth + 9),
-            "m2": np.where(np.arange(56) < 28, truth + 9, truth),
-        }
-    )
-    result = BacktestResult(frame=frame, aliases=["m1", "m2"], scales=pd.Series({"a": 1.0, "b": 1.0}))
-    weights = _fit_weights(result, ["m1", "m2"], np.zeros(2), "auto")
-    assert weights["per_series"]["a"]["m1"] > 0.5 > weights["per_series"]["b"]["m1"]
+def _frame(errors: dict[str, list[float]]) -> pd.DataFrame:
+    """A backtest of two series ("a", "b") over three windows of four steps, y = 10."""
+    rows = [{"unique_id": uid, "window": w, "step": k, "y": 10.0}
+            for uid in ("a", "b") for w in range(3) for k in range(1, 5)]
+    frame = pd.DataFrame(rows)
+    for alias, per_window in errors.items():
+        frame[alias] = 10.0 + np.tile(np.repeat(per_window, 4), 1)
+    return frame
+
+
+def test_per_series_choices_follow_the_better_member() -> None:
+    frame = _frame({"m1": [0, 0, 0, 9, 9, 9], "m2": [9, 9, 9, 0, 0, 0], "m3": [5] * 6})
+    selection = select(frame, ["m1", "m2", "m3"], pd.Series({"a": 1.0, "b": 1.0}))
+    assert selection.choice("a").members[0] == "m1"
+    assert selection.choice("b").members[0] == "m2"
+    assert selection.choice("unseen") == selection.global_choice
+
+
+def test_rules_are_scored_on_windows_they_did_not_choose_on() -> None:
+    # m1 is perfect on windows 0 and 1 of series "a" and far off on window 2
+    frame = _frame({"m1": [0, 0, 30, 5, 5, 5], "m2": [4, 4, 4, 4, 4, 4]})
+    selection = select(frame, ["m1", "m2"], pd.Series({"a": 1.0, "b": 1.0}))
+    last = (frame["unique_id"] == "a") & (frame["window"] == 2)
+    if selection.choice("a").rule == "best":
+        # ranked on windows 0-1, "best" forecast window 2 with m1: its error counts in full
+        assert np.allclose(selection.backtest_yhat[last], 40.0)
+    assert selection.rule_loss["best"] > 4.0  # not the in-sample 0 of m1 on two windows
 
 
 def test_intervals_contain_the_point_and_widen(auto: EnsembleForecaster) -> None:
@@ -179,6 +182,8 @@ def test_progress_stages_and_cancellation(data: pd.DataFrame) -> None:
 def test_seed_needs_a_seed_member_and_horizons_adapt(data: pd.DataFrame) -> None:
     with pytest.raises(InvalidParameterError):
         EnsembleForecaster([ThetaForecaster()], weights="seed").fit(data, "D")
-    assert default_backtest_h(data, "D") == 28  # "new" (20 days) is too short to count
-    assert default_backtest_h(make_panel(n_series=2, n=30), "D") == 15
+    # three windows half a horizon apart hold out 2h; "new" (20 days) is too short to count
+    assert default_backtest_h(data, "D") == 28
+    assert default_backtest_h(make_panel(n_series=2, n=30), "D") == 7
     assert default_backtest_h(make_panel(n_series=1, n=100, freq="MS"), "MS", windows=2) == 12
+    assert default_backtest_h(make_panel(n_series=1, n=40, freq="MS"), "MS") == 10

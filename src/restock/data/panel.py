@@ -95,6 +95,18 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
     return Panel(long=long, series=series, freq=freq)
 
 
+#: the precomputed horizon by frequency when RESTOCK_MAX_HORIZON_DAYS is not set: a year
+#: of days, two years of weeks or months (monthly planners ask for 18-24 months)
+DEFAULT_HORIZON_PERIODS = {"D": 365, "W": 104, "M": 24}
+
+
+def model_horizon(freq: str, max_horizon_days: int = 0) -> int:
+    """Periods a retrain precomputes: ``max_horizon_days`` if set, else by frequency."""
+    if max_horizon_days > 0:
+        return horizon_steps(max_horizon_days, freq)
+    return DEFAULT_HORIZON_PERIODS.get(freq[0], 365)
+
+
 def horizon_steps(days: float, freq: str) -> int:
     """How many periods of ``freq`` cover ``days`` calendar days (at least one)."""
     return max(1, int(np.ceil(days / days_per_period(freq) - 1e-9)))

@@ -1,28 +1,22 @@
-"""The ensemble: members combined with weights fitted on a rolling-origin backtest.
+"""The ensemble: members combined per series by rules chosen on a rolling backtest.
 
-Two weighting policies:
+Two policies:
 
 - ``seed`` reproduces the seed application exactly: 0.6 Prophet + 0.4 LSTM.
-- ``auto`` (default) chooses convex weights per series from the backtest. Candidates are
-  a grid on the simplex of all members (which contains the seed weights and every single
-  member). The global weights are the candidate with the lowest mean MASE over series;
-  each series then picks the candidate minimising its own backtest MASE blended with the
-  global loss profile, as if the global profile were ``SHRINKAGE`` extra observations.
-  One backtest window is a small sample: the blend keeps a series from chasing its noise
-  while still letting, say, an intermittent series move to Croston. If the result is
-  worse on the backtest than ``seed``, ``seed`` is used (so ``auto`` never loses to it there).
+- ``auto`` (default) picks, per series, one of a few robust combination rules (the best
+  member, the mean or median of the top k, or the global combination) from the backtest,
+  with losses shrunk toward what works across all series; see ``models.selection``.
 
-Wherever a member has no forecast for a series (too short, failed), the weights are
-renormalised over the members that do, and the series is listed in ``renormalized_``;
-if none of the weighted members has it, the available members are averaged.
+Wherever a chosen member has no forecast for a series (too short, failed), the next
+ranked member stands in (``seed``: the weights are renormalised) and the series is listed
+in ``renormalized_``.
 
-Prediction intervals come from the ensemble's backtest residuals via
-``restock.models.intervals``. One window gives a series only ``h`` residuals, one per step,
-so its own quantile is mostly its largest error; the residuals of all series, each divided
-by its MASE scale, give well-estimated per-step quantiles that times the series' scale
-make a second width. Each series takes the wider of the two (on M3 monthly its own alone
-covered 77% of the test at a 95% level, the wider of both 93%); a series without backtest
-rows takes the pooled one.
+Prediction intervals are split-conformal, per horizon step, from the ensemble's
+out-of-sample backtest residuals (``models.intervals``): each series' residuals are
+divided by its MASE scale and pooled over series, and the per-step quantile times the
+series' scale is its half-width. With several windows, per-step quantiles are well
+estimated; a series' own handful of residuals per step would mostly give its largest
+error. A series without backtest rows takes the pooled width at its own scale.
 """
 
 from __future__ import annotations
@@ -30,7 +24,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from itertools import combinations
+import time
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence, Self
 
@@ -43,13 +37,10 @@ from restock.models.base import Forecaster, ProgressFn, no_progress
 from restock.models.frames import init_params
 from restock.models.intervals import interval_half_widths
 from restock.models.metrics import mase_scales, score_series, season_length, summarize
+from restock.models.selection import Choice, apply_choice, select
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SEED_WEIGHTS = {"prophet": 0.6, "lstm": 0.4}
-#: pseudo-observations of the global loss profile added to each series' own backtest points
-SHRINKAGE = 28
-#: the most weight candidates evaluated (the simplex grid is made as fine as this allows)
-MAX_CANDIDATES = 1001
 #: backtest horizon by seasonal period: four weeks of daily data, a quarter of weekly, a year of monthly
 _BACKTEST_H = {7: 28, 5: 20, 52: 13, 12: 12, 4: 4}
 #: at most this share of the shortest usable history is held out by the backtest
@@ -75,11 +66,7 @@ def default_members(
     holidays_country: str | None = None,
     seed: int = 42,
 ) -> list[Forecaster]:
-    """The production members, so training and the benchmarks build the same ensemble.
-
-    Only members cheap enough for a full retrain of a large catalogue are here; AutoETS
-    and AutoARIMA were left out for their cost (see ``bench/results/accuracy.md``).
-    """
+    """The production members, so training and the benchmarks build the same ensemble."""
     from restock.models.baselines import (
         CrostonForecaster,
         SeasonalNaiveForecaster,
@@ -97,15 +84,26 @@ def default_members(
     ]
 
 
-class EnsembleForecaster(Forecaster):
-    """Members fitted on every series, combined with backtest-fitted weights.
+def backtest_step(h: int) -> int:
+    """Origins of consecutive backtest windows are half a horizon apart.
 
-    Learned state: ``members_`` (fitted copies of ``members``), ``weights_`` (JSON:
-    ``mode``, ``global`` and ``per_series`` weights by alias), ``backtest_`` (backtest
-    table with the ensemble's ``yhat``), ``metrics_`` (JSON-safe backtest scores per
-    series and overall), ``skipped_`` (per member alias: series it could not fit) and
-    ``renormalized_`` (series whose weights had to be renormalised, and why); after
-    ``predict``, ``clipped_`` counts negative member forecasts clipped at 0 per series.
+    Overlapping windows hold out less history than disjoint ones (monthly series are
+    short) while still giving every horizon step several residuals.
+    """
+    return max(1, math.ceil(h / 2))
+
+
+class EnsembleForecaster(Forecaster):
+    """Members fitted on every series, combined per series as the backtest chose.
+
+    Learned state: ``members_`` (fitted copies of ``members``), ``weights_`` (JSON: the
+    ``mode``; ``seed``: the member ``weights``; ``auto``: the ``global`` and
+    ``per_series`` choices and every rule's backtest loss), ``backtest_`` (backtest table
+    with the ensemble's out-of-sample ``yhat``), ``metrics_`` (JSON-safe backtest scores
+    per series and overall), ``skipped_`` (per member alias: series it could not fit) and
+    ``renormalized_`` (series whose chosen members had no forecast, and why); after
+    ``predict``, ``clipped_`` counts negative member forecasts clipped at 0 per series;
+    ``durations_`` holds each member's backtest and refit seconds (not saved).
     """
 
     alias = "ensemble"
@@ -116,7 +114,7 @@ class EnsembleForecaster(Forecaster):
         weights: Literal["auto", "seed"] = "auto",
         level: float = 0.95,
         backtest_h: int | None = None,
-        backtest_windows: int = 1,
+        backtest_windows: int = 3,
         forecast_h: int | None = None,
     ) -> None:
         self.members = members
@@ -124,12 +122,12 @@ class EnsembleForecaster(Forecaster):
         self.level = level
         self.backtest_h = backtest_h
         self.backtest_windows = backtest_windows
-        #: the horizon ``predict`` will be asked for after ``fit`` (the retrain's 365 days):
-        #: members that can (Prophet) forecast it in their workers right after fitting
+        #: the horizon ``predict`` will be asked for after ``fit`` (the retrain's horizon):
+        #: members that can (Prophet, the statistical ones) forecast it while fitting
         self.forecast_h = forecast_h
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
-        """Backtest the members, fit the weights, then refit every member on all of ``df``."""
+        """Backtest the members, choose the combinations, then refit every member on ``df``."""
         if self.weights not in ("auto", "seed"):
             raise InvalidParameterError(f"weights must be 'auto' or 'seed', not {self.weights!r}")
         if not self.members:
@@ -145,21 +143,21 @@ class EnsembleForecaster(Forecaster):
             freq,
             h,
             self.backtest_windows,
+            step_size=backtest_step(h),
             on_progress=_staged(on_progress, "backtest"),
         )
-        on_progress(0.0, "fitting weights", stage="ensemble")
-        self.weights_ = _fit_weights(result, aliases, seed, self.weights)
-        self.backtest_ = result.frame.assign(
-            yhat=combine_forecasts(result.frame[aliases].to_numpy(float), self._weight_rows(result.frame))
-        )
+        on_progress(0.0, "choosing the combinations", stage="ensemble")
+        self.weights_, yhat = _fit_policy(result, aliases, seed, self.weights)
+        self.backtest_ = result.frame.assign(yhat=yhat)
         self.metrics_ = _metrics(self.backtest_, aliases, result)
-        on_progress(1.0, "weights fitted", stage="ensemble")
-        self.members_ = [
-            _refit_copy(m, result.members.get(m.alias), self.forecast_h).fit(
-                df, freq, on_progress=_staged(on_progress, m.alias)
-            )
-            for m in self.members
-        ]
+        on_progress(1.0, "combinations chosen", stage="ensemble")
+        self.durations_ = {"backtest": result.seconds, "fit": {}}
+        self.members_ = []
+        for m in self.members:
+            started = time.perf_counter()
+            member = _refit_copy(m, result.members.get(m.alias), self.forecast_h)
+            self.members_.append(member.fit(df, freq, on_progress=_staged(on_progress, m.alias)))
+            self.durations_["fit"][m.alias] = round(time.perf_counter() - started, 3)
         self.freq_ = freq
         self.scales_ = _fill_scales(mase_scales(df, freq), df)
         self.skipped_ = {m.alias: dict(m.skipped_) for m in self.members_ if m.skipped_}
@@ -178,9 +176,8 @@ class EnsembleForecaster(Forecaster):
         assert frame is not None
         frame = frame.sort_values(["unique_id", "ds"], ignore_index=True)
         values = frame[aliases].to_numpy(float)
-        weights = self._weight_rows(frame)
-        frame["yhat"] = np.maximum(combine_forecasts(values, weights), 0.0)
-        self.renormalized_ = _renormalized(frame, aliases, weights)
+        frame["yhat"], self.renormalized_ = self._combine(frame["unique_id"], values, aliases)
+        frame["yhat"] = np.maximum(frame["yhat"], 0.0)
         self.clipped_ = _clipped(self.members_)
         widths = self._half_widths(frame, h)
         frame["yhat_lower"] = np.maximum(frame["yhat"] - widths, 0.0)
@@ -218,6 +215,9 @@ class EnsembleForecaster(Forecaster):
         """Rebuild the ensemble and its members from what ``save`` wrote."""
         directory = Path(directory)
         document = json.loads((directory / "ensemble.json").read_text())
+        if document.get("format") != FORMAT_VERSION:
+            raise InvalidParameterError(
+                f"ensemble format {document.get('format')} is not {FORMAT_VERSION}; retrain")
         classes = [_member_class(entry["class"]) for entry in document["members"]]
         templates = [k(**entry["params"]) for k, entry in zip(classes, document["members"])]
         model = cls(members=templates, **document["params"])
@@ -235,63 +235,108 @@ class EnsembleForecaster(Forecaster):
     def weights_summary(self) -> dict[str, Any]:
         """A small JSON-safe digest of ``weights_`` for model listings and ``meta.json``.
 
-        ``mean`` is each member's average weight over series; ``dominant`` counts the
-        series on which each member has the largest weight.
+        ``seed``: the weights. ``auto``: how many series use each rule, how many use each
+        member, the global choice and every rule's mean backtest MASE.
         """
         self._check_fitted()
-        aliases = self.weights_["aliases"]
-        table = list(self.weights_["per_series"].values()) or [self.weights_["global"]]
-        matrix = np.array([[w.get(a, 0.0) for a in aliases] for w in table])
-        dominant = np.bincount(matrix.argmax(axis=1), minlength=len(aliases))
+        if self.weights_["mode"] == "seed":
+            return {"mode": "seed", "weights": self.weights_["weights"]}
+        choices = [Choice.from_json(c) for c in self.weights_["per_series"].values()]
+        rules: dict[str, int] = {}
+        members: dict[str, int] = {a: 0 for a in self.weights_["aliases"]}
+        for choice in choices:
+            rules[choice.rule] = rules.get(choice.rule, 0) + 1
+            for alias in choice.members:
+                members[alias] = members.get(alias, 0) + 1
         return {
-            "mode": self.weights_["mode"],
+            "mode": "auto",
             "global": self.weights_["global"],
-            "mean": _as_dict(aliases, matrix.mean(axis=0)),
-            "dominant": {a: int(n) for a, n in zip(aliases, dominant)},
-            **({"note": self.weights_["note"]} if "note" in self.weights_ else {}),
+            "rules": rules,
+            "members": members,
+            "backtest_mase": self.weights_["backtest_mase"],
         }
 
-    def _weight_rows(self, frame: pd.DataFrame) -> np.ndarray:
-        """The weight vector of each row's series (its own, else the global one)."""
-        aliases = [m.alias for m in self.members]
+    def _combine(
+        self, uids: pd.Series, values: np.ndarray, aliases: list[str]
+    ) -> tuple[np.ndarray, dict[str, str]]:
+        """Each row's combined forecast, and the series whose chosen members were missing."""
+        out = np.full(len(values), np.nan)
+        notes: dict[str, str] = {}
+        if self.weights_["mode"] == "seed":
+            weights = np.array([self.weights_["weights"].get(a, 0.0) for a in aliases])
+            out = combine_forecasts(values, weights[None, :])
+            missing = pd.DataFrame(~np.isfinite(values) & (weights[None, :] > 0), columns=aliases)
+            for uid, lacks in missing.groupby(uids.to_numpy()).any().iterrows():
+                lacking = [a for a in aliases if lacks[a]]
+                if lacking:
+                    notes[str(uid)] = f"no forecast from {', '.join(lacking)}: weights renormalised"
+            return out, notes
+        global_choice = Choice.from_json(self.weights_["global"])
         per_series = self.weights_["per_series"]
-        global_vector = [self.weights_["global"].get(a, 0.0) for a in aliases]
-        table = {uid: [w.get(a, 0.0) for a in aliases] for uid, w in per_series.items()}
-        return np.array(
-            [table.get(uid, global_vector) for uid in frame["unique_id"]], dtype=float
-        ).reshape(len(frame), len(aliases))
+        for uid, index in pd.Series(range(len(uids))).groupby(uids.to_numpy()).indices.items():
+            document = per_series.get(str(uid))
+            choice = Choice.from_json(document) if document else global_choice
+            rows = values[index]
+            out[index] = apply_choice(rows, aliases, choice)
+            lacking = [m for m in choice.members
+                       if m in aliases and not np.isfinite(rows[:, aliases.index(m)]).all()]
+            if lacking:
+                notes[str(uid)] = (f"no forecast from {', '.join(lacking)}: "
+                                   "the next ranked members stand in")
+        return out, notes
 
     def _half_widths(self, frame: pd.DataFrame, h: int) -> np.ndarray:
-        """Interval half-width of every row: own or pooled backtest residuals, the wider."""
+        """Interval half-width of every row: the pooled scaled conformal quantile per step."""
         residuals = self.backtest_.assign(residual=self.backtest_["yhat"] - self.backtest_["y"])
-        by_series = {uid: group for uid, group in residuals.groupby("unique_id")}
         scaled = residuals.assign(
             residual=residuals["residual"] / residuals["unique_id"].map(self.scales_).to_numpy()
         )
         pooled = interval_half_widths(scaled, h, self.level)
         widths = np.empty(len(frame))
         for uid, index in frame.groupby("unique_id", sort=False).indices.items():
-            series_widths = pooled * float(self.scales_.get(uid, 0.0))
-            if uid in by_series:
-                own = interval_half_widths(by_series[uid], h, self.level)
-                series_widths = np.maximum(series_widths, own)
-            widths[index] = series_widths[: len(index)]
+            widths[index] = (pooled * float(self.scales_.get(uid, 0.0)))[: len(index)]
         return widths
 
 
-def default_backtest_h(df: pd.DataFrame, freq: str, windows: int = 1) -> int:
+def default_backtest_h(df: pd.DataFrame, freq: str, windows: int = 3) -> int:
     """The backtest horizon: a natural one for ``freq``, shrunk to fit short histories.
 
     At most ``_HOLDOUT_SHARE`` of the shortest usable history is held out over all
-    windows; a history is usable when it is at least a quarter as long as the longest
-    (a product launched last week should not shrink everyone's backtest).
+    windows (``h + (windows - 1) * backtest_step(h)`` points); a history is usable when
+    it is at least a quarter as long as the longest (a product launched last week should
+    not shrink everyone's backtest).
     """
     natural = _BACKTEST_H.get(season_length(freq), 8)
     lengths = df.groupby("unique_id").size().to_numpy()
     if len(lengths) == 0:
         return natural
-    usable = lengths[lengths >= lengths.max() / 4]
-    return max(1, min(natural, int(usable.min() * _HOLDOUT_SHARE) // windows))
+    budget = int(lengths[lengths >= lengths.max() / 4].min() * _HOLDOUT_SHARE)
+    h = natural
+    while h > 1 and h + (windows - 1) * backtest_step(h) > budget:
+        h -= 1
+    return h
+
+
+def _fit_policy(
+    result: BacktestResult, aliases: list[str], seed: np.ndarray, mode: str
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The ``weights_`` document for ``mode`` and the ensemble's backtest predictions."""
+    frame = result.frame
+    values = frame[aliases].to_numpy(float)
+    if mode == "seed":
+        return ({"mode": "seed", "aliases": aliases, "weights": _as_dict(aliases, seed)},
+                combine_forecasts(values, seed[None, :]))
+    selection = select(frame, aliases, result.scales)
+    document = {
+        "mode": "auto",
+        "aliases": aliases,
+        "global": selection.global_choice.to_json(),
+        "per_series": {uid: c.to_json() for uid, c in selection.per_series.items()},
+        "backtest_mase": selection.rule_loss,
+    }
+    if frame.empty:
+        document["note"] = "no series long enough to backtest: the mean of all members"
+    return document, selection.backtest_yhat
 
 
 def _precomputing(member: Forecaster, h: int | None) -> Forecaster:
@@ -347,18 +392,6 @@ def combine_forecasts(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(total > 0, weighted, plain)
 
 
-def _renormalized(frame: pd.DataFrame, aliases: list[str], weights: np.ndarray) -> dict[str, str]:
-    """Series whose weighted members lack a forecast, with the members missing."""
-    missing = ~np.isfinite(frame[aliases].to_numpy(float)) & (weights > 0)
-    notes = {}
-    for row in np.flatnonzero(missing.any(axis=1)):
-        uid = frame["unique_id"].iat[row]
-        if uid not in notes:
-            lacking = [a for a, m in zip(aliases, missing[row]) if m]
-            notes[uid] = f"no forecast from {', '.join(lacking)}: weights renormalised"
-    return notes
-
-
 def _clipped(members: Sequence[Forecaster]) -> dict[str, int]:
     """Negative forecasts clipped at 0 in the members' last predictions, per series."""
     total: dict[str, int] = {}
@@ -366,64 +399,6 @@ def _clipped(members: Sequence[Forecaster]) -> dict[str, int]:
         for uid, count in getattr(member, "clipped_", {}).items():
             total[uid] = total.get(uid, 0) + count
     return total
-
-
-def _simplex_grid(n: int) -> np.ndarray:
-    """All weight vectors of ``n`` members on the finest grid within ``MAX_CANDIDATES``."""
-    resolution = 1
-    while resolution < 20 and math.comb(resolution + n, n - 1) <= MAX_CANDIDATES:
-        resolution += 1
-    rows = []
-    # stars and bars: choose n - 1 bar positions among resolution + n - 1 slots
-    for bars in combinations(range(resolution + n - 1), n - 1):
-        edges = (-1, *bars, resolution + n - 1)
-        rows.append([edges[i + 1] - edges[i] - 1 for i in range(n)])
-    return np.array(rows, dtype=float) / resolution
-
-
-def _fit_weights(
-    result: BacktestResult, aliases: list[str], seed: np.ndarray, mode: str
-) -> dict[str, Any]:
-    """The ``weights_`` document for ``mode`` from the backtest ``result``."""
-    document: dict[str, Any] = {"mode": mode, "aliases": aliases}
-    if mode == "seed" or result.frame.empty:
-        vector = seed if seed.any() else np.full(len(aliases), 1 / len(aliases))
-        if mode == "auto":
-            document["note"] = "no series long enough to backtest: seed (or equal) weights"
-        return document | {"global": _as_dict(aliases, vector), "per_series": {}}
-    frame = result.frame
-    codes, uids = pd.factorize(frame["unique_id"], sort=True)
-    scale = frame["unique_id"].map(result.scales).to_numpy(float)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    values, y = frame[aliases].to_numpy(float), frame["y"].to_numpy(float)
-    candidates = _simplex_grid(len(aliases))
-    if seed.any():
-        candidates = np.vstack([candidates, seed])
-    counts = np.bincount(codes, minlength=len(uids)).astype(float)
-    loss = np.empty((len(uids), len(candidates)))
-    for j, candidate in enumerate(candidates):
-        error = np.abs(combine_forecasts(values, candidate[None, :]) - y) / scale
-        error = np.where(np.isfinite(error), error, 0.0)
-        loss[:, j] = np.bincount(codes, weights=error, minlength=len(uids)) / counts
-    global_loss = loss.mean(axis=0)
-    best_global = int(np.argmin(global_loss))
-    shrunk = (counts[:, None] * loss + SHRINKAGE * global_loss[None, :]) / (counts[:, None] + SHRINKAGE)
-    chosen = np.argmin(shrunk, axis=1)
-    auto_loss = float(loss[np.arange(len(uids)), chosen].mean())
-    seed_loss = float(loss[:, -1].mean()) if seed.any() else math.inf
-    if seed.any() and seed_loss < auto_loss:
-        return document | {
-            "global": _as_dict(aliases, seed),
-            "per_series": {},
-            "note": f"auto ({auto_loss:.4f}) lost to seed ({seed_loss:.4f}) on the backtest",
-        }
-    return document | {
-        "global": _as_dict(aliases, candidates[best_global]),
-        "per_series": {
-            str(uid): _as_dict(aliases, candidates[c]) for uid, c in zip(uids, chosen)
-        },
-        "backtest_mase": {"auto": auto_loss, "seed": None if math.isinf(seed_loss) else seed_loss},
-    }
 
 
 def _as_dict(aliases: Sequence[str], vector: np.ndarray) -> dict[str, float]:

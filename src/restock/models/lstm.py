@@ -52,6 +52,7 @@ from pandas.tseries.frequencies import to_offset
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from restock.models.backtest import drop_last, with_steps
 from restock.models.base import Forecaster, ProgressFn, future_dates, no_progress
 
 FORMAT_VERSION = 1
@@ -399,6 +400,28 @@ class LSTMForecaster(Forecaster):
                 total += loss_of(self.net_(x), y).item() * len(x)
                 count += len(x)
         return total / count
+
+    def cross_validate(
+        self, df: pd.DataFrame, freq: str, h: int, n_windows: int, step_size: int,
+        on_progress: ProgressFn = no_progress,
+    ) -> pd.DataFrame:
+        """Backtest forecasts ``unique_id, window, step, lstm`` (see ``models.backtest``).
+
+        The network is trained once, on what precedes the first origin, and then only fed
+        the more recent inputs of each later origin: retraining per window would multiply
+        the costliest fit of the ensemble, and the weights never see a point they are
+        scored on.
+        """
+        span = h + (n_windows - 1) * step_size
+        self.fit(drop_last(df, span), freq, on_progress=on_progress)
+        trained = set(self.series_)
+        frames = []
+        for window in range(n_windows):
+            visible = drop_last(df, h + (n_windows - 1 - window) * step_size)
+            self.series_ = self._series_state(
+                [s for s in _split_series(visible, freq) if s[0] in trained])
+            frames.append(with_steps(self.predict(h)).assign(window=window))
+        return pd.concat(frames, ignore_index=True)
 
     # ------------------------------------------------------------------ predict
 

@@ -1,0 +1,242 @@
+"""Per-series choice of how to combine the members, learnt on the rolling backtest.
+
+Fitting free weights per series on a few backtest windows chases noise; what transfers
+to unseen data is a choice among a few robust *rules* (the forecast-combination
+literature: simple averages and medians of good models are hard to beat):
+
+- ``best``: the series' best member;
+- ``top2_mean``, ``top3_mean``, ``top3_median``, ``top5_median``: the mean or median of
+  the series' k best members;
+- ``global``: the same rule for every series, the mean of the k members best on average
+  over all series (k chosen on all series).
+
+A series' member ranking blends its own backtest loss with the global loss of each
+member (``MEMBER_SHRINKAGE`` windows' worth of the global profile), so a series with a
+short or noisy record leans on what works across the catalogue.
+
+Each rule is scored honestly: for window ``w`` the ranking comes from the other windows
+only (leave one window out), so a rule that picks members is judged on a window it did not
+pick them on. Each series then takes the rule with the lowest loss after shrinking its own
+losses toward the global rule losses (``RULE_SHRINKAGE`` windows' worth); a series
+without a backtest takes the globally best rule. The leave-one-window-out forecasts of the
+chosen rule are the ensemble's backtest predictions, so intervals and published metrics
+come from errors made out of sample. Losses are MASE (absolute errors over the series'
+in-sample seasonal-naive MAE), comparable across series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: windows' worth of the global member losses blended into a series' own
+MEMBER_SHRINKAGE = 1.0
+#: windows' worth of the global rule losses blended into a series' own
+RULE_SHRINKAGE = 2.0
+#: the per-series rules: (name, how many of the ranked members, how they are combined)
+RULES: tuple[tuple[str, int, str], ...] = (
+    ("best", 1, "mean"),
+    ("top2_mean", 2, "mean"),
+    ("top3_mean", 3, "mean"),
+    ("top3_median", 3, "median"),
+    ("top5_median", 5, "median"),
+)
+#: the largest k tried for the global rule
+GLOBAL_MAX_K = 5
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What one series' forecast is made of: members, in rank order, and how to combine."""
+
+    rule: str
+    members: tuple[str, ...]
+    combine: str  # "mean" or "median"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "members": list(self.members), "combine": self.combine}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> "Choice":
+        return cls(document["rule"], tuple(document["members"]), document["combine"])
+
+
+@dataclass
+class Selection:
+    """The fitted selection: one ``Choice`` per backtested series and the global one."""
+
+    global_choice: Choice
+    per_series: dict[str, Choice]
+    backtest_yhat: np.ndarray  # the chosen rules' out-of-window forecasts, row-aligned
+    rule_loss: dict[str, float]  # mean backtest MASE of every rule, and of the selection
+
+    def choice(self, uid: str) -> Choice:
+        return self.per_series.get(uid, self.global_choice)
+
+
+def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Selection:
+    """Choose a rule per series from a backtest ``frame`` (see ``models.backtest``).
+
+    ``frame`` has ``unique_id, window, y`` and one prediction column per alias;
+    ``scales`` maps each series to its MASE denominator.
+    """
+    aliases = list(aliases)
+    uids, s_index = np.unique(frame["unique_id"].to_numpy(str), return_inverse=True)
+    w_index = frame["window"].to_numpy(int)
+    n_windows = int(w_index.max()) + 1 if len(frame) else 1
+    values = frame[aliases].to_numpy(float)
+    scale = frame["unique_id"].map(scales).to_numpy(float)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
+    y = frame["y"].to_numpy(float)
+    # mean scaled absolute error per (series, window, member); NaN where a member is missing
+    loss = _cell_means(np.abs(values - y[:, None]) / scale[:, None], s_index, w_index,
+                       len(uids), n_windows)
+    global_member = _nanmean(loss.reshape(-1, len(aliases)), axis=0)
+    global_order = _order(np.where(np.isfinite(global_member), global_member, np.inf))
+    global_choice = _global_choice(values, y, scale, global_member, global_order, aliases)
+
+    rule_preds = {}
+    row_ranks = _ranks(loss, global_member, leave_out=n_windows > 1)[s_index, w_index]
+    for name, k, combine in RULES:
+        rule_preds[name] = _combine(values, row_ranks, k, combine)
+    rule_preds["global"] = _combine(values, np.broadcast_to(
+        global_order, (len(frame), len(aliases))), len(global_choice.members),
+        global_choice.combine)
+    names = [*(r[0] for r in RULES), "global"]
+    rule_loss = np.stack([
+        _nanmean(_cell_means((np.abs(rule_preds[n] - y) / scale)[:, None], s_index, w_index,
+                             len(uids), n_windows)[:, :, 0], axis=1)
+        for n in names], axis=1)  # [S, rules]
+    global_rule_loss = _nanmean(rule_loss, axis=0)
+    windows_seen = np.isfinite(_cell_means(y[:, None], s_index, w_index, len(uids),
+                                           n_windows)[:, :, 0]).sum(axis=1)
+    own = np.where(np.isfinite(rule_loss), rule_loss, global_rule_loss[None, :])
+    filled_global = np.where(np.isfinite(global_rule_loss), global_rule_loss, np.inf)
+    shrunk = (windows_seen[:, None] * own + RULE_SHRINKAGE * filled_global[None, :]) / (
+        windows_seen[:, None] + RULE_SHRINKAGE)
+    chosen = np.argmin(np.where(np.isfinite(shrunk), shrunk, np.inf), axis=1)
+
+    final_ranks = _ranks(loss, global_member, leave_out=False)[:, 0]  # all windows: [S, M]
+    per_series: dict[str, Choice] = {}
+    for row, uid in enumerate(uids):
+        name = names[chosen[row]]
+        if name == "global":
+            per_series[str(uid)] = global_choice
+            continue
+        k, combine = next((k, c) for n, k, c in RULES if n == name)
+        ranked = [aliases[m] for m in final_ranks[row] if np.isfinite(loss[row, :, m]).any()]
+        per_series[str(uid)] = Choice(name, tuple(ranked[:k] or global_choice.members), combine)
+    stacked = np.stack([rule_preds[n] for n in names], axis=1)
+    backtest_yhat = stacked[np.arange(len(frame)), chosen[s_index]] if len(frame) else y
+    summary = {n: _finite(global_rule_loss[i]) for i, n in enumerate(names)}
+    summary["selected"] = _finite(_nanmean(rule_loss[np.arange(len(uids)), chosen], axis=0))
+    return Selection(global_choice, per_series, backtest_yhat, summary)
+
+
+def apply_choice(values: np.ndarray, aliases: Sequence[str], choice: Choice) -> np.ndarray:
+    """A series' combined forecast from its members' rows ``values`` [rows, members].
+
+    Members of the choice that have no forecast are passed over for the next ranked ones
+    it names; with none of them available, the mean of all available members is used.
+    """
+    index = [list(aliases).index(m) for m in choice.members if m in aliases]
+    chosen = values[:, index] if index else np.empty((len(values), 0))
+    combined = _reduce(chosen, choice.combine)
+    fallback = _nanmean(values, axis=1) if values.shape[1] else np.full(len(values), np.nan)
+    return np.where(np.isfinite(combined), combined, fallback)
+
+
+def _global_choice(
+    values: np.ndarray, y: np.ndarray, scale: np.ndarray, member_loss: np.ndarray,
+    order: np.ndarray, aliases: Sequence[str],
+) -> Choice:
+    """The mean of the k members best on average over all series, k with the lowest loss."""
+    available = int(np.isfinite(member_loss).sum()) or len(aliases)
+    best_k, best_loss = 1, np.inf
+    for k in range(1, min(GLOBAL_MAX_K, available) + 1):
+        combined = _reduce(values[:, order[:k]], "mean")
+        loss = _nanmean(np.abs(combined - y) / scale, axis=0) if len(y) else np.nan
+        if np.isfinite(loss) and loss < best_loss - 1e-12:
+            best_k, best_loss = k, loss
+    return Choice("global", tuple(aliases[m] for m in order[:best_k]), "mean")
+
+
+def _ranks(loss: np.ndarray, global_member: np.ndarray, leave_out: bool) -> np.ndarray:
+    """Member order (best first) per (series, window), from shrunk mean losses.
+
+    With ``leave_out`` the ranking for window ``w`` uses the other windows only; without,
+    all windows (and the result is the same for every window).
+    """
+    finite = np.isfinite(loss)
+    total = np.where(finite, loss, 0.0).sum(axis=1, keepdims=True)  # [S, 1, M]
+    count = finite.sum(axis=1, keepdims=True).astype(float)
+    if leave_out:
+        total = total - np.where(finite, loss, 0.0)
+        count = count - finite
+    prior = np.where(np.isfinite(global_member), global_member, np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrunk = (total + MEMBER_SHRINKAGE * prior) / (count + MEMBER_SHRINKAGE)
+    present = finite.any(axis=1, keepdims=True)  # a member the series never had ranks last
+    shrunk = np.where(present, shrunk, np.inf)
+    shrunk = np.broadcast_to(shrunk, loss.shape)
+    return np.argsort(np.where(np.isfinite(shrunk), shrunk, np.inf), axis=2, kind="stable")
+
+
+def _combine(values: np.ndarray, order: np.ndarray, k: int, combine: str) -> np.ndarray:
+    """Per row: combine the first ``k`` available members of that row's ``order``."""
+    ranked = np.take_along_axis(values, order, axis=1)
+    available = np.isfinite(ranked)
+    kept = available & (np.cumsum(available, axis=1) <= k)
+    combined = _reduce(np.where(kept, ranked, np.nan), combine)
+    return np.where(np.isfinite(combined), combined, _nanmean(values, axis=1))
+
+
+def _reduce(values: np.ndarray, combine: str) -> np.ndarray:
+    """Row-wise nan-aware mean or median (NaN where a row has no value)."""
+    if values.shape[1] == 0:
+        return np.full(len(values), np.nan)
+    if combine == "median":
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(values)
+            out = np.full(len(values), np.nan)
+            rows = finite.any(axis=1)
+            out[rows] = np.nanmedian(values[rows], axis=1)
+            return out
+    return _nanmean(values, axis=1)
+
+
+def _cell_means(
+    errors: np.ndarray, s_index: np.ndarray, w_index: np.ndarray, n_series: int, n_windows: int
+) -> np.ndarray:
+    """Mean of ``errors`` [rows, k] per (series, window): [series, windows, k], NaN if none."""
+    cells = s_index * n_windows + w_index
+    finite = np.isfinite(errors)
+    out = np.empty((n_series * n_windows, errors.shape[1]))
+    for j in range(errors.shape[1]):
+        total = np.bincount(cells, weights=np.where(finite[:, j], errors[:, j], 0.0),
+                            minlength=n_series * n_windows)
+        count = np.bincount(cells, weights=finite[:, j].astype(float),
+                            minlength=n_series * n_windows)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, j] = np.where(count > 0, total / count, np.nan)
+    return out.reshape(n_series, n_windows, errors.shape[1])
+
+
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without the all-NaN warning (the result is NaN there)."""
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    count = finite.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _order(losses: np.ndarray) -> np.ndarray:
+    return np.argsort(losses, kind="stable")
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
