@@ -227,7 +227,8 @@ class StatisticalForecaster(Forecaster):
         choose it for the oldest window's history; a series whose oldest window is too
         short for that model is left out, as are windows statsforecast could not
         forecast. Models with ``forward`` are fitted once, on the oldest window, unless
-        ``refit`` asks for a fit per window.
+        ``refit`` asks for a fit per window; a chunk on which ``forward`` raises
+        (statsforecast catches fit errors but not those) is refitted per window.
         """
         for name, value in (("h", h), ("n_windows", n_windows), ("step_size", step_size)):
             if int(value) < 1:
@@ -241,9 +242,13 @@ class StatisticalForecaster(Forecaster):
         forward = self.has_forward and not refit
 
         def run(sf: Any, part: pd.DataFrame) -> pd.DataFrame:
-            return sf.cross_validation(
-                df=part, h=h, n_windows=n_windows, step_size=step_size, refit=not forward
-            )
+            windows = {"df": part, "h": h, "n_windows": n_windows, "step_size": step_size}
+            if forward:
+                try:
+                    return sf.cross_validation(**windows, refit=False)
+                except Exception:  # noqa: BLE001 - statsforecast does not catch forward errors
+                    pass  # (e.g. a model fitted on positive data meeting zeros): refit below
+            return sf.cross_validation(**windows, refit=True)
 
         frames = list(self._run(history, freq, groups, run, on_progress, "backtested"))
         on_progress(1.0, f"{self.alias}: backtest done")
