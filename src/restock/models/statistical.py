@@ -127,16 +127,17 @@ class StatisticalForecaster(Forecaster):
         for uid in forecasts.loc[failed, "unique_id"].unique():
             skipped[uid] = f"statsforecast could not fit {self.alias} on this series"
         forecasts = forecasts[~failed].reset_index(drop=True)
-        history = history[history["unique_id"].isin(forecasts["unique_id"].unique())]
+        ends = history.groupby("unique_id", sort=True)["ds"].max()
         self.freq_, self.season_, self.steps_ = freq, season, steps
         #: ``unique_id, step, ds, <alias>``: the raw (unclipped) forecasts, by series and step
         self.forecasts_ = forecasts
-        self.last_dates_ = {
-            str(uid): pd.Timestamp(ds) for uid, ds in history.groupby("unique_id")["ds"].max().items()
-        }
+        fitted = set(forecasts["unique_id"])
+        self.last_dates_ = {uid: pd.Timestamp(ds) for uid, ds in ends.items() if uid in fitted}
         self.skipped_ = dict(sorted(skipped.items()))
         self.clipped_: dict[str, int] = {}
-        self._history: pd.DataFrame | None = history
+        # the caller's frame, not a copy (as scikit-learn's neighbours keep their X): every
+        # member of an ensemble shares it, and only a predict beyond the steps reads it
+        self._history: pd.DataFrame | None = df
         on_progress(
             1.0, f"{self.alias}: {len(self.last_dates_)} series fitted, {len(skipped)} skipped"
         )
@@ -301,9 +302,9 @@ class StatisticalForecaster(Forecaster):
                 f"the {self.alias} member was loaded with {self.steps_} forecast steps; "
                 f"{h} steps need a retrain with a longer horizon"
             )
-        lengths = self._history.groupby("unique_id", sort=True).size()
-        groups, _ = self._plan(lengths, self.season_)
-        longer = self._forecast(self._history, self.freq_, groups, h, no_progress)
+        history = _clean(self._history)
+        groups, _ = self._plan(history.groupby("unique_id", sort=True).size(), self.season_)
+        longer = self._forecast(history, self.freq_, groups, h, no_progress)
         self.forecasts_ = longer[longer["unique_id"].isin(self.last_dates_)].reset_index(drop=True)
         self.steps_ = h
 
