@@ -15,7 +15,8 @@ from conftest import make_panel
 from statsforecast import StatsForecast
 from statsforecast.models import MSTL, AutoETS, SeasonalNaive
 
-from restock.errors import InvalidParameterError
+import restock.models.statistical as statistical
+from restock.errors import InvalidParameterError, JobCancelled
 from restock.models.statistical import (
     MEMBERS,
     ETSForecaster,
@@ -54,7 +55,9 @@ def truncated_forecast(member: StatisticalForecaster, data: pd.DataFrame, uid: s
     return fresh.fit(part, "D").predict(h)[fresh.alias].to_numpy()
 
 
-@pytest.mark.parametrize("member", [SeasonalNaiveForecaster(), ETSForecaster()], ids=lambda m: m.alias)
+@pytest.mark.parametrize(
+    "member", [SeasonalNaiveForecaster(), ETSForecaster()], ids=lambda m: m.alias
+)
 def test_refit_windows_equal_fits_on_each_series_own_truncated_history(
     member: StatisticalForecaster, uneven: pd.DataFrame
 ) -> None:
@@ -208,7 +211,8 @@ def test_seasonal_naive_is_naive_below_one_season() -> None:
 def test_mstl_adds_the_yearly_cycle_with_two_years_of_daily_data() -> None:
     rng = np.random.default_rng(2)
     t = np.arange(800)
-    y = 50 + 10 * np.sin(2 * np.pi * t / 7) + 20 * np.sin(2 * np.pi * t / 365) + rng.normal(0, 2, 800)
+    seasons = 10 * np.sin(2 * np.pi * t / 7) + 20 * np.sin(2 * np.pi * t / 365)
+    y = 50 + seasons + rng.normal(0, 2, 800)
     data = pd.concat(
         [series("two_years", y, "2024-06-30"), series("one_year", y[-400:], "2024-06-30")],
         ignore_index=True,
@@ -226,7 +230,8 @@ def test_mstl_adds_the_yearly_cycle_with_two_years_of_daily_data() -> None:
 
 def test_mstl_skips_series_without_two_seasons_or_a_seasonal_frequency() -> None:
     data = pd.concat(
-        [series("ok", np.arange(30.0), "2024-01-31"), series("short", np.arange(10.0), "2024-01-31")],
+        [series("ok", np.arange(30.0), "2024-01-31"),
+         series("short", np.arange(10.0), "2024-01-31")],
         ignore_index=True,
     )
     model = MSTLForecaster().fit(data, "D")
@@ -273,3 +278,19 @@ def test_no_pool_inside_a_daemonic_process() -> None:
     process.start()
     assert queue.get(timeout=60) == 1
     process.join(timeout=60)
+
+
+def test_cancelling_from_the_progress_callback_stops_between_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(statistical, "CHUNK_SERIES", 1)
+    seen: list[float] = []
+
+    def cancel_after_first_chunk(fraction: float, message: str = "", **_: Any) -> None:
+        seen.append(fraction)
+        if fraction > 0:
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        ETSForecaster().fit(make_panel(n_series=4, n=40), "D", on_progress=cancel_after_first_chunk)
+    assert seen == [0.0, 0.25]
