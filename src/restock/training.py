@@ -78,7 +78,7 @@ class ProgressReporter:
 
     def __call__(self, stage: str, fraction: float, message: str = "", **extra: Any) -> None:
         if stage not in _SPANS:
-            stage = "ensemble"  # refits of the cheap baselines count as ensemble work
+            stage = "ensemble"  # refits of the other members count as ensemble work
         if stage != self._stage:
             self._close_stage()
             self._stage = stage

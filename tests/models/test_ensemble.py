@@ -11,11 +11,15 @@ import pytest
 from conftest import FAST_LSTM, make_panel
 
 from restock.errors import InvalidParameterError, JobCancelled
-from restock.models.baselines import CrostonForecaster, SeasonalNaiveForecaster, ThetaForecaster
 from restock.models.ensemble import EnsembleForecaster, default_backtest_h
-from restock.models.selection import Choice, select
 from restock.models.lstm import LSTMForecaster
 from restock.models.prophet import ProphetForecaster
+from restock.models.selection import Choice, select
+from restock.models.statistical import (
+    CrostonSBAForecaster,
+    SeasonalNaiveForecaster,
+    ThetaForecaster,
+)
 
 
 def members() -> list:
@@ -24,7 +28,7 @@ def members() -> list:
         LSTMForecaster(**FAST_LSTM, seed=0),
         SeasonalNaiveForecaster(),
         ThetaForecaster(),
-        CrostonForecaster(),
+        CrostonSBAForecaster(),
     ]
 
 
@@ -46,7 +50,7 @@ def seed(data: pd.DataFrame) -> EnsembleForecaster:
 
 def test_seed_weights_are_exactly_sixty_forty(seed: EnsembleForecaster) -> None:
     assert seed.weights_["weights"] == {
-        "prophet": 0.6, "lstm": 0.4, "seasonal_naive": 0.0, "theta": 0.0, "croston": 0.0
+        "prophet": 0.6, "lstm": 0.4, "seasonal_naive": 0.0, "theta": 0.0, "croston_sba": 0.0
     }
     forecast = seed.predict(10).set_index("unique_id")
     full = forecast.drop(index="new")
@@ -115,7 +119,7 @@ def test_intervals_contain_the_point_and_widen(auto: EnsembleForecaster) -> None
     assert (forecast["yhat_lower"] >= 0).all()
     assert list(forecast.columns) == [
         "unique_id", "ds", "yhat", "yhat_lower", "yhat_upper",
-        "prophet", "lstm", "seasonal_naive", "theta", "croston",
+        "prophet", "lstm", "seasonal_naive", "theta", "croston_sba",
     ]
     width = (forecast["yhat_upper"] - forecast["yhat"]).groupby(forecast["unique_id"])
     assert (width.last() >= width.first()).all() and (width.last() > 0).all()
@@ -125,7 +129,7 @@ def test_backtest_metrics_and_weights_are_strict_json(auto: EnsembleForecaster) 
     json.dumps(auto.metrics_, allow_nan=False)
     json.dumps(auto.weights_, allow_nan=False)
     assert set(auto.metrics_["overall"]) == {
-        "prophet", "lstm", "seasonal_naive", "theta", "croston", "ensemble"
+        "prophet", "lstm", "seasonal_naive", "theta", "croston_sba", "ensemble"
     }
     assert "yhat" in auto.backtest_.columns
     assert auto.weights_summary()["mode"] == "auto"
@@ -137,7 +141,7 @@ def test_save_writes_every_artifact_and_load_predicts_identically(
     auto.save(tmp_path)
     for name in (
         "weights.json", "backtest.parquet", "metrics.json", "ensemble.json",
-        "lstm.safetensors", "scalers.json", "prophet/s0.json", "baselines/theta.json",
+        "lstm.safetensors", "scalers.json", "prophet/s0.json", "statistical/theta.parquet",
     ):
         assert (tmp_path / name).exists(), name
     loaded = EnsembleForecaster.load(tmp_path)

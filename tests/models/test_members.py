@@ -11,15 +11,14 @@ import pytest
 from conftest import FAST_LSTM, make_panel
 
 from restock.models.base import Forecaster, NotFittedError
-from restock.models.baselines import CrostonForecaster, SeasonalNaiveForecaster, ThetaForecaster
 from restock.models.ensemble import EnsembleForecaster, clone, get_params
 from restock.models.lstm import LSTMForecaster
 from restock.models.prophet import ProphetForecaster
+from restock.models.statistical import MEMBERS as STATISTICAL
+from restock.models.statistical import SeasonalNaiveForecaster, ThetaForecaster
 
 MEMBERS: dict[str, Callable[[], Forecaster]] = {
-    "seasonal_naive": SeasonalNaiveForecaster,
-    "theta": ThetaForecaster,
-    "croston": CrostonForecaster,
+    **STATISTICAL,
     "prophet": ProphetForecaster,
     "lstm": lambda: LSTMForecaster(**FAST_LSTM, seed=0),
     "ensemble": lambda: EnsembleForecaster([SeasonalNaiveForecaster(), ThetaForecaster()]),

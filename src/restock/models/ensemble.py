@@ -66,21 +66,36 @@ def default_members(
     holidays_country: str | None = None,
     seed: int = 42,
 ) -> list[Forecaster]:
-    """The production members, so training and the benchmarks build the same ensemble."""
-    from restock.models.baselines import (
-        CrostonForecaster,
-        SeasonalNaiveForecaster,
-        ThetaForecaster,
-    )
+    """The production members, so training and the benchmarks build the same ensemble.
+
+    The seed's two (Prophet, the LSTM); the field's strong cheap local models from
+    statsforecast (ETS, optimized Theta, CES, MSTL for daily data, the intermittent
+    family, seasonal naive as yardstick and fallback). Every member gets all cores.
+    """
     from restock.models.lstm import LSTMForecaster
     from restock.models.prophet import ProphetForecaster
+    from restock.models.statistical import (
+        CESForecaster,
+        CrostonSBAForecaster,
+        ETSForecaster,
+        IMAPAForecaster,
+        MSTLForecaster,
+        SeasonalNaiveForecaster,
+        ThetaForecaster,
+        TSBForecaster,
+    )
 
     return [
         ProphetForecaster(n_jobs=n_jobs, holidays_country=holidays_country or ""),
         LSTMForecaster(max_epochs=lstm_epochs, seed=seed),
-        SeasonalNaiveForecaster(),
-        ThetaForecaster(),
-        CrostonForecaster(),
+        SeasonalNaiveForecaster(n_jobs=n_jobs),
+        ETSForecaster(n_jobs=n_jobs),
+        ThetaForecaster(n_jobs=n_jobs),
+        CESForecaster(n_jobs=n_jobs),
+        MSTLForecaster(n_jobs=n_jobs),
+        CrostonSBAForecaster(n_jobs=n_jobs),
+        IMAPAForecaster(n_jobs=n_jobs),
+        TSBForecaster(n_jobs=n_jobs),
     ]
 
 
