@@ -228,7 +228,7 @@ def retrain_model(
 ) -> str:
     """The seed's synchronous entry point: retrain with settings from the environment."""
     settings = settings or Settings.from_env()
-    store = SalesStore(settings.db_url, settings.uploads_dir)
+    store = SalesStore.from_settings(settings)
     try:
         registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
         return retrain(settings, store, registry, upload=upload, **options)

@@ -13,7 +13,7 @@ from restock.errors import RestockError
 
 
 def open_store(settings: Settings) -> SalesStore:
-    return SalesStore(settings.db_url, settings.uploads_dir)
+    return SalesStore.from_settings(settings)
 
 
 @cli.command()
