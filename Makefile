@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# the demo installs into the project's own venv only: with BIN=/another/venv/bin it uses
+# that venv as it is (and never pip-installs this checkout into it)
+DEMO_INSTALL := $(if $(filter $(VENV)/bin,$(BIN)),install)
+
 PORT ?= 8000
 # the demo's size; `make demo-smoke` (CI) runs it small: DEMO_PRODUCTS=3 DEMO_DAYS=150 EPOCHS=2
 DEMO_PRODUCTS ?= 40
@@ -27,11 +31,10 @@ DEMO_DAYS ?= 730
 EPOCHS ?=
 
 # Generate two years of demo sales, train the ensemble on them, and serve the API and UI.
-demo: install
+demo: $(DEMO_INSTALL)
 	@$(MAKE) --no-print-directory demo-run
 
-# The demo's steps without the install: `make demo-run BIN=/path/to/venv/bin` runs them
-# with a venv made elsewhere (BIN is the folder holding its `restock` command).
+# The demo's steps without the install.
 demo-run:
 	$(BIN)/restock --home $(HOME_DIR) demo-data $(DEMO_CSV) --products $(DEMO_PRODUCTS) \
 	  --stores $(DEMO_STORES) --days $(DEMO_DAYS)
@@ -44,7 +47,7 @@ demo-run:
 	$(BIN)/restock --home $(HOME_DIR) serve --port $(PORT)
 
 # CI: the README's demo, small, in a temporary home on a free port, answered through curl.
-demo-smoke: install
+demo-smoke: $(DEMO_INSTALL)
 	BIN=$(BIN) .ci/demo-smoke
 
 # The React component (frontend/): node packages from package-lock.json when node_modules is
