@@ -89,3 +89,19 @@ def test_an_output_folder_that_cannot_be_made_is_a_clear_error(run, tmp_path: Pa
     assert result.exit_code == 2
     assert f"error: cannot create the folder '{tmp_path / 'taken'}'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_ingest_names_utf16_and_far_off_dates(run, tmp_path: Path) -> None:
+    wide = tmp_path / "excel.csv"
+    wide.write_bytes("date,product_id,quantity\n2024-01-01,A,3\n".encode("utf-16"))
+    result = run("ingest", str(wide))
+    assert result.exit_code == 2
+    assert "error: the file looks like UTF-16 (little-endian) text; save it as UTF-8" \
+        in result.stderr
+    future = tmp_path / "future.csv"
+    future.write_text("date,product_id,quantity\n2024-01-01,A,3\n9999-12-31,A,1\n")
+    result = run("ingest", str(future))
+    assert result.exit_code == 2
+    assert "line 3, column date: date '9999-12-31' is after the latest allowed date" \
+        in result.stderr
+    assert json.loads(run("series", "--format", "json").stdout) == []

@@ -47,7 +47,7 @@ class Settings:
     seed: int = 42
     # upload validation: dates after today + max_future_days (UTC) or before min_date, and
     # numbers above max_quantity (quantity, price, on_hand), are row errors
-    max_future_days: int = 31
+    max_future_days: int = 7
     min_date: str = "1900-01-01"
     max_quantity: float = 1e9
     # web

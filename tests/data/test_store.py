@@ -383,3 +383,15 @@ def test_orphaned_upload_files_are_set_aside_not_deleted(tmp_path: Path) -> None
         assert store.stats()["rows"] == 3
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("name, value", [("RESTOCK_MIN_DATE", "01/01/1900"),
+                                         ("RESTOCK_MAX_FUTURE_DAYS", "-1"),
+                                         ("RESTOCK_MAX_QUANTITY", "0"),
+                                         ("RESTOCK_MAX_QUANTITY", "inf")])
+def test_bad_upload_limit_settings_are_refused(name: str, value: str) -> None:
+    from restock.config import Settings
+    from restock.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=name):
+        Settings.from_env(environ={name: value})

@@ -86,9 +86,10 @@ class Limits:
     (``RESTOCK_MIN_DATE``, ``RESTOCK_MAX_FUTURE_DAYS``, ``RESTOCK_MAX_QUANTITY``)."""
 
     min_date: date = date(1900, 1, 1)
-    #: days after today (UTC) a date may lie: labels of the current week or month
-    #: (week-ending, month-end) and time zones ahead of UTC
-    max_future_days: int = 31
+    #: days after today (UTC) a date may lie: time zones ahead of UTC and week-ending
+    #: labels of the current week. A month-end label of the current month is refused on
+    #: purpose: an unfinished month's total would read as a drop in demand
+    max_future_days: int = 7
     #: bound on quantity, on_hand and price
     max_value: float = 1e9
 
