@@ -14,7 +14,7 @@ from restock.errors import DataValidationError, UnsupportedFileError
 HEADER = "date,product_id,quantity\n"
 
 
-def problems_of(raw: bytes, **options: str) -> list[tuple[int | None, str | None, str]]:
+def problems_of(raw: bytes, **options: object) -> list[tuple[int | None, str | None, str]]:
     with pytest.raises(DataValidationError) as info:
         parse_sales_csv(raw, **options)
     return [(p.row, p.column, p.problem) for p in info.value.problems]
