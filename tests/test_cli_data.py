@@ -67,3 +67,41 @@ def test_demo_data_then_ingest(run, tmp_path: Path) -> None:
     assert {"date", "product_id", "store_id", "category", "quantity", "price",
             "on_hand"} <= set(frame.columns)
     assert json.loads(run("ingest", str(out)).stdout)["inserted"] == 120
+
+
+# -- commands that write a file create its folder (issue 11) --------------------------------
+
+def test_export_and_demo_data_create_missing_folders(run, tmp_path: Path) -> None:
+    demo = tmp_path / "fresh" / "restock-data" / "demo.csv"
+    result = run("demo-data", str(demo), "--products", "1", "--stores", "1", "--days", "5")
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(demo)) == 5
+    assert run("ingest", str(demo)).exit_code == 0
+    out = tmp_path / "missing" / "dir" / "x.csv"
+    result = run("export", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 6
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_clear_error(run, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = run("export", str(tmp_path / "taken" / "x.csv"))
+    assert result.exit_code == 2
+    assert f"error: cannot create the folder '{tmp_path / 'taken'}'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_ingest_names_utf16_and_far_off_dates(run, tmp_path: Path) -> None:
+    wide = tmp_path / "excel.csv"
+    wide.write_bytes("date,product_id,quantity\n2024-01-01,A,3\n".encode("utf-16"))
+    result = run("ingest", str(wide))
+    assert result.exit_code == 2
+    assert "error: the file looks like UTF-16 (little-endian) text; save it as UTF-8" \
+        in result.stderr
+    future = tmp_path / "future.csv"
+    future.write_text("date,product_id,quantity\n2024-01-01,A,3\n9999-12-31,A,1\n")
+    result = run("ingest", str(future))
+    assert result.exit_code == 2
+    assert "line 3, column date: date '9999-12-31' is after the latest allowed date" \
+        in result.stderr
+    assert json.loads(run("series", "--format", "json").stdout) == []

@@ -182,3 +182,28 @@ def test_a_tiny_first_upload_still_trains_and_serves(tmp_path: Path, rows: int) 
     assert all(row["yhat"] is not None and row["yhat"] >= 0 for row in answer["forecast"])
     assert "short_history" in {w["code"] for w in answer["warnings"]}
     result.store.close()
+
+
+def test_a_model_with_non_finite_forecasts_is_refused_and_the_previous_stays(
+        tmp_path: Path) -> None:
+    """History stored before uploads were bounded (RESTOCK_MAX_QUANTITY) can hold 1e308;
+    its fits overflow. The retrain must fail naming the series, not activate a model with
+    NaN or infinite forecasts."""
+    import sqlalchemy as sa
+
+    from restock.data import tables
+    from restock.data.demo import generate_demo_sales
+
+    home = train_home(tmp_path / "home", generate_demo_sales(products=2, stores=1, days=60,
+                                                             seed=5))
+    previous = home.registry.current()
+    with home.store.engine.begin() as conn:  # as an old store could hold it
+        conn.execute(tables.sales.update().where(
+            tables.sales.c.product_id == "P0002").values(quantity=1e308))
+    with pytest.raises(TrainingError) as info:
+        retrain(home.settings, home.store, home.registry)
+    assert "not finite" in info.value.message and "product_id 'P0002'" in info.value.message
+    assert "product_id 'P0001'" not in info.value.message
+    assert home.registry.current() == previous
+    assert [p.name for p in home.registry.root.iterdir() if p.name.startswith(".staging")] == []
+    home.store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -45,6 +46,11 @@ class Settings:
     holidays_country: str = ""
     prophet_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     seed: int = 42
+    # upload validation: dates after today + max_future_days (UTC) or before min_date, and
+    # numbers above max_quantity (quantity, price, on_hand), are row errors
+    max_future_days: int = 7
+    min_date: str = "1900-01-01"
+    max_quantity: float = 1e9
     # web
     api_tokens: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
@@ -115,6 +121,15 @@ class Settings:
             raise InvalidParameterError("RESTOCK_JOB_LOCK_TTL must be at least 1 second")
         if self.backtest_windows < 1:
             raise InvalidParameterError("RESTOCK_BACKTEST_WINDOWS must be at least 1")
+        if self.max_future_days < 0:
+            raise InvalidParameterError("RESTOCK_MAX_FUTURE_DAYS must be at least 0")
+        try:
+            date.fromisoformat(self.min_date)
+        except ValueError:
+            raise InvalidParameterError(
+                f"RESTOCK_MIN_DATE must be a date as YYYY-MM-DD, not {self.min_date!r}") from None
+        if not 0 < self.max_quantity < float("inf"):  # also refuses NaN
+            raise InvalidParameterError("RESTOCK_MAX_QUANTITY must be a positive finite number")
 
 
 def _convert(name: str, current: Any, value: Any) -> Any:

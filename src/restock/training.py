@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from restock import __version__
@@ -121,6 +122,29 @@ def _data_hash(panel: Panel) -> str:
     return digest.hexdigest()[:16]
 
 
+def _check_finite(forecasts: pd.DataFrame, panel: Panel) -> None:
+    """Refuse a model whose forecasts or intervals are not finite numbers (history in the
+    range of 1e308 overflows the fits): raised before anything is saved, so the previous
+    model stays active and no NaN or Infinity reaches a plan or a JSON answer."""
+    columns = ["yhat", "yhat_lower", "yhat_upper"]
+    bad = ~np.isfinite(forecasts[columns].to_numpy(dtype=float)).all(axis=1)
+    if not bad.any():
+        return
+    uids = pd.unique(forecasts.loc[bad, "unique_id"])
+    names = panel.series.set_index("unique_id").loc[uids, ["product_id", "store_id"]]
+    shown = [("all series (total)" if uid == TOTAL_ID else
+              f"product_id {row.product_id!r}" + (f", store_id {row.store_id!r}"
+                                                  if row.store_id else ""))
+             for uid, row in zip(uids, names.itertuples())]
+    raise TrainingError(
+        f"the forecasts of {len(uids)} series are not finite numbers (their history holds "
+        f"values too large to model?): {'; '.join(shown[:5])}"
+        + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+        + "; the previous model stays active",
+        {"series": [{"product_id": str(r.product_id), "store_id": str(r.store_id)}
+                    for r in names.itertuples()][:100]})
+
+
 def build_ensemble(settings: Settings, weights: str, epochs: int,
                    forecast_h: int | None = None) -> EnsembleForecaster:
     """The production ensemble for these settings (the benchmarks build the same one).
@@ -185,6 +209,7 @@ def retrain(
 
     report("forecast", 0.0, f"forecasting {horizon} periods for every series")
     forecasts = ensemble.predict(horizon)
+    _check_finite(forecasts, panel)
     forecasts["step"] = forecasts.groupby("unique_id").cumcount() + 1
     report("forecast", 1.0, "forecasts ready")
 
@@ -232,7 +257,7 @@ def retrain_model(
 ) -> str:
     """The seed's synchronous entry point: retrain with settings from the environment."""
     settings = settings or Settings.from_env()
-    store = SalesStore(settings.db_url, settings.uploads_dir)
+    store = SalesStore.from_settings(settings)
     try:
         registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
         return retrain(settings, store, registry, upload=upload, **options)

@@ -58,3 +58,34 @@ def test_horizon_steps(days: int, freq: str, steps: int) -> None:
 ])
 def test_model_horizon_by_frequency_unless_overridden(freq: str, max_days: int, steps: int) -> None:
     assert model_horizon(freq, max_days) == steps
+
+
+def test_a_series_silent_for_over_a_year_is_marked_discontinued_and_still_summable() -> None:
+    days = pd.date_range("2023-01-01", "2024-12-31", freq="D")
+    records = [(f"{d:%Y-%m-%d}", "ACTIVE", "", 2.0) for d in days]
+    records += [(f"{d:%Y-%m-%d}", "GONE", "", 1.0) for d in days[:90]]  # last sale 2023-03-31
+    records += [(f"{d:%Y-%m-%d}", "RECENT", "", 1.0) for d in days[:100]]
+    records += [("2024-06-01", "RECENT", "", 5.0)]  # quiet for 7 months: not discontinued
+    records += [(f"{d:%Y-%m-%d}", "NEVER", "", 0.0) for d in days[:10]]  # recorded, never sold
+    panel = build_panel(rows(records))
+    info = panel.series.set_index("product_id")
+    assert info["discontinued"].to_dict() == {"ACTIVE": False, "GONE": True, "RECENT": False,
+                                              "NEVER": True, "": False}
+    assert info.loc["GONE", "last_sale"] == pd.Timestamp("2023-03-31")
+    assert info.loc["RECENT", "last_sale"] == pd.Timestamp("2024-06-01")
+    assert info.loc["NEVER", "last_sale"] == pd.Timestamp("2023-01-10")
+    # the zeros still run to the end: every forecast starts on the same date
+    ends = panel.long.groupby("unique_id")["ds"].max()
+    assert set(ends) == {pd.Timestamp("2024-12-31")}
+    series = panel.long[panel.long["unique_id"] != TOTAL_ID].groupby("ds")["y"].sum()
+    total = panel.long[panel.long["unique_id"] == TOTAL_ID].set_index("ds")["y"]
+    pd.testing.assert_series_equal(series, total, check_names=False)
+
+
+def test_weekly_discontinued_threshold_is_a_year_of_weeks() -> None:
+    weeks = pd.date_range("2022-01-07", periods=150, freq="W-FRI")
+    records = [(f"{d:%Y-%m-%d}", "A", "", 1.0) for d in weeks]
+    records += [(f"{d:%Y-%m-%d}", "B", "", 1.0) for d in weeks[:97]]  # silent 53 weeks
+    records += [(f"{d:%Y-%m-%d}", "C", "", 1.0) for d in weeks[:98]]  # silent 52 weeks
+    info = build_panel(rows(records)).series.set_index("product_id")
+    assert info["discontinued"].to_dict() == {"A": False, "B": True, "C": False, "": False}

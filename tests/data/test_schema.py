@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import gzip
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 
-from restock.data.schema import days_per_period, infer_frequency, parse_sales_csv
+from restock.data.schema import Limits, days_per_period, infer_frequency, parse_sales_csv
 from restock.errors import DataValidationError, UnsupportedFileError
 
 HEADER = "date,product_id,quantity\n"
 
 
-def problems_of(raw: bytes, **options: str) -> list[tuple[int | None, str | None, str]]:
+def problems_of(raw: bytes, **options: object) -> list[tuple[int | None, str | None, str]]:
     with pytest.raises(DataValidationError) as info:
         parse_sales_csv(raw, **options)
     return [(p.row, p.column, p.problem) for p in info.value.problems]
@@ -104,7 +105,7 @@ def test_ambiguous_day_month_order_is_refused() -> None:
 
 @pytest.mark.parametrize("value, message", [
     ("-3", "negative value -3"),
-    ("NaN", "NaN is not a quantity"),
+    ("NaN", "NaN is not a valid quantity"),
     ("inf", "infinite value"),
     ("", "missing quantity"),
     ("twelve", "not a number: 'twelve'"),
@@ -172,3 +173,96 @@ def test_skipped_counts_rows_not_problems() -> None:
     parsed = parse_sales_csv((HEADER + "2024-01-01,A,1\n2024-02-30,A,x\n2024-01-03,,2\n")
                              .encode(), on_error="skip")
     assert parsed.skipped_total == 2 and len(parsed.skipped) == 3
+
+
+# -- hostile input (issue 11) ----------------------------------------------------------------
+
+def today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def test_dates_far_in_the_future_or_past_are_refused_naming_the_limit() -> None:
+    latest = today() + timedelta(days=7)
+    raw = (HEADER + f"2024-01-01,A,1\n2200-01-01,A,1\n1700-01-01,A,1\n9999-12-31,A,1\n"
+           f"{(latest + timedelta(days=1)).isoformat()},A,1\n{latest.isoformat()},B,1\n"
+           "1900-01-01,B,1\n").encode()
+    found = problems_of(raw)
+    after = (f"is after the latest allowed date {latest.isoformat()} (today + 7 days, "
+             "RESTOCK_MAX_FUTURE_DAYS)")
+    assert found == [
+        (3, "date", f"date '2200-01-01' {after}"),
+        (4, "date", "date '1700-01-01' is before the earliest allowed date 1900-01-01 "
+                    "(RESTOCK_MIN_DATE)"),
+        (5, "date", f"date '9999-12-31' {after}"),
+        (6, "date", f"date '{(latest + timedelta(days=1)).isoformat()}' {after}"),
+    ]
+
+
+def test_date_limits_are_configurable() -> None:
+    raw = (HEADER + f"1950-06-01,A,1\n{(today() + timedelta(days=3)).isoformat()},A,1\n").encode()
+    found = problems_of(raw, limits=Limits(min_date=date(1990, 1, 1), max_future_days=0))
+    assert [(row, "before" in text or "after" in text) for row, _, text in found] == [
+        (2, True), (3, True)]
+    assert len(parse_sales_csv(raw).frame) == 2
+
+
+@pytest.mark.parametrize("column", ["quantity", "price", "on_hand"])
+def test_huge_and_non_finite_numbers_are_refused(column: str) -> None:
+    raw = (f"date,product_id,{column}" + (",quantity" if column != "quantity" else "")
+           + "\n" + "".join(f"2024-01-0{i},A,{v}" + (",1" if column != "quantity" else "")
+                            + "\n" for i, v in enumerate(["1e308", "inf", "nan", "-inf",
+                                                           "1000000001", "1e9"], 1))).encode()
+    found = problems_of(raw)
+    assert [(row, col) for row, col, _ in found] == [(r, column) for r in (2, 3, 4, 5, 6)]
+    assert found[0][2] == f"{column} 1e308 is above the maximum 1e+09 (RESTOCK_MAX_QUANTITY)"
+    assert found[1][2] == "infinite value" and found[2][2] == f"NaN is not a valid {column}"
+    assert "above the maximum" in found[4][2]
+    parsed = parse_sales_csv(raw, on_error="skip", limits=Limits(max_value=1e12))
+    assert len(parsed.frame) == 2  # 1000000001 and 1e9 under a higher bound
+
+
+@pytest.mark.parametrize("encoding, name", [
+    ("utf-16", "UTF-16 (little-endian)"), ("utf-16-be", "UTF-16 (big-endian)"),
+    ("utf-16-le", "UTF-16 (little-endian)"), ("utf-32", "UTF-32 (little-endian)"),
+    ("utf-32-be", "UTF-32 (big-endian)"),
+])
+def test_utf16_and_utf32_files_are_named_not_called_binary(encoding: str, name: str) -> None:
+    raw = (HEADER + "2024-01-01,Café,1\n").encode(encoding)
+    with pytest.raises(UnsupportedFileError) as info:
+        parse_sales_csv(raw)
+    assert info.value.message.startswith(f"the file looks like {name} text; save it as UTF-8")
+
+
+def test_real_binary_is_still_binary() -> None:
+    with pytest.raises(UnsupportedFileError, match="binary"):
+        parse_sales_csv(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+
+
+def series_csv(*blocks: tuple[str, pd.DatetimeIndex]) -> bytes:
+    lines = [f"{d:%Y-%m-%d},{product},1" for product, dates in blocks for d in dates]
+    return (HEADER + "\n".join(lines) + "\n").encode()
+
+
+def test_a_file_mixing_daily_weekly_and_monthly_series_is_refused() -> None:
+    raw = series_csv(("DAILY", pd.date_range("2024-01-01", periods=60, freq="D")),
+                     ("WEEKLY", pd.date_range("2024-01-05", periods=20, freq="W-FRI")),
+                     ("MONTHLY", pd.date_range("2022-01-01", periods=24, freq="MS")))
+    with pytest.raises(DataValidationError) as info:
+        parse_sales_csv(raw, on_error="skip")  # a file-wide problem: skip cannot help
+    error = info.value
+    assert "mixes series of different frequencies (daily, monthly (1st of the month), " \
+        "weekly (Fridays))" in error.message
+    texts = [p.problem for p in error.problems]
+    assert texts[:3] == ["product_id 'DAILY' is daily",
+                         "product_id 'MONTHLY' is monthly (1st of the month)",
+                         "product_id 'WEEKLY' is weekly (Fridays)"]
+
+
+def test_one_frequency_per_file_is_recorded_and_slow_movers_do_not_conflict() -> None:
+    days = pd.date_range("2024-01-01", periods=90, freq="D")
+    raw = series_csv(("BUSY", days), ("SLOW", days[[0, 9, 23, 40, 41, 70, 88]]),
+                     ("FEW", pd.DatetimeIndex(["2024-01-05", "2024-01-12", "2024-01-19"])))
+    assert parse_sales_csv(raw).frequency == "D"
+    weekly = series_csv(("A", pd.date_range("2024-01-07", periods=3, freq="W-SUN")))
+    assert parse_sales_csv(weekly).frequency == "W-SUN"  # the whole file's dates
+    assert parse_sales_csv(series_csv(("A", days[:1]))).frequency == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -273,3 +274,124 @@ def test_reads_do_not_wait_for_an_open_upload(store: SalesStore) -> None:
         reader.start()
         reader.join(timeout=10)
         assert answer == [3], "the read waited for the writer"
+
+
+# -- hostile input (issue 11) ----------------------------------------------------------------
+
+def test_export_then_ingest_reproduces_the_store_exactly(store: SalesStore,
+                                                         tmp_path: Path) -> None:
+    """Ids a spreadsheet would run as formulas are exported with a leading ' and come back
+    without it; ids that really start with ' (even before a formula character) survive."""
+    # (text in the upload, id stored): one ' before a formula character is the
+    # spreadsheets' text marker and comes off; a ' before anything else is kept
+    sent = [("=x", "=x"), ("''=x", "'=x"), ("'''=x", "''=x"), ("+1", "+1"), ("'-2", "-2"),
+            ("@SUM(A1)", "@SUM(A1)"), ("'abc", "'abc"), ("'", "'"), ("''", "''"),
+            ("plain", "plain"), ("a=b", "a=b"), ("''+", "'+"), ("=", "="), ("''-'", "'-'")]
+    lines = "".join(f'2024-01-0{1 + i % 3},"{text}","{"-s" if i % 2 else "S"}",'
+                    f'{"@c" if i % 3 else "c"},{i},1.5,\n' for i, (text, _) in enumerate(sent))
+    store.ingest_bytes(("date,product_id,store_id,category,quantity,price,on_hand\n"
+                        + lines).encode())
+    before = store.query()
+    assert sorted(before["product_id"]) == sorted(stored for _, stored in sent)
+    assert set(before["store_id"]) == {"S", "-s"} and set(before["category"]) == {"c", "@c"}
+    exported = "".join(store.export_csv())
+    cells = pd.read_csv(io.StringIO(exported), dtype=str, keep_default_na=False)
+    for column in ("product_id", "store_id", "category"):  # still formula-safe
+        assert not cells[column].str.match(r"[=+\-@\t\r]").any(), column
+    assert {"'=x", "''=x", "'''=x", "'abc", "'"} <= set(cells["product_id"])
+    again = SalesStore(f"sqlite:///{tmp_path / 'again.db'}", tmp_path / "again-uploads")
+    try:
+        again.ingest_bytes(exported.encode(), "export.csv")
+        pd.testing.assert_frame_equal(again.query(), before)
+        assert "".join(again.export_csv()) == exported
+    finally:
+        again.close()
+
+
+def test_limits_from_settings_reach_the_parser(tmp_path: Path) -> None:
+    from datetime import date, datetime, timedelta, timezone
+
+    from restock.config import Settings
+
+    settings = Settings.from_env({"home": tmp_path / "home"}, environ={
+        "RESTOCK_MIN_DATE": "2020-01-01", "RESTOCK_MAX_FUTURE_DAYS": "0",
+        "RESTOCK_MAX_QUANTITY": "100"})
+    store = SalesStore.from_settings(settings)
+    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+    try:
+        with pytest.raises(DataValidationError) as info:
+            store.ingest_bytes(f"date,product_id,quantity\n2019-12-31,A,1\n{tomorrow},A,1\n"
+                               f"2024-01-01,A,101\n".encode())
+        assert [(p.row, p.column) for p in info.value.problems] == [
+            (2, "date"), (3, "date"), (4, "quantity")]
+        assert "earliest allowed date 2020-01-01" in info.value.problems[0].problem
+        assert f"latest allowed date {tomorrow - timedelta(days=1)}" in \
+            info.value.problems[1].problem
+        assert store.stats()["rows"] == 0
+    finally:
+        store.close()
+    assert SalesStore(f"sqlite:///{tmp_path / 'd.db'}", tmp_path / "u").limits.min_date == \
+        date(1900, 1, 1)
+
+
+def test_an_upload_of_another_frequency_than_the_history_is_refused(store: SalesStore) -> None:
+    daily = "".join(f"{d:%Y-%m-%d},A,1\n" for d in pd.date_range("2024-01-01", periods=30))
+    store.ingest_bytes(("date,product_id,quantity\n" + daily).encode())
+    before = snapshot(store)
+    weekly = "".join(f"{d:%Y-%m-%d},B,7\n"
+                     for d in pd.date_range("2024-01-05", periods=4, freq="W-FRI"))
+    with pytest.raises(DataValidationError) as info:
+        store.ingest_bytes(("date,product_id,quantity\n" + weekly).encode())
+    assert info.value.message.startswith(
+        "the file is weekly (Fridays) but the stored history is daily")
+    assert snapshot(store) == before
+    more_daily = "".join(f"{d:%Y-%m-%d},C,2\n" for d in pd.date_range("2024-02-01", periods=9))
+    assert store.ingest_bytes(("date,product_id,quantity\n" + more_daily).encode()).inserted == 9
+    one_day = store.ingest_bytes(b"date,product_id,quantity\n2024-03-01,B,7\n")
+    assert one_day.inserted == 1  # one date shows no frequency: nothing to compare
+
+
+def test_orphaned_upload_files_are_set_aside_not_deleted(tmp_path: Path) -> None:
+    """A kill -9 between writing an upload's file and committing its row leaves a file no
+    row owns. Opening the store moves such files to uploads/orphans/ once they are older
+    than the grace period; a young one may be an upload still committing elsewhere."""
+    import os
+    import time
+    import uuid
+
+    url, uploads = f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "uploads"
+    store = SalesStore(url, uploads)
+    kept = store.ingest_bytes(FIRST, "first.csv")
+    store.close()
+    old, young, partial = (uploads / f"{uuid.uuid4()}{suffix}"
+                           for suffix in (".csv", ".csv", ".partial"))
+    for path in (old, young, partial):
+        path.write_bytes(b"date,product_id,quantity\n2024-01-01,Z,1\n")
+    hour_ago = time.time() - 3700
+    for path in (old, partial, uploads / f"{kept.upload_id}.csv"):
+        os.utime(path, (hour_ago, hour_ago))
+    (uploads / "notes.txt").write_text("not an upload")
+
+    store = SalesStore(url, uploads)
+    try:
+        assert sorted(p.name for p in uploads.iterdir()) == sorted(
+            [f"{kept.upload_id}.csv", young.name, "notes.txt", "orphans"])
+        assert sorted(p.name for p in (uploads / "orphans").iterdir()) == sorted(
+            [old.name, partial.name])
+        assert (uploads / "orphans" / old.name).read_bytes().endswith(b"Z,1\n")
+        assert store.sweep_orphans(grace_seconds=0) == [uploads / "orphans" / young.name]
+        assert store.stats()["rows"] == 3
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("name, value", [("RESTOCK_MIN_DATE", "01/01/1900"),
+                                         ("RESTOCK_MAX_FUTURE_DAYS", "-1"),
+                                         ("RESTOCK_MAX_QUANTITY", "0"),
+                                         ("RESTOCK_MAX_QUANTITY", "inf")])
+def test_bad_upload_limit_settings_are_refused(name: str, value: str) -> None:
+    from restock.config import Settings
+    from restock.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=name):
+        Settings.from_env(environ={name: value})

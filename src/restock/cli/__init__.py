@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from restock.config import Settings
-from restock.errors import DataValidationError, RestockError
+from restock.errors import DataValidationError, InvalidParameterError, RestockError
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -37,6 +37,20 @@ def fail(error: RestockError) -> None:
         if error.total > len(error.problems):
             click.echo(f"  ... and {error.total - len(error.problems)} more", err=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+def prepare_output(path: Path) -> Path:
+    """Create the folder a command is about to write ``path`` into, as a user expects of
+    `restock export reports/2026/sales.csv`; a folder that cannot be made (a file in the
+    way, no permission) is a clear error, not a traceback. ``-`` (stdout) is left alone."""
+    if str(path) != "-":
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(InvalidParameterError(
+                f"cannot create the folder {str(path.parent)!r} for {str(path)!r}: "
+                f"{exc.strerror or exc}"))
+    return path
 
 
 @click.group()

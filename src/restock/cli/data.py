@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from restock.cli import cli, echo_json, fail, pass_settings
+from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
 from restock.config import Settings
 from restock.data.store import SalesStore
 from restock.errors import RestockError
 
 
 def open_store(settings: Settings) -> SalesStore:
-    return SalesStore(settings.db_url, settings.uploads_dir)
+    return SalesStore.from_settings(settings)
 
 
 @cli.command()
@@ -47,7 +47,7 @@ def ingest(settings: Settings, file: Path, on_error: str, on_duplicate: str) -> 
 def export(settings: Settings, file: Path) -> None:
     """Write the whole history to FILE as canonical CSV ('-' for stdout)."""
     store = open_store(settings)
-    with click.open_file(str(file), "w", encoding="utf-8", lazy=False) as out:
+    with click.open_file(str(prepare_output(file)), "w", encoding="utf-8", lazy=False) as out:
         for chunk in store.export_csv():
             out.write(chunk)
 
@@ -76,5 +76,6 @@ def demo_data(out: Path, products: int, stores: int, days: int, seed: int) -> No
     """Generate realistic retail sales (seasonality, promotions, slow movers) into OUT."""
     from restock.data.demo import write_demo_csv
 
-    rows = write_demo_csv(out, products=products, stores=stores, days=days, seed=seed)
+    rows = write_demo_csv(prepare_output(out), products=products, stores=stores, days=days,
+                          seed=seed)
     click.echo(f"wrote {rows} rows to {out}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from restock.cli import cli, echo_json, fail, pass_settings
+from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
 from restock.cli.data import open_store
 from restock.cli.models import open_registry
 from restock.config import Settings
@@ -82,6 +82,8 @@ def forecast(settings: Settings, product_id: tuple[str, ...], store_id: tuple[st
              holding_cost: float | None, cover_days: float, plot: Path | None, fmt: str,
              all_series: bool) -> None:
     """Forecast demand and plan inventory for a selection (default: everything)."""
+    if plot is not None:
+        prepare_output(plot)
     service = ForecastService(settings, open_store(settings), open_registry(settings))
     try:
         if all_series:

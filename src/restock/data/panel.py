@@ -4,6 +4,12 @@ Stores record sales only on days something happened or was entered, so the rows 
 snapped to the dataset's calendar, summed per period, and every series is filled with
 zeros from its first period up to the dataset's last one: a product that stopped selling
 has zero demand, and all forecasts then start on the same date, so groups can be summed.
+
+A series with no sale for over a year before the dataset's end (``DISCONTINUED_AFTER_DAYS``)
+is marked ``discontinued`` in the series table, with its ``last_sale``, so that serving can
+say so instead of quietly forecasting years of zero-fill. Its zeros are kept, not cut:
+cutting them would start its forecast earlier than the others' and break group sums, and
+the fill cannot run away, as upload dates are bounded (``schema.Limits``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import pandas as pd
 from restock.data.schema import days_per_period, infer_frequency
 
 TOTAL_ID = "__total__"
+#: a series whose last sale is longer ago than this, at the dataset's end, is discontinued
+DISCONTINUED_AFTER_DAYS = 365
 
 
 @dataclass
@@ -66,12 +74,16 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
     observed = wide.notna()
     started = observed.cummax()
     values = wide.fillna(0.0).where(started)
+    last_sale = _last_sale(wide, observed)
+    silent = len(calendar) - 1 - calendar.get_indexer(last_sale)
     stats = pd.DataFrame({
         "first_date": values.apply(lambda c: c.first_valid_index()),
         "n_obs": started.sum(),
         "gap_share": 1 - observed.sum() / started.sum(),
         "zero_share": (values == 0).sum() / started.sum(),
         "mean": values.mean(),
+        "last_sale": last_sale,
+        "discontinued": silent >= horizon_steps(DISCONTINUED_AFTER_DAYS, freq),
     })
     long = (values.rename_axis("ds").reset_index()
             .melt(id_vars="ds", var_name="unique_id", value_name="y").dropna(subset=["y"]))
@@ -89,9 +101,12 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
         "unique_id": TOTAL_ID, "product_id": "", "store_id": "", "category": "",
         "first_date": calendar[0], "n_obs": len(calendar), "gap_share": 0.0,
         "zero_share": float((total["y"] == 0).mean()), "mean": float(total["y"].mean()),
+        "last_sale": _last_sale(total.set_index("ds")[["y"]], None).iloc[0],
+        "discontinued": False,
     }])
     series = pd.concat([series, total_row], ignore_index=True)
     series["n_obs"] = series["n_obs"].astype(int)
+    series["discontinued"] = series["discontinued"].astype(bool)
     return Panel(long=long, series=series, freq=freq)
 
 
@@ -105,6 +120,18 @@ def model_horizon(freq: str, max_horizon_days: int = 0) -> int:
     if max_horizon_days > 0:
         return horizon_steps(max_horizon_days, freq)
     return DEFAULT_HORIZON_PERIODS.get(freq[0], 365)
+
+
+def _last_sale(wide: pd.DataFrame, observed: pd.DataFrame | None) -> pd.Series:
+    """Per column, the last period with a positive quantity; for a column that never sold,
+    its last recorded period (``observed``) or else its first."""
+    sold = wide.gt(0)
+    last = sold.iloc[::-1].idxmax()
+    never = ~sold.any()
+    if never.any():
+        fallback = (observed if observed is not None else wide.notna()).iloc[::-1].idxmax()
+        last[never] = fallback[never]
+    return last
 
 
 def horizon_steps(days: float, freq: str) -> int:

@@ -13,11 +13,13 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from restock.data.frequency import upload_frequency
 from restock.errors import DataValidationError, Problem, UnsupportedFileError
 
 OnError = Literal["reject", "skip"]
@@ -51,6 +53,18 @@ DATE_FORMATS: list[tuple[str, str]] = [
 ]
 _TIME_SUFFIX = re.compile(r"[T ]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$")
 
+# CSV formula injection: a spreadsheet runs a cell starting with one of = + - @ tab CR. The
+# export writes such text (and text that is quotes and then one of them) with one more
+# leading ', the spreadsheets' text marker; the parser removes exactly that one ', so
+# export -> ingest is exact: '=x <-> =x, ''=x <-> '=x, and 'abc stays 'abc both ways.
+_NEEDS_TEXT_MARKER = r"^(?='*[=+\-@\t\r])"
+_HAS_TEXT_MARKER = r"^'(?='*[=+\-@\t\r])"
+
+
+def neutralise_formulas(values: pd.Series) -> pd.Series:
+    """Text cells as the export writes them: never starting with a formula character."""
+    return values.str.replace(_NEEDS_TEXT_MARKER, "'", regex=True)
+
 
 @dataclass
 class ParsedUpload:
@@ -61,6 +75,55 @@ class ParsedUpload:
     skipped: list[Problem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     skipped_total: int = 0
+    frequency: str = ""  # what the rows' spacing shows (``frequency.classify``), or ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the parser accepts beyond well-formed cells: a plausible calendar window and
+    plausible magnitudes. One far-off date zero-fills every series up to it and moves every
+    forecast's start; one 1e308 overflows training. The defaults are ``Settings``' ones
+    (``RESTOCK_MIN_DATE``, ``RESTOCK_MAX_FUTURE_DAYS``, ``RESTOCK_MAX_QUANTITY``)."""
+
+    min_date: date = date(1900, 1, 1)
+    #: days after today (UTC) a date may lie: time zones ahead of UTC and week-ending
+    #: labels of the current week. A month-end label of the current month is refused on
+    #: purpose: an unfinished month's total would read as a drop in demand
+    max_future_days: int = 7
+    #: bound on quantity, on_hand and price
+    max_value: float = 1e9
+
+    def latest_date(self) -> date:
+        return datetime.now(timezone.utc).date() + timedelta(days=self.max_future_days)
+
+
+_WIDE_ENCODINGS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
+                   (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+                   (b"\xff\xfe", "UTF-16 (little-endian)"),
+                   (b"\xfe\xff", "UTF-16 (big-endian)"))
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """The UTF-16/32 flavour ``raw`` looks like (by its BOM, or else by where its NULs
+    fall: ASCII text in UTF-16-LE has a NUL in every odd byte), or None."""
+    for bom, name in _WIDE_ENCODINGS:
+        if raw.startswith(bom):
+            return name
+    size = min(len(raw), 4096) // 4 * 4
+    if size < 8:
+        return None
+    head = np.frombuffer(raw[:size], dtype=np.uint8)
+    by_position = (head.reshape(-1, 4) == 0).mean(axis=0)
+    zero = by_position > 0.9
+    if zero.tolist() == [False, True, True, True]:
+        return "UTF-32 (little-endian)"
+    if zero.tolist() == [True, True, True, False]:
+        return "UTF-32 (big-endian)"
+    if zero.tolist() == [False, True, False, True]:
+        return "UTF-16 (little-endian)"
+    if zero.tolist() == [True, False, True, False]:
+        return "UTF-16 (big-endian)"
+    return None
 
 
 def _decode(raw: bytes) -> str:
@@ -73,6 +136,11 @@ def _decode(raw: bytes) -> str:
         raise UnsupportedFileError(
             "the file is a ZIP archive (an .xlsx workbook?); export the sheet as CSV"
         )
+    wide = _wide_encoding(raw)
+    if wide is not None:
+        raise UnsupportedFileError(
+            f"the file looks like {wide} text; save it as UTF-8 CSV (in Excel: "
+            "'CSV UTF-8 (comma delimited)')")
     if b"\x00" in raw[:65536]:
         raise UnsupportedFileError("the file contains NUL bytes: it is binary, not a CSV text")
     try:
@@ -157,7 +225,7 @@ def _per_distinct(parse: Callable[..., tuple[pd.Series, pd.Series]], values: pd.
     return _expand(parsed, codes, values.index), _expand(problems, codes, values.index)
 
 
-def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_dates(values: pd.Series, limits: Limits) -> tuple[pd.Series, pd.Series]:
     """Parse with the one format that fits most rows; returns (dates, problem text or '')."""
     codes, distinct = _factorize(values)
     weights = np.bincount(codes, minlength=len(distinct))
@@ -190,10 +258,30 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             np.where(shaped, "impossible date " + text[bad].str.slice(0, 40).map(repr),
                      "unparseable date " + text[bad].str.slice(0, 40).map(repr)
                      + f" (the file's dates are {readable})"))
+        # a real calendar date pandas cannot hold (9999-12-31, 1066-10-14) is out of range
+        for i in text[bad].index[shaped.to_numpy(dtype=bool)]:
+            try:
+                day = datetime.strptime(text[i], best_fmt).date()
+            except ValueError:
+                continue
+            problems[i] = _date_out_of_range(text[i], day, limits)
+    latest, earliest = pd.Timestamp(limits.latest_date()), pd.Timestamp(limits.min_date)
+    for i in distinct.index[(best_parsed > latest) | (best_parsed < earliest)]:
+        problems[i] = _date_out_of_range(text[i], best_parsed[i].date(), limits)
     return _expand(best_parsed, codes, values.index), _expand(problems, codes, values.index)
 
 
-def _parse_number(values: pd.Series, column: str, required: bool) -> tuple[pd.Series, pd.Series]:
+def _date_out_of_range(text: str, day: date, limits: Limits) -> str:
+    if day > limits.latest_date():
+        return (f"date {text[:40]!r} is after the latest allowed date "
+                f"{limits.latest_date().isoformat()} (today + {limits.max_future_days} days, "
+                "RESTOCK_MAX_FUTURE_DAYS)")
+    return (f"date {text[:40]!r} is before the earliest allowed date "
+            f"{limits.min_date.isoformat()} (RESTOCK_MIN_DATE)")
+
+
+def _parse_number(values: pd.Series, column: str, required: bool,
+                  max_value: float) -> tuple[pd.Series, pd.Series]:
     text = values.str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     problems = pd.Series("", index=values.index, dtype=object)
@@ -202,11 +290,14 @@ def _parse_number(values: pd.Series, column: str, required: bool) -> tuple[pd.Se
     nan_text = text.str.lower().isin(["nan", "-nan", "+nan"])
     problems[unparsed & ~nan_text] = ("not a number: " + text[unparsed & ~nan_text]
                                       .str.slice(0, 40).map(repr))
-    problems[nan_text] = "NaN is not a quantity"
+    problems[nan_text] = f"NaN is not a valid {column}"
     infinite = np.isinf(numbers.to_numpy(dtype=float, na_value=np.nan))
     problems[infinite] = "infinite value"
     negative = (numbers < 0) & ~pd.Series(infinite, index=values.index)
     problems[negative] = "negative value " + text[negative] + f"; {column} must be >= 0"
+    too_big = (numbers > max_value) & ~pd.Series(infinite, index=values.index)
+    problems[too_big] = (f"{column} " + text[too_big].str.slice(0, 40) + f" is above the "
+                         f"maximum {max_value:g} (RESTOCK_MAX_QUANTITY)")
     if required:
         problems[empty] = f"missing {column}"
     numbers = numbers.where(problems == "")
@@ -214,7 +305,9 @@ def _parse_number(values: pd.Series, column: str, required: bool) -> tuple[pd.Se
 
 
 def _parse_ids(values: pd.Series, column: str, required: bool) -> tuple[pd.Series, pd.Series]:
-    text = values.str.strip()
+    # the export's text marker comes off (see ``neutralise_formulas``); stripping again
+    # keeps what is stored free of outer blanks, as a fresh upload of the same text would be
+    text = values.str.strip().str.replace(_HAS_TEXT_MARKER, "", regex=True).str.strip()
     problems = pd.Series("", index=values.index, dtype=object)
     if required:
         problems[text == ""] = f"missing {column}"
@@ -225,13 +318,15 @@ def _parse_ids(values: pd.Series, column: str, required: bool) -> tuple[pd.Serie
 
 
 def parse_sales_csv(
-    raw: bytes, *, on_error: OnError = "reject", on_duplicate: OnDuplicate = "error"
+    raw: bytes, *, on_error: OnError = "reject", on_duplicate: OnDuplicate = "error",
+    limits: Limits = Limits(),
 ) -> ParsedUpload:
     """Parse and validate an uploaded sales CSV into canonical rows.
 
     Raises ``DataValidationError`` listing (line, column, problem) for every bad cell unless
     ``on_error="skip"``, in which case bad rows are dropped and reported in ``skipped``;
-    problems with the file as a whole (encoding, header, no rows) always reject it.
+    problems with the file as a whole (encoding, header, no rows, series of mixed
+    frequencies) always reject it.
     """
     if not raw.strip():
         raise DataValidationError("the file is empty", [Problem(None, None, "the file is empty")])
@@ -267,7 +362,7 @@ def parse_sales_csv(
 
     out = pd.DataFrame(index=table.index)
     problems: dict[str, pd.Series] = {}
-    out["date"], problems["date"] = _parse_dates(table["date"])
+    out["date"], problems["date"] = _parse_dates(table["date"], limits)
     out["product_id"], problems["product_id"] = _per_distinct(
         _parse_ids, table["product_id"], "product_id", True)
     for column in ("store_id", "category"):
@@ -277,11 +372,11 @@ def parse_sales_csv(
         else:
             out[column] = ""
     out["quantity"], problems["quantity"] = _per_distinct(
-        _parse_number, table["quantity"], "quantity", True)
+        _parse_number, table["quantity"], "quantity", True, limits.max_value)
     for column in ("price", "on_hand"):
         if column in table:
             out[column], problems[column] = _per_distinct(_parse_number, table[column], column,
-                                                          False)
+                                                          False, limits.max_value)
         else:
             out[column] = np.nan
 
@@ -315,7 +410,7 @@ def parse_sales_csv(
     return ParsedUpload(
         frame=frame[CANONICAL], rows_read=int(len(table)),
         skipped=found[: DataValidationError.MAX_LISTED], skipped_total=int(bad_rows.sum()),
-        ignored_columns=ignored,
+        ignored_columns=ignored, frequency=upload_frequency(frame),
     )
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -25,12 +28,31 @@ from werkzeug.utils import secure_filename
 from sqlalchemy.dialects import postgresql, sqlite
 
 from restock import migrations
+from restock.config import Settings
 from restock.data import tables
-from restock.data.schema import CANONICAL, OnDuplicate, OnError, ParsedUpload, parse_sales_csv
+from restock.data.frequency import MIN_DATASET_DATES, check_matches_history, classify
+from restock.data.schema import (CANONICAL, Limits, OnDuplicate, OnError, ParsedUpload,
+                                 neutralise_formulas, parse_sales_csv)
+
+log = logging.getLogger(__name__)
 
 Filter = str | Sequence[str] | None
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK_ROWS = 100_000
+#: an upload's file is written before its row commits: a file without a row younger than
+#: this may belong to an upload still in flight in another process
+ORPHAN_GRACE_SECONDS = 3600.0
+_UPLOAD_FILE = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+                          r"\.(csv|partial)$")
+#: distinct dates of the history whose spacing tells its frequency (newest first)
+_HISTORY_DATES = 60
+_SQL_RECENT_DATES = """
+WITH RECURSIVE recent(day, n) AS (
+  SELECT max(date), 1 FROM sales
+  UNION ALL
+  SELECT (SELECT max(date) FROM sales WHERE date < recent.day), n + 1
+  FROM recent WHERE recent.day IS NOT NULL AND n < :limit)
+SELECT day FROM recent WHERE day IS NOT NULL
+"""
 # first key of restock's PostgreSQL advisory locks ("rstk"); the second names what is locked
 ADVISORY_LOCK_SPACE = 0x7273746B
 _SQLITE_COUNT_SERIES = """
@@ -77,11 +99,6 @@ def sanitise_filename(name: str | None) -> str:
     return secure_filename(base)[:120] or "upload.csv"
 
 
-def neutralise_formula(value: str) -> str:
-    """Prefix a text cell that a spreadsheet would run as a formula (CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _as_list(value: Filter) -> list[str] | None:
     if value is None:
         return None
@@ -125,7 +142,11 @@ def make_engine(url: str) -> sa.Engine:
 class SalesStore:
     """The sales history, its uploads, and (through ``engine``) the job records."""
 
-    def __init__(self, url: str, uploads_dir: Path) -> None:
+    def __init__(self, url: str, uploads_dir: Path, *, limits: Limits = Limits(),
+                 orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> None:
+        """``limits``: what uploads may hold (dates, magnitudes); ``from_settings`` takes
+        them from ``RESTOCK_*``. Opening the store also sets aside upload files that no
+        applied upload owns (``sweep_orphans``)."""
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
@@ -135,9 +156,18 @@ class SalesStore:
         self.reader = self.engine.execution_options(read_only=True)
         self.uploads_dir = Path(uploads_dir)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self.limits = limits
         # create or upgrade the schema (alembic, under a lock: safe when processes start
         # together; adopts a database made before migrations existed)
         migrations.upgrade(self.engine)
+        self.sweep_orphans(orphan_grace_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SalesStore":
+        """The store ``settings`` describe, with their upload limits."""
+        return cls(settings.db_url, settings.uploads_dir, limits=Limits(
+            min_date=date.fromisoformat(settings.min_date),
+            max_future_days=settings.max_future_days, max_value=settings.max_quantity))
 
     @property
     def dialect(self) -> str:
@@ -161,7 +191,8 @@ class SalesStore:
         The file is kept as received under ``uploads/<uuid>.csv`` before the transaction
         commits, so an applied upload always has its original bytes on disk.
         """
-        parsed = parse_sales_csv(raw, on_error=on_error, on_duplicate=on_duplicate)
+        parsed = parse_sales_csv(raw, on_error=on_error, on_duplicate=on_duplicate,
+                                 limits=self.limits)
         upload_id = str(uuid.uuid4())
         path = self.uploads_dir / f"{upload_id}.csv"
         tmp = path.with_suffix(".partial")
@@ -182,6 +213,7 @@ class SalesStore:
         frame = parsed.frame
         with self.engine.begin() as conn:
             self._serialise_uploads(conn)
+            check_matches_history(parsed.frequency, self._history_frequency(conn))
             seq = conn.execute(
                 tables.uploads.insert().values(
                     upload_id=upload_id, filename=filename, sha256=sha256,
@@ -220,6 +252,49 @@ class SalesStore:
             conn.exec_driver_sql(
                 f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_SPACE}, "
                 "hashtext('uploads:' || current_schema()))")
+
+    def _history_frequency(self, conn: sa.Connection) -> str:
+        """The frequency the newest distinct dates of the history show, or "": one index
+        seek per date (a recursive query), so its cost does not grow with the history."""
+        days = conn.execute(sa.text(_SQL_RECENT_DATES), {"limit": _HISTORY_DATES}
+                            ).scalars().all()
+        if not days:
+            return ""
+        return str(classify(pd.Series(pd.to_datetime(days)), min_dates=MIN_DATASET_DATES)[0])
+
+    def sweep_orphans(self, grace_seconds: float = ORPHAN_GRACE_SECONDS) -> list[Path]:
+        """Move upload files that no applied upload owns to ``uploads/orphans/``.
+
+        A process killed between writing an upload's file and committing its row leaves
+        such a file (the rollback removed the row). Moving, not deleting: nothing a user
+        sent is lost. Only files older than ``grace_seconds`` move, as a younger one may
+        belong to an upload another process is committing right now. Returns the new paths.
+        """
+        found = {}
+        for path in self.uploads_dir.iterdir():
+            match = _UPLOAD_FILE.match(path.name)
+            if match and path.is_file():
+                found[path] = match.group(1)
+        if not found:
+            return []
+        with self.reader.connect() as conn:
+            owned = set(conn.execute(sa.select(tables.uploads.c.upload_id)).scalars())
+        cutoff = time.time() - grace_seconds
+        moved = []
+        for path, upload_id in sorted(found.items()):
+            try:
+                if upload_id in owned or path.stat().st_mtime > cutoff:
+                    continue
+                target = self.uploads_dir / "orphans" / path.name
+                target.parent.mkdir(exist_ok=True)
+                os.replace(path, target)
+            except FileNotFoundError:  # another process opening the store moved it first
+                continue
+            moved.append(target)
+        if moved:
+            log.warning("moved %d upload file(s) that no applied upload owns to %s",
+                        len(moved), self.uploads_dir / "orphans")
+        return moved
 
     def _count_series(self, conn: sa.Connection) -> int:
         """Distinct (product_id, store_id) pairs. On SQLite a skip-scan of the primary key
@@ -372,7 +447,8 @@ class SalesStore:
             return pd.read_sql(sa.select(tables.uploads).order_by(tables.uploads.c.seq), conn)
 
     def export_rows(self, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-        """The whole history in canonical order, chunk by chunk, formula-safe text cells."""
+        """The whole history in canonical order, chunk by chunk, formula-safe text cells
+        (``schema.neutralise_formulas``: ingesting the export gives back the same rows)."""
         s = tables.sales.c
         stmt = (sa.select(*[s[c] for c in CANONICAL])
                 .order_by(s.product_id, s.store_id, s.date))
@@ -381,7 +457,7 @@ class SalesStore:
             for part in result.partitions(chunk_rows):
                 frame = pd.DataFrame(part, columns=CANONICAL)
                 for column in ("product_id", "store_id", "category"):
-                    frame[column] = frame[column].map(neutralise_formula)
+                    frame[column] = neutralise_formulas(frame[column].astype(str))
                 yield frame
 
     def export_csv(self) -> Iterator[str]:
