@@ -181,3 +181,29 @@ def test_old_plots_are_swept(service: ForecastService, trained: Trained) -> None
     os.utime(stale, (0, 0))
     fresh = service.forecast(days=3, product_id="P0001", plot=True)["plot_id"]
     assert not stale.exists() and service.plot_path(fresh).exists()
+
+
+def test_a_discontinued_series_is_named_in_the_warnings(service: ForecastService,
+                                                         trained: Trained) -> None:
+    import json
+    import shutil
+
+    registry = trained.registry
+    source = registry.path(trained.version)
+    version, staging = registry.staging_dir()
+    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("meta.json"))
+    series = pd.read_parquet(staging / "series.parquet")
+    gone = series["product_id"] == "P0002"
+    series["discontinued"] = gone
+    series.to_parquet(staging / "series.parquet", index=False)
+    meta = json.loads((source / "meta.json").read_text())
+    registry.seal(version, staging, {k: v for k, v in meta.items() if k != "manifest"})
+    try:
+        registry.activate(version)
+        codes = {w["code"]: w["message"] for w in service.forecast(product_id="P0002")["warnings"]}
+        assert "2 of 2 selected series" in codes["discontinued"]
+        assert "discontinued" not in {
+            w["code"] for w in service.forecast(product_id="P0001")["warnings"]}
+    finally:
+        registry.activate(trained.version)
+        shutil.rmtree(registry.path(version))

@@ -82,6 +82,7 @@ class LoadedModel:
     positions: dict[str, dict[str, np.ndarray]] = field(init=False, repr=False)
     n_obs: np.ndarray = field(init=False, repr=False)  # by row
     gap_share: np.ndarray = field(init=False, repr=False)  # by row
+    discontinued: np.ndarray = field(init=False, repr=False)  # by row (older versions: False)
     dates_iso: list[str] = field(init=False, repr=False)
     history_iso: np.ndarray = field(init=False, repr=False)
 
@@ -97,6 +98,8 @@ class LoadedModel:
                                       for i, value in enumerate(uniques)}
         self.n_obs = self.series["n_obs"].to_numpy()
         self.gap_share = self.series["gap_share"].to_numpy()
+        self.discontinued = (self.series["discontinued"].to_numpy(bool)
+                             if "discontinued" in self.series else np.zeros(len(self.series), bool))
         self.dates_iso = [d.date().isoformat() for d in self.dates]
         self.history_iso = np.array([d.date().isoformat() for d in self.history_dates],
                                     dtype=object)
@@ -414,6 +417,11 @@ class ForecastService:
             found.append(warn("worse_than_naive", "warning",
                               f"on the backtest this forecast was no better than repeating "
                               f"last season (MASE {mase:.2f})"))
+        gone = int(model.discontinued[rows].sum())
+        if gone:
+            found.append(warn("discontinued", "info",
+                              f"{gone} of {len(uids)} selected series have not sold for over a "
+                              "year; their forecasts are near zero"))
         trained_seq = model.meta.get("last_upload_seq")
         if data_version is not None and trained_seq is not None and data_version > trained_seq:
             found.append(warn("stale_model", "info",

@@ -221,7 +221,7 @@ def retrain(
         panel.series.to_parquet(staging / "series.parquet", index=False)
         history_start = panel.long.groupby("unique_id").cumcount(ascending=False) < max(
             horizon, HISTORY_PERIODS)
-        panel.long[history_start].to_parquet(
+        panel.long.loc[history_start, ["unique_id", "ds", "y"]].to_parquet(
             staging / "history.parquet", index=False)
         durations = report.finish()
         meta = {

@@ -89,3 +89,14 @@ def test_weekly_discontinued_threshold_is_a_year_of_weeks() -> None:
     records += [(f"{d:%Y-%m-%d}", "C", "", 1.0) for d in weeks[:98]]  # silent 52 weeks
     info = build_panel(rows(records)).series.set_index("product_id")
     assert info["discontinued"].to_dict() == {"A": False, "B": True, "C": False, "": False}
+
+
+def test_uploaded_prices_follow_the_panel_and_hold_until_they_change() -> None:
+    frame = rows([("2024-01-01", "A", "", 2.0), ("2024-01-03", "A", "", 1.0),
+                  ("2024-01-02", "B", "", 4.0)]).assign(price=[5.0, 6.0, None])
+    panel = build_panel(frame)
+    uid = panel.series.set_index("product_id").loc["A", "unique_id"]
+    a = panel.long[panel.long["unique_id"] == uid]
+    assert a["price"].tolist() == [5.0, 5.0, 6.0]  # the zero-filled day keeps the last price
+    assert build_panel(rows([("2024-01-01", "A", "", 2.0)])).long.columns.tolist() == [
+        "unique_id", "ds", "y"]  # no price uploaded: no column

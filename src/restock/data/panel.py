@@ -28,7 +28,8 @@ DISCONTINUED_AFTER_DAYS = 365
 
 @dataclass
 class Panel:
-    """Model input (``long``: unique_id, ds, y) and what each series id stands for."""
+    """Model input (``long``: unique_id, ds, y, and price when uploaded) and what each
+    series id stands for."""
 
     long: pd.DataFrame
     series: pd.DataFrame  # unique_id, product_id, store_id, category, first_date, n_obs, ...
@@ -93,6 +94,8 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
     long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     long = long[["unique_id", "ds", "y"]]
     long["y"] = long["y"].astype(float)
+    if "price" in data and data["price"].notna().any():
+        long = long.merge(_prices(data, calendar), on=["unique_id", "ds"], how="left")
 
     category = data.groupby("unique_id")["category"].last()
     series = keys.set_index("unique_id").join(stats).join(category).reset_index()
@@ -120,6 +123,15 @@ def model_horizon(freq: str, max_horizon_days: int = 0) -> int:
     if max_horizon_days > 0:
         return horizon_steps(max_horizon_days, freq)
     return DEFAULT_HORIZON_PERIODS.get(freq[0], 365)
+
+
+def _prices(data: pd.DataFrame, calendar: pd.DatetimeIndex) -> pd.DataFrame:
+    """``unique_id, ds, price``: each period's mean uploaded price, carried over the periods
+    without one (a price holds until it changes; before the first one, the first one)."""
+    wide = (data.dropna(subset=["price"]).groupby(["unique_id", "ds"])["price"].mean()
+            .unstack("unique_id").reindex(calendar).ffill().bfill())
+    return (wide.rename_axis("ds").reset_index()
+            .melt(id_vars="ds", var_name="unique_id", value_name="price"))
 
 
 def _last_sale(wide: pd.DataFrame, observed: pd.DataFrame | None) -> pd.Series:

@@ -84,7 +84,8 @@ def backtest(
         raise InvalidParameterError("backtest needs h >= 1, windows >= 1 and step_size >= 1")
     min_train = max(4, h) if min_train is None else min_train
     span = h + (windows - 1) * step_size
-    ordered = df[["unique_id", "ds", "y"]].sort_values(["unique_id", "ds"], kind="stable")
+    # every column is kept: a member may use more than y (the gbm member: price)
+    ordered = df.sort_values(["unique_id", "ds"], kind="stable")
     ordered = ordered.reset_index(drop=True)
     position = ordered.groupby("unique_id", sort=False).cumcount().to_numpy()
     length = ordered.groupby("unique_id", sort=False)["y"].transform("size").to_numpy()
