@@ -57,10 +57,11 @@ class _Variant(GBMForecaster):
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     "default": ("mean", {}),
-    "price": ("mean", {}),
+    "price": ("mean", {"use_price": True}),
     "scale_all": ("mean", {"scale_window": 0}),
+    "scale28": ("mean", {"scale_window": 28}),
     "poisson": ("mean", {"objective": "poisson"}),
-    "tweedie1.5": ("mean", {"tweedie_variance_power": 1.5}),
+    "tweedie1.2": ("mean", {"tweedie_variance_power": 1.2}),
     "l2": ("mean", {"objective": "l2"}),
     "l1": ("mean", {"objective": "l1"}),
     "raw_tweedie": ("raw", {}),
@@ -76,30 +77,25 @@ def make(variant: str) -> GBMForecaster:
     return model
 
 
-def score(split: Split, forecast: pd.DataFrame, alias: str) -> float:
+def score(split: Split, forecast: pd.DataFrame, alias: str) -> pd.Series:
+    """Mean MASE, sMAPE, WAPE and bias over series (``restock.models.metrics``)."""
     frame = split.test.merge(forecast, on=["unique_id", "ds"], how="left")
     scores = score_series(frame, [alias], mase_scales(split.train, split.freq))
-    return float(summarize(scores).loc[alias, "mase"])
+    return summarize(scores).loc[alias]
 
 
 def run(split: Split, variant: str, cv: bool) -> str:
-    """One variant on one split; ``price`` is the default variant fed the demo's prices."""
-    if variant == "price":
-        variant = "default"
-        label = "default + price"
-    else:
-        split = Split(split.name, split.freq, split.h,
-                      split.train.drop(columns="price", errors="ignore"), split.test)
-        label = variant
+    """One variant on one split."""
     model = make(variant)
     started = time.perf_counter()
     model.fit(split.train, split.freq)
     fitted = time.perf_counter()
     forecast = model.predict(split.h)
     predicted = time.perf_counter()
-    mase = score(split, forecast, model.alias)
+    scores = score(split, forecast, model.alias)
     line = (
-        f"| {split.name} | {label} | {mase:.3f} | {fitted - started:.1f} | "
+        f"| {split.name} | {variant} | {scores['mase']:.3f} | {scores['wape']:.3f} | "
+        f"{scores['bias']:+.3f} | {fitted - started:.1f} | "
         f"{predicted - fitted:.2f} | {len(model.skipped_)} |"
     )
     if cv:
@@ -120,17 +116,21 @@ def demo_split() -> Split:
          "price": sales["price"].astype(float)}
     )
     cutoff = data["ds"].max() - pd.Timedelta(days=28)
-    return Split("demo 500x730 daily", "D", 28, data[data["ds"] <= cutoff], data[data["ds"] > cutoff])
+    train, test = data[data["ds"] <= cutoff], data[data["ds"] > cutoff]
+    return Split("demo 500x730 daily", "D", 28, train, test)
 
 
 def main() -> int:
+    global N_JOBS
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets", default="m3,pizzaplace")
     parser.add_argument("--variants", default="default")
     parser.add_argument("--cv", action="store_true", help="also time cross_validate (3 windows)")
     parser.add_argument("--demo", action="store_true", help="also the 500 x 730 demo data")
+    parser.add_argument("--n-jobs", type=int, default=N_JOBS, help="LightGBM threads")
     parser.add_argument("--predict-h", type=int, default=0, help="time predict(h) on the demo")
     args = parser.parse_args()
+    N_JOBS = args.n_jobs
     warnings.simplefilter("ignore")
     root = data_dir()
     if not (root / "m3_monthly_train.csv").exists():
@@ -140,7 +140,7 @@ def main() -> int:
     splits = [loaders[name](root) for name in args.datasets.split(",") if name]
     if args.demo:
         splits.append(demo_split())
-    header = "| data | variant | MASE | fit s | predict s | skipped |"
+    header = "| data | variant | MASE | WAPE | bias | fit s | predict s | skipped |"
     print(header + (" cross_validate s |" if args.cv else ""), flush=True)
     for split in splits:
         for variant in args.variants.split(","):
