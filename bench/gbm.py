@@ -66,6 +66,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "l1": ("mean", {"objective": "l1"}),
     "raw_tweedie": ("raw", {}),
     "standard_l2": ("standard", {"objective": "l2"}),
+    "no_cv_refit": ("mean", {"cv_refit": False}),
     "trees600_lr0.03": ("mean", {"n_estimators": 600, "learning_rate": 0.03}),
 }
 

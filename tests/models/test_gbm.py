@@ -330,3 +330,35 @@ def test_cross_validate_reports_progress() -> None:
         on_progress=lambda fraction, message="", **extra: seen.append(fraction),
     )
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+@pytest.mark.parametrize("cv_refit", [True, False])
+def test_cross_validate_never_looks_ahead(cv_refit: bool) -> None:
+    """Changing the data after window 1's cutoff cannot change windows 0 and 1."""
+    panel = make_panel(n=120)
+    h, windows, step = 7, 3, 5
+    changed = panel.copy()
+    cutoff = panel["ds"].max() - pd.Timedelta(days=h + step - 1)  # after window 1's training
+    changed.loc[changed["ds"] >= cutoff, "y"] *= 3
+    first = make(cv_refit=cv_refit).cross_validate(panel, "D", h, windows, step)
+    second = make(cv_refit=cv_refit).cross_validate(changed, "D", h, windows, step)
+    early = first["window"] < 2
+    pd.testing.assert_frame_equal(first[early], second[early])
+    assert not first[~early].equals(second[~early])
+
+
+def test_cross_validate_without_refit_trains_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import restock.models.gbm as gbm
+
+    trained = []
+    real_train = gbm.lgb.train
+    monkeypatch.setattr(gbm.lgb, "train", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    panel = make_panel(n=120)
+    once = make(cv_refit=False).cross_validate(panel, "D", h=7, n_windows=3, step_size=5)
+    assert len(trained) == 1
+    every = make().cross_validate(panel, "D", h=7, n_windows=3, step_size=5)
+    assert len(trained) == 4
+    assert once.groupby(["unique_id", "window"]).size().eq(7).all() and len(once) == len(every)
+    pd.testing.assert_frame_equal(once[once["window"] == 0], every[every["window"] == 0])
+    assert not once[once["window"] == 2].equals(every[every["window"] == 2])
+    assert (once["gbm"] >= 0).all()
