@@ -1,0 +1,364 @@
+"""The global LightGBM member: the Forecaster contract plus its own features and backtest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_panel
+
+from restock.errors import JobCancelled
+from restock.models.base import NotFittedError
+from restock.models.ensemble import clone, get_params
+from restock.models.gbm import GBMForecaster, HolidayFeature, plan_features
+
+#: small but real boosters: enough trees to learn a weekly shape, fast enough for CI
+FAST = {"n_estimators": 60, "n_jobs": 1}
+
+
+def make(**params) -> GBMForecaster:
+    return GBMForecaster(**(FAST | params))
+
+
+@pytest.fixture(scope="module")
+def daily() -> pd.DataFrame:
+    return make_panel()
+
+
+@pytest.fixture(scope="module")
+def fitted(daily: pd.DataFrame) -> GBMForecaster:
+    return make().fit(daily, "D")
+
+
+# ---------------------------------------------------------------------- contract
+
+
+def test_init_only_stores_hyperparameters() -> None:
+    model = make(holidays_country="US")
+    assert not [name for name in vars(model) if name.endswith("_")]
+    copy = clone(model)
+    assert type(copy) is GBMForecaster and get_params(copy) == get_params(model)
+
+
+def test_fit_returns_self(daily: pd.DataFrame) -> None:
+    model = make()
+    assert model.fit(daily, "D") is model
+    assert model.skipped_ == {}
+
+
+def test_predict_or_save_before_fit_raises(tmp_path: Path) -> None:
+    with pytest.raises(NotFittedError):
+        make().predict(5)
+    with pytest.raises(NotFittedError):
+        make().save(tmp_path)
+
+
+def test_h_rows_per_series_after_the_last_date(fitted: GBMForecaster, daily: pd.DataFrame) -> None:
+    forecast = fitted.predict(10)
+    assert list(forecast.columns) == ["unique_id", "ds", "gbm"]
+    assert forecast.groupby("unique_id").size().to_dict() == {"s0": 10, "s1": 10, "s2": 10}
+    first = forecast.groupby("unique_id")["ds"].min()
+    assert (first == daily["ds"].max() + pd.Timedelta(days=1)).all()
+    assert np.isfinite(forecast["gbm"]).all() and (forecast["gbm"] >= 0).all()
+
+
+def test_learns_the_level_and_weekly_shape(fitted: GBMForecaster, daily: pd.DataFrame) -> None:
+    """Series levels differ 3x and the panel has a weekly cycle: both must come through."""
+    forecast = fitted.predict(14)
+    means = forecast.groupby("unique_id")["gbm"].mean()
+    recent = daily[daily["ds"] > daily["ds"].max() - pd.Timedelta(days=28)]
+    actual = recent.groupby("unique_id")["y"].mean()
+    assert np.allclose(means / actual, 1.0, atol=0.25)
+    s2 = forecast[forecast["unique_id"] == "s2"]
+    by_day = s2.groupby(pd.DatetimeIndex(s2["ds"]).dayofweek)["gbm"].mean()
+    assert by_day.max() / by_day.min() > 1.3  # the panel's weekly swing is +-40 %
+
+
+@pytest.mark.parametrize(
+    ("freq", "start", "on_calendar"),
+    [
+        ("W-FRI", "2020-01-03", lambda d: d.dayofweek == 4),
+        ("MS", "2014-01-01", lambda d: d.day == 1),
+    ],
+)
+def test_dates_continue_the_input_calendar(freq: str, start: str, on_calendar) -> None:
+    data = make_panel(n=120, freq=freq, start=start)
+    forecast = make().fit(data, freq).predict(6)
+    dates = pd.DatetimeIndex(forecast["ds"])
+    assert on_calendar(dates).all()
+    expected = pd.date_range(data["ds"].max(), periods=7, freq=freq)[1:]
+    s0 = forecast.loc[forecast["unique_id"] == "s0", "ds"]
+    assert list(pd.DatetimeIndex(s0)) == list(expected)
+
+
+def test_save_load_gives_identical_forecasts_for_any_h(
+    fitted: GBMForecaster, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path)
+    assert {p.name for p in (tmp_path / "gbm").iterdir()} == {
+        "booster.txt", "gbm.json", "history.parquet"
+    }
+    loaded = GBMForecaster.load(tmp_path)
+    for h in (1, 15, 60):
+        pd.testing.assert_frame_equal(fitted.predict(h), loaded.predict(h))
+    assert loaded.skipped_ == fitted.skipped_
+
+
+def test_precompute_h_returns_the_same_forecasts(daily: pd.DataFrame, tmp_path: Path) -> None:
+    plain = make().fit(daily, "D")
+    model = make()
+    model.precompute_h = 20
+    model.fit(daily, "D")
+    assert model._precomputed is not None and len(model._precomputed) == 3 * 20
+    for h in (5, 20, 30):  # 30 > precompute_h: computed on the spot
+        pd.testing.assert_frame_equal(model.predict(h), plain.predict(h))
+    model.save(tmp_path)
+    pd.testing.assert_frame_equal(GBMForecaster.load(tmp_path).predict(20), model.predict(20))
+
+
+def test_same_seed_same_forecasts(daily: pd.DataFrame) -> None:
+    first = make(seed=3).fit(daily, "D").predict(14)
+    second = make(seed=3).fit(daily, "D").predict(14)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_short_zero_and_constant_series(daily: pd.DataFrame) -> None:
+    dates = pd.date_range("2023-01-01", periods=120, freq="D")
+    extra = pd.DataFrame(
+        {
+            "unique_id": ["zero"] * 120 + ["flat"] * 120 + ["short"] * 3 + ["one"],
+            "ds": list(dates) * 2 + list(dates[-3:]) + [dates[-1]],
+            "y": [0.0] * 120 + [5.0] * 120 + [1.0, 0.0, 2.0] + [4.0],
+        }
+    )
+    model = make().fit(pd.concat([daily, extra], ignore_index=True), "D")
+    forecast = model.predict(7)
+    assert set(forecast["unique_id"]) == {"s0", "s1", "s2", "zero", "flat", "short"}
+    assert set(model.skipped_) == {"one"} and "shorter than" in model.skipped_["one"]
+    assert np.isfinite(forecast["gbm"]).all() and (forecast["gbm"] >= 0).all()
+    by_series = forecast.groupby("unique_id")["gbm"]
+    assert by_series.max()["zero"] < 0.5  # scaled by 1, learnt from zeros: stays near zero
+    flat = forecast.loc[forecast["unique_id"] == "flat", "gbm"]
+    assert np.allclose(flat, 5.0, rtol=0.3)
+
+
+def test_only_zero_series_do_not_crash() -> None:
+    dates = pd.date_range("2023-01-01", periods=60, freq="D")
+    data = pd.DataFrame({"unique_id": "z", "ds": dates, "y": 0.0})
+    forecast = make().fit(data, "D").predict(5)
+    assert len(forecast) == 5 and (forecast["gbm"] == 0).all()
+
+
+def test_no_usable_series_gives_an_empty_forecast(tmp_path: Path) -> None:
+    data = pd.DataFrame({"unique_id": ["a"], "ds": [pd.Timestamp("2024-01-01")], "y": [3.0]})
+    model = make().fit(data, "D")
+    assert model.skipped_.keys() == {"a"}
+    assert model.predict(4).empty
+    model.save(tmp_path)
+    assert GBMForecaster.load(tmp_path).predict(4).empty
+
+
+def test_missing_dates_count_as_no_sales(daily: pd.DataFrame) -> None:
+    """A gap in a series would shift every lag; the member fills it with zero sales."""
+    gappy = daily.drop(daily.index[(daily["unique_id"] == "s1") & (daily["y"].index % 9 == 0)])
+    filled = daily.copy()
+    filled.loc[(filled["unique_id"] == "s1") & (filled.index % 9 == 0), "y"] = 0.0
+    pd.testing.assert_frame_equal(
+        make().fit(gappy, "D").predict(7), make().fit(filled, "D").predict(7)
+    )
+
+
+def test_negative_forecasts_are_clipped_and_counted() -> None:
+    """Squared error with a large step size overshoots below zero on an intermittent
+    series (Tweedie cannot): the forecasts are clipped at 0 and counted per series."""
+    dates = pd.date_range("2023-01-01", periods=200, freq="D")
+    spiky = np.where(np.random.default_rng(0).random(200) < 0.1, 50.0, 0.0)
+    data = pd.concat(
+        [pd.DataFrame({"unique_id": "spiky", "ds": dates, "y": spiky}), make_panel(n=200)],
+        ignore_index=True,
+    )
+    model = make(objective="l2", learning_rate=0.5).fit(data, "D")
+    raw = model._forecast(30)
+    negative = raw.loc[raw["gbm"] < 0].groupby("unique_id").size().to_dict()
+    assert negative, "this data must give squared error some negative forecasts"
+    forecast = model.predict(30)
+    assert (forecast["gbm"] >= 0).all()
+    assert model.clipped_ == negative
+
+
+def test_progress_reports_and_cancellation(daily: pd.DataFrame) -> None:
+    seen: list[float] = []
+    make().fit(daily, "D", lambda fraction, message="", **extra: seen.append(fraction))
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) > 5
+
+    def cancel(fraction: float, message: str = "", **extra) -> None:
+        if fraction > 0.3:
+            raise JobCancelled("stop")
+
+    with pytest.raises(JobCancelled):
+        make().fit(daily, "D", cancel)
+
+
+# ---------------------------------------------------------------------- features
+
+
+def test_feature_plan_follows_frequency_and_history() -> None:
+    long_daily = plan_features("D", np.array([730, 700]), 729, "US", price=False)
+    assert long_daily.lags == [1, 2, 3, 4, 5, 6, 7, 14, 21, 28]
+    assert {"dayofweek", "dayofyear", "month"} <= set(long_daily.date_features)
+    assert long_daily.holidays_country == "US"
+    one_year = plan_features("D", np.array([365]), 364, "US", price=False)
+    assert "dayofyear" not in one_year.date_features  # one year cannot separate a yearly cycle
+    monthly = plan_features("MS", np.array([48, 100]), 3000, "US", price=False)
+    assert monthly.lags == [*range(1, 13), 24] and monthly.date_features == ["month"]
+    assert monthly.holidays_country == ""  # holidays are a daily effect
+    weekly = plan_features("W-SUN", np.array([104]), 720, "", price=False)
+    assert 52 in weekly.lags and 104 not in weekly.lags  # half the median history at most
+    short = plan_features("D", np.array([30]), 29, "", price=False)
+    assert max(short.lags) <= 15 and short.seasonal == []
+
+
+def test_holiday_feature_marks_public_holidays() -> None:
+    dates = pd.DatetimeIndex(["2030-12-24", "2030-12-25", "2031-07-04", "2031-07-05"])
+    assert HolidayFeature("US")(dates).tolist() == [0.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="unknown country code 'XX'"):
+        HolidayFeature("XX")
+
+
+def _holiday_panel() -> pd.DataFrame:
+    """Three series over two years that sell 4x on US public holidays."""
+    dates = pd.date_range("2022-01-01", "2023-12-20", freq="D")
+    holiday = HolidayFeature("US")(dates)
+    rng = np.random.default_rng(1)
+    frames = [
+        pd.DataFrame(
+            {"unique_id": f"h{i}", "ds": dates,
+             "y": rng.poisson(10.0 * (i + 1) * (1 + 3 * holiday)).astype(float)}
+        )
+        for i in range(3)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_holidays_country_lets_the_trees_see_holidays() -> None:
+    data = _holiday_panel()
+    with_holidays = make(n_estimators=150, holidays_country="US").fit(data, "D")
+    assert "holiday" in with_holidays.booster_.feature_name()
+    without = make(n_estimators=150).fit(data, "D")
+    christmas = pd.Timestamp("2023-12-25")
+
+    def lift(model: GBMForecaster) -> float:
+        forecast = model.predict(10)
+        on_day = forecast.loc[forecast["ds"] == christmas, "gbm"].mean()
+        return on_day / forecast.loc[forecast["ds"] != christmas, "gbm"].mean()
+
+    assert lift(with_holidays) > 2.5
+    assert lift(with_holidays) > lift(without) + 1.0
+
+
+def test_price_is_a_feature_with_the_recent_median_as_future(tmp_path: Path) -> None:
+    """Sales double at the low price; the recent median price is the future price."""
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2023-01-01", periods=240, freq="D")
+    frames = []
+    for i, last_price in enumerate([5.0, 10.0, 5.0, 10.0]):
+        price = np.where((np.arange(240) // 15) % 2 == 0, 10.0, 5.0)
+        price[-40:] = last_price
+        price[-1] = 15.0 - last_price  # a one-day change: the median ignores it
+        y = rng.poisson(np.where(price < 8, 40.0, 20.0)).astype(float)
+        frames.append(pd.DataFrame({"unique_id": f"p{i}", "ds": dates, "y": y, "price": price}))
+    data = pd.concat(frames, ignore_index=True)
+    assert "price" not in make().fit(data, "D").booster_.feature_name()  # opt-in
+    model = make(n_estimators=150, use_price=True).fit(data, "D")
+    assert "price" in model.booster_.feature_name()
+    forecast = model.predict(7)
+    means = forecast.groupby("unique_id")["gbm"].mean()
+    assert means["p0"] > 1.4 * means["p1"] and means["p2"] > 1.4 * means["p3"]
+    model.save(tmp_path)
+    pd.testing.assert_frame_equal(GBMForecaster.load(tmp_path).predict(30), model.predict(30))
+
+
+# ---------------------------------------------------------------------- backtest
+
+
+def _truncated(df: pd.DataFrame, keep: dict[str, int]) -> pd.DataFrame:
+    ordered = df.sort_values(["unique_id", "ds"])
+    position = ordered.groupby("unique_id").cumcount()
+    return ordered[position < ordered["unique_id"].map(keep)].reset_index(drop=True)
+
+
+def test_cross_validate_windows_match_truncated_fits() -> None:
+    """Window w trains on each series' first n - h - (W-1-w)*step points, cut from its own
+    end: s1 ends ten days before s0 and s2 here, and must be cut ten days earlier too."""
+    panel = make_panel(n=150)
+    late = panel["ds"] > panel["ds"].max() - pd.Timedelta(days=10)
+    panel = panel[~((panel["unique_id"] == "s1") & late)]
+    h, windows, step = 7, 3, 4
+    table = make().cross_validate(panel, "D", h=h, n_windows=windows, step_size=step)
+    assert list(table.columns) == ["unique_id", "window", "step", "gbm"]
+    assert table.groupby(["unique_id", "window"]).size().eq(h).all()
+    assert sorted(table["window"].unique()) == [0, 1, 2]
+    assert table["step"].tolist()[:h] == list(range(1, h + 1))
+    lengths = panel.groupby("unique_id").size()
+    for window in (0, 2):
+        keep = {uid: n - h - (windows - 1 - window) * step for uid, n in lengths.items()}
+        manual = make().fit(_truncated(panel, keep), "D").predict(h)
+        got = table[table["window"] == window].reset_index(drop=True)
+        np.testing.assert_array_equal(got["gbm"].to_numpy(), manual["gbm"].to_numpy())
+        assert got["unique_id"].tolist() == manual["unique_id"].tolist()
+
+
+def test_cross_validate_leaves_out_series_too_short_for_a_window() -> None:
+    panel = make_panel(n=100)
+    dates = pd.date_range("2023-01-01", periods=100, freq="D")
+    tiny = pd.DataFrame({"unique_id": "tiny", "ds": dates[-12:], "y": 3.0})
+    table = make().cross_validate(pd.concat([panel, tiny]), "D", h=7, n_windows=2, step_size=3)
+    # tiny has 12 points: window 0 trains on 12 - 7 - 3 = 2 (kept), window 1 on 5
+    assert set(table.loc[table["window"] == 0, "unique_id"]) == {"s0", "s1", "s2", "tiny"}
+    table = make().cross_validate(pd.concat([panel, tiny]), "D", h=10, n_windows=2, step_size=5)
+    # now window 0 leaves 12 - 10 - 5 < 0 points: left out of it, back in window 1 (2 points)
+    assert "tiny" not in set(table.loc[table["window"] == 0, "unique_id"])
+    assert "tiny" in set(table.loc[table["window"] == 1, "unique_id"])
+
+
+def test_cross_validate_reports_progress() -> None:
+    seen: list[float] = []
+    make().cross_validate(
+        make_panel(n=80), "D", h=7, n_windows=2, step_size=7,
+        on_progress=lambda fraction, message="", **extra: seen.append(fraction),
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+@pytest.mark.parametrize("cv_refit", [True, False])
+def test_cross_validate_never_looks_ahead(cv_refit: bool) -> None:
+    """Changing the data after window 1's cutoff cannot change windows 0 and 1."""
+    panel = make_panel(n=120)
+    h, windows, step = 7, 3, 5
+    changed = panel.copy()
+    cutoff = panel["ds"].max() - pd.Timedelta(days=h + step - 1)  # after window 1's training
+    changed.loc[changed["ds"] >= cutoff, "y"] *= 3
+    first = make(cv_refit=cv_refit).cross_validate(panel, "D", h, windows, step)
+    second = make(cv_refit=cv_refit).cross_validate(changed, "D", h, windows, step)
+    early = first["window"] < 2
+    pd.testing.assert_frame_equal(first[early], second[early])
+    assert not first[~early].equals(second[~early])
+
+
+def test_cross_validate_without_refit_trains_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import restock.models.gbm as gbm
+
+    trained = []
+    real_train = gbm.lgb.train
+    monkeypatch.setattr(gbm.lgb, "train", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    panel = make_panel(n=120)
+    once = make(cv_refit=False).cross_validate(panel, "D", h=7, n_windows=3, step_size=5)
+    assert len(trained) == 1
+    every = make().cross_validate(panel, "D", h=7, n_windows=3, step_size=5)
+    assert len(trained) == 4
+    assert once.groupby(["unique_id", "window"]).size().eq(7).all() and len(once) == len(every)
+    pd.testing.assert_frame_equal(once[once["window"] == 0], every[every["window"] == 0])
+    assert not once[once["window"] == 2].equals(every[every["window"] == 2])
+    assert (once["gbm"] >= 0).all()
