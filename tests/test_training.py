@@ -135,10 +135,10 @@ def test_weekly_and_monthly_data_keep_their_calendar(tmp_path: Path, freq: str, 
     assert forecasts["ds"].min() > dates[-1]
     if weekday is not None:
         assert (forecasts["ds"].dt.dayofweek == weekday).all()
-        assert forecasts["step"].max() == 53
+        assert forecasts["step"].max() == 104  # two years of weeks by default
     else:
         assert (forecasts["ds"].dt.day == day).all()
-        assert forecasts["step"].max() == 12
+        assert forecasts["step"].max() == 24  # two years of months by default
     result.store.close()
 
 
