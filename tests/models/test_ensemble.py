@@ -191,3 +191,9 @@ def test_seed_needs_a_seed_member_and_horizons_adapt(data: pd.DataFrame) -> None
     assert default_backtest_h(make_panel(n_series=2, n=30), "D") == 7
     assert default_backtest_h(make_panel(n_series=1, n=100, freq="MS"), "MS", windows=2) == 12
     assert default_backtest_h(make_panel(n_series=1, n=40, freq="MS"), "MS") == 10
+
+
+def test_without_any_backtest_the_global_rule_is_the_mean_of_all_members() -> None:
+    frame = _frame({"m1": [1] * 6, "m2": [2] * 6}).iloc[0:0]
+    selection = select(frame, ["m1", "m2"], pd.Series(dtype=float))
+    assert selection.global_choice.members == ("m1", "m2") and not selection.per_series

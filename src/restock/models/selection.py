@@ -95,7 +95,8 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
     loss = _cell_means(np.abs(values - y[:, None]) / scale[:, None], s_index, w_index,
                        len(uids), n_windows)
     global_member = _nanmean(loss.reshape(-1, len(aliases)), axis=0)
-    global_order = _order(np.where(np.isfinite(global_member), global_member, np.inf))
+    global_order = np.argsort(np.where(np.isfinite(global_member), global_member, np.inf),
+                              kind="stable")
     global_choice = _global_choice(values, y, scale, global_member, global_order, aliases)
 
     rule_preds = {}
@@ -153,8 +154,13 @@ def _global_choice(
     values: np.ndarray, y: np.ndarray, scale: np.ndarray, member_loss: np.ndarray,
     order: np.ndarray, aliases: Sequence[str],
 ) -> Choice:
-    """The mean of the k members best on average over all series, k with the lowest loss."""
-    available = int(np.isfinite(member_loss).sum()) or len(aliases)
+    """The mean of the k members best on average over all series, k with the lowest loss.
+
+    Without any backtest (every series too short) it is the mean of all members.
+    """
+    available = int(np.isfinite(member_loss).sum())
+    if not available:
+        return Choice("global", tuple(aliases), "mean")
     best_k, best_loss = 1, np.inf
     for k in range(1, min(GLOBAL_MAX_K, available) + 1):
         combined = _reduce(values[:, order[:k]], "mean")
@@ -232,10 +238,6 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
     count = finite.sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _order(losses: np.ndarray) -> np.ndarray:
-    return np.argsort(losses, kind="stable")
 
 
 def _finite(value: float) -> float | None:
