@@ -8,6 +8,7 @@ functions the HTTP API and the job workers call.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 def main() -> None:
+    # OpenMP threads (LightGBM, torch) that busy-wait for work steal the cores from request
+    # threads and Prophet workers; passive waiting costs them little. Set before either
+    # library is loaded, for this process and every one it starts (gunicorn, Celery).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from restock.cli import data, forecast, models, serve  # noqa: F401  (registers the subcommands)
     from restock.cli import worker  # noqa: F401
     from restock.cli import db  # noqa: F401
