@@ -41,7 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from restock.config import Settings
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the restock command sets it
+
+from restock.config import Settings  # noqa: E402 - after the OpenMP setting
 from restock.models.backtest import drop_last
 from restock.models.ensemble import (
     SEED_WEIGHTS,

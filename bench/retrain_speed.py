@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the restock command sets it
 RESULTS = ROOT / "bench" / "results" / "retrain_speed.md"
 
 # --------------------------------------------------------------------------- child bodies
