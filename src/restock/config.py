@@ -51,6 +51,9 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"
     ratelimit_default: str = "600 per minute"
     ratelimit_retrain: str = "10 per minute"
+    # host names the server answers to ('*': any; '.example.com': it and its subdomains);
+    # empty: localhost, 127.0.0.1, ::1 and the host `restock serve --host` binds to
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def db_url(self) -> str:

@@ -194,7 +194,8 @@ def test_size_limit_holds_against_lying_headers_on_a_real_socket(tmp_path: Path)
         big = multipart(boundary, b"date,product_id,quantity\r\n"
                         + b"2024-01-01,p1,1\r\n" * 200_000)  # ~3.4 MB
         ctype = f"Content-Type: multipart/form-data; boundary={boundary}"
-        base = f"POST /retrain HTTP/1.1\nHost: x\nAuthorization: Bearer {TOKEN}\n{ctype}\n"
+        base = (f"POST /retrain HTTP/1.1\nHost: 127.0.0.1\nAuthorization: Bearer {TOKEN}\n"
+                f"{ctype}\n")
         chunked = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 65536]), big[i:i + 65536])
                            for i in range(0, len(big), 65536)) + b"0\r\n\r\n"
         cases = {

@@ -180,7 +180,7 @@ def test_chunked_upload_over_the_limit_is_a_413(server: Server) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
     # a declared length over the limit is refused before any of the body is read
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall((f"POST /retrain HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+        sock.sendall((f"POST /retrain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/"
                       f"form-data; boundary={boundary}\r\nContent-Length: {5 << 20}\r\n"
                       "Connection: close\r\n\r\n--restock").encode())
         chunks = []

@@ -23,7 +23,8 @@ from restock.config import Settings
 
 log = logging.getLogger("restock.serve")
 
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: bind addresses meaning "every interface": no single name for clients to use
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
 
 
@@ -61,6 +62,22 @@ def configure_logging() -> None:
     root.propagate = False
 
 
+def with_bind_host_allowed(settings: Settings, bind_host: str) -> Settings:
+    """The default ``RESTOCK_ALLOWED_HOSTS`` for this bind address: loopback names plus the
+    address itself. A wildcard bind has no such name: only loopback names are answered
+    until the setting lists the names clients use (the log says so)."""
+    from restock.web.security import LOOPBACK_HOSTS
+
+    if settings.allowed_hosts:
+        return settings
+    if bind_host in WILDCARD_HOSTS:
+        log.warning("binding %s with RESTOCK_ALLOWED_HOSTS unset: only requests for %s are "
+                    "answered; list the names clients use (or '*') in RESTOCK_ALLOWED_HOSTS",
+                    bind_host, ", ".join(LOOPBACK_HOSTS))
+        return settings
+    return settings.with_overrides(allowed_hosts=(*LOOPBACK_HOSTS, bind_host))
+
+
 @cli.command()
 @click.option("--host", default=None,
               help="Interface to bind (default 127.0.0.1; anything else with no "
@@ -82,10 +99,13 @@ def serve(settings: Settings, host: str | None, port: int, workers: int, threads
     configure_logging()
     logging.getLogger("restock.web.access").setLevel(logging.INFO if access_log
                                                      else logging.WARNING)
+    from restock.web.security import LOOPBACK_HOSTS
+
     bind_host = host or "127.0.0.1"
-    if bind_host not in LOCAL_HOSTS and not settings.api_tokens:
+    if bind_host not in LOOPBACK_HOSTS and not settings.api_tokens:
         log.warning("binding %s without RESTOCK_API_TOKENS: anyone who can reach this "
                     "address can upload data and retrain", bind_host)
+    settings = with_bind_host_allowed(settings, bind_host)
     address = f"[{bind_host}]:{port}" if ":" in bind_host else f"{bind_host}:{port}"
     click.echo(f"restock serving on http://{address}/ (page: /ui, API: /openapi.json)")
     RestockServer(settings, {

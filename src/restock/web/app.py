@@ -94,10 +94,13 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
 
     from restock.web import data, forecast, health, jobs, models, retrain, ui
     from restock.web.errors import register_error_handlers
-    from restock.web.security import (install_auth, install_cors, install_limiter,
+    from restock.web.security import (install_auth, install_cors, install_host_check,
+                                      install_limiter, install_origin_check,
                                       install_request_ids, install_security_headers)
 
     install_request_ids(app)
+    install_host_check(app, settings.allowed_hosts)
+    install_origin_check(app, settings.cors_origins)
     limiter = install_limiter(app, settings)
     install_auth(app, settings.api_tokens)
     install_cors(app, settings.cors_origins)

@@ -37,7 +37,21 @@ class RequestValidationError(RestockError):
     code = "invalid_request"
 
 
+class DisallowedHostError(RestockError):
+    """The ``Host`` header names a host this server does not answer to (DNS rebinding)."""
+
+    code = "disallowed_host"
+
+
+class CrossOriginError(RestockError):
+    """A state-changing request sent by a web page of another origin (CSRF)."""
+
+    code = "cross_origin_refused"
+
+
 STATUS: dict[type[RestockError], int] = {
+    DisallowedHostError: 400,
+    CrossOriginError: 403,
     InvalidParameterError: 400,
     UnknownSeriesError: 404,
     ModelNotFoundError: 404,
