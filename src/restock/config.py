@@ -48,7 +48,9 @@ class Settings:
     api_tokens: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_upload_mb: float = 100.0
-    ratelimit_storage_uri: str = "memory://"
+    # a `limits` storage URI (redis://..., memory:// per process); empty: the SQLite file
+    # $home/ratelimits.db, which every worker of one server shares
+    ratelimit_storage_uri: str = ""
     ratelimit_default: str = "600 per minute"
     ratelimit_retrain: str = "10 per minute"
     # host names the server answers to ('*': any; '.example.com': it and its subdomains);

@@ -24,6 +24,7 @@ from werkzeug.exceptions import Unauthorized
 
 from restock.config import Settings
 from restock.web.errors import CrossOriginError, DisallowedHostError
+from restock.web.ratelimits import storage_uri
 
 access_log = logging.getLogger("restock.web.access")
 
@@ -158,7 +159,8 @@ def install_origin_check(app: Flask, cors_origins: tuple[str, ...]) -> None:
 
 
 def install_limiter(app: Flask, settings: Settings) -> Limiter:
-    """flask-limiter keyed by token (when one is valid) or client address."""
+    """flask-limiter keyed by token (when one is valid) or client address, counting in
+    ``RESTOCK_RATELIMIT_STORAGE_URI`` or else the SQLite file all workers share."""
     tokens = settings.api_tokens
 
     def rate_limit_key() -> str:
@@ -167,9 +169,9 @@ def install_limiter(app: Flask, settings: Settings) -> Limiter:
             return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
         return "addr:" + (get_remote_address() or "unknown")
 
+    storage = settings.ratelimit_storage_uri or storage_uri(settings.home / "ratelimits.db")
     return Limiter(rate_limit_key, app=app, default_limits=[settings.ratelimit_default],
-                   storage_uri=settings.ratelimit_storage_uri, headers_enabled=True,
-                   strategy="fixed-window")
+                   storage_uri=storage, headers_enabled=True, strategy="fixed-window")
 
 
 def install_auth(app: Flask, tokens: tuple[str, ...]) -> None:
