@@ -39,6 +39,7 @@ def test_a_foreign_origin_cannot_change_anything(trained_app: Flask) -> None:
         client.delete("/jobs/00000000-0000-0000-0000-000000000000", headers=foreign),
         client.post("/forecast", json={"days": 7, "plot": True}, headers=foreign),
         client.put("/forecast", json={}, headers={"Origin": "null"}),
+        client.post("/retrain", data=csv_upload(), headers={"Origin": "http://[::1"}),
         client.post("/retrain", data=csv_upload(), headers={"Sec-Fetch-Site": "cross-site"}),
     ]
     for answer in attempts:

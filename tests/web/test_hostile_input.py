@@ -183,3 +183,17 @@ def test_skipped_problems_are_capped_at_100_and_skipped_counts_all(
     upload = client.post("/retrain", data=csv_upload(raw, on_error="skip")).get_json()["upload"]
     assert upload["skipped"] == 150 and len(upload["skipped_problems"]) == 100
     assert upload["skipped_problems"][0]["row"] == 4
+
+
+def test_response_models_serialise_non_finite_numbers_as_null() -> None:
+    """The spectree path: views returning a model are dumped by pydantic, not app.json."""
+    from restock.web.schemas import ForecastResponse
+
+    body = ForecastResponse.model_validate({
+        "model_version": "v", "selection": {}, "frequency": "D", "history": [],
+        "forecast": [{"date": "2024-01-01", "yhat": math.inf, "yhat_lower": None,
+                      "yhat_upper": math.nan}],
+        "inventory": {"eoq": math.inf, "levels": [-math.inf]}, "warnings": []})
+    dumped = strict_json(body.model_dump_json())
+    assert dumped["forecast"][0]["yhat"] is None and dumped["inventory"] == {
+        "eoq": None, "levels": [None]}

@@ -58,8 +58,10 @@ api = SpecTree(
     security={"bearer": []},
 )
 
-#: Statuses every protected JSON endpoint can answer with, documented once.
-COMMON_ERRORS = {"HTTP_401": ErrorBody, "HTTP_429": ErrorBody}
+#: Statuses every protected JSON endpoint can answer with, documented once: 400 for a Host
+#: not in RESTOCK_ALLOWED_HOSTS, 403 for a POST/PUT/PATCH/DELETE from a foreign web origin.
+COMMON_ERRORS = {"HTTP_400": ErrorBody, "HTTP_401": ErrorBody, "HTTP_403": ErrorBody,
+                 "HTTP_429": ErrorBody}
 
 
 def responses(*bare: str, **codes: Any) -> Response:

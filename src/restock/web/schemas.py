@@ -23,7 +23,7 @@ class Request(BaseModel):
 class Body(BaseModel):
     """Response bodies: documented fields, and new fields from the domain pass through."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="null")  # never NaN/Infinity
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -151,11 +151,18 @@ def install_origin_check(app: Flask, cors_origins: tuple[str, ...]) -> None:
                     {"sec_fetch_site": site})
             return
         origin = origin.strip().rstrip("/").lower()
-        if origin in listed or urlsplit(origin).netloc == request.host.lower():
+        if origin in listed or _netloc(origin) == request.host.lower():
             return
         raise CrossOriginError(
             f"requests from the web origin {origin[:200]!r} may not change anything here; "
             "add it to RESTOCK_CORS_ORIGINS to allow it", {"origin": origin[:200]})
+
+
+def _netloc(origin: str) -> str | None:
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:  # "http://[::1" and the like: nobody's origin
+        return None
 
 
 def install_limiter(app: Flask, settings: Settings) -> Limiter:
