@@ -6,7 +6,9 @@ Jobs: every worker can take uploads and stream progress, but only the worker hol
 ``$RESTOCK_HOME/jobs.lock`` runs retrains (one at a time); if it dies, a sibling takes
 over and marks the dead one's running job ``interrupted``. Retrains compete with requests
 for the same two cores, so keep ``--workers`` small; run retrains elsewhere with
-``RESTOCK_QUEUE=celery`` to scale out.
+``RESTOCK_QUEUE=celery`` to scale out. The workers are ``RestockWorker`` (gthread that
+answers malformed HTTP in the JSON error shape and stops a running retrain cleanly on
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -160,8 +162,9 @@ def with_bind_host_allowed(settings: Settings, bind_host: str) -> Settings:
 
 @cli.command()
 @click.option("--host", default=None,
-              help="Interface to bind (default 127.0.0.1; anything else with no "
-                   "RESTOCK_API_TOKENS logs a warning).")
+              help="Interface to bind (default 127.0.0.1; it joins the default "
+                   "RESTOCK_ALLOWED_HOSTS; anything else with no RESTOCK_API_TOKENS logs "
+                   "a warning).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
               help="gunicorn worker processes; with the embedded queue one of them runs the "
