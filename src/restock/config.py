@@ -55,9 +55,14 @@ class Settings:
     api_tokens: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_upload_mb: float = 100.0
-    ratelimit_storage_uri: str = "memory://"
+    # a `limits` storage URI (redis://..., memory:// per process); empty: the SQLite file
+    # $home/ratelimits.db, which every worker of one server shares
+    ratelimit_storage_uri: str = ""
     ratelimit_default: str = "600 per minute"
     ratelimit_retrain: str = "10 per minute"
+    # host names the server answers to ('*': any; '.example.com': it and its subdomains);
+    # empty: localhost, 127.0.0.1, ::1 and the host `restock serve --host` binds to
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def db_url(self) -> str:

@@ -247,7 +247,13 @@ def eoq(annual_demand: float, ordering_cost: float, holding_cost: float) -> floa
     demand = _non_negative("annual_demand", annual_demand)
     k = _positive("ordering_cost", ordering_cost)
     h = _positive("holding_cost", holding_cost)
-    return math.sqrt(2.0 * k * demand / h)
+    quantity = math.sqrt(2.0 * k * demand / h)
+    if not math.isfinite(quantity):
+        raise InvalidParameterError(
+            f"ordering_cost {k:g} over holding_cost {h:g} makes the EOQ overflow; "
+            "give costs in a realistic range", {"parameter": "ordering_cost", "value": k,
+                                                "holding_cost": h})
+    return quantity
 
 
 def min_max_levels(reorder_point: float, order_quantity: float) -> tuple[float, float]:

@@ -7,6 +7,7 @@ requests keep coming, and chunked uploads over the size limit.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -180,7 +181,7 @@ def test_chunked_upload_over_the_limit_is_a_413(server: Server) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
     # a declared length over the limit is refused before any of the body is read
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall((f"POST /retrain HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+        sock.sendall((f"POST /retrain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/"
                       f"form-data; boundary={boundary}\r\nContent-Length: {5 << 20}\r\n"
                       "Connection: close\r\n\r\n--restock").encode())
         chunks = []
@@ -189,3 +190,35 @@ def test_chunked_upload_over_the_limit_is_a_413(server: Server) -> None:
         reply = b"".join(chunks).decode("latin-1")
     assert reply.startswith("HTTP/1.1 413") and '"payload_too_large"' in reply
     assert requests.get(server.url + "/series", timeout=10).json()["total"] == 0
+
+
+def raw_reply(port: int, data: bytes) -> tuple[str, dict[str, str], str]:
+    """Send bytes as they are; (status line, headers, body) of the reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).decode("latin-1").partition("\r\n\r\n")
+    status, *lines = head.split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status, headers, body
+
+
+@pytest.mark.parametrize("garbage, status", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+    (b"complete nonsense\r\n\r\n", 400),
+    (b"GET / HTTP/7.1\r\nHost: x\r\n\r\n", 400),
+    (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+])
+def test_malformed_http_refused_by_gunicorn_gets_the_json_error_shape(
+        server: Server, garbage: bytes, status: int) -> None:
+    line, headers, body = raw_reply(server.port, garbage)
+    assert line.startswith(f"HTTP/1.1 {status} "), (line, body)
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body.encode("latin-1"))
+    error = json.loads(body)["error"]
+    assert set(error) == {"code", "message", "details"} and error["message"], error
+    assert error["code"] == {400: "bad_request", 414: "uri_too_long"}[status]
+    assert requests.get(server.url + "/healthz", timeout=10).ok

@@ -103,7 +103,7 @@ class Server:
     """
 
     def __init__(self, home: Path, *, workers: int = 2, threads: int = 6,
-                 heartbeat: float = 0.3, **env: str) -> None:
+                 heartbeat: float = 0.3, access_log: bool = False, **env: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -113,7 +113,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "restock", "--home", str(home), "serve", "--port",
              str(self.port), "--workers", str(workers), "--threads", str(threads),
-             "--heartbeat", str(heartbeat)],
+             "--heartbeat", str(heartbeat), *(["--access-log"] if access_log else [])],
             env=environ, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 60

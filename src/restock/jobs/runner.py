@@ -60,8 +60,8 @@ def run_job(records: JobRecords, task: Task, job: Job,
             result = task(dict(job.params), on_event)
         finally:
             release_memory()
-    except JobCancelled:
-        error = {"code": "cancelled", "message": "cancelled while running"}
+    except JobCancelled as exc:  # by a user, or by the server shutting down: the reason says
+        error = {"code": "cancelled", "message": exc.message}
         records.finish(job_id, "cancelled", "error", error, error=error)
         log.info("job %s cancelled", job_id)
     except RestockError as exc:

@@ -18,11 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from restock.errors import JobCancelled
 from restock.jobs.base import Event, Job, JobQueue, Task
 from restock.jobs.records import JobRecords, utcnow
 from restock.jobs.runner import run_job
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_MESSAGE = "cancelled: the server shut down while this job ran; retrain again"
 
 
 class ThreadJobQueue(JobQueue):
@@ -89,10 +92,27 @@ class ThreadJobQueue(JobQueue):
         return self._owner
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop taking jobs; a running one is cancelled at its next progress event.
+
+        The pipeline then unwinds as for a user's cancel (staging removed, ``current``
+        untouched) and the job ends ``cancelled`` with the reason. Left running, the
+        thread would still be inside torch or a Prophet pool when the interpreter exits,
+        which aborts the process (``std::terminate``) with the job left ``running``.
+        """
         self._stop.set()
         self._wake.set()
         if wait and self._thread.is_alive():
             self._thread.join(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the runner thread has ended (after ``shutdown``, its job too)."""
+        return not self._thread.is_alive()
+
+    def fail_running(self, error: dict[str, Any]) -> int:
+        """Record the job that did not stop in time as failed with ``error`` (the caller then
+        ends the process at once); returns how many were marked."""
+        return self.records.mark_interrupted(None, error) if not self.stopped else 0
 
     # -- the runner thread -----------------------------------------------------------------
 
@@ -117,7 +137,11 @@ class ThreadJobQueue(JobQueue):
             self._wake.wait(self.poll_interval)
             self._wake.clear()
             return
-        run_job(self.records, self.task, job)
+        run_job(self.records, self.task, job, check=self._check_stop)
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise JobCancelled(SHUTDOWN_MESSAGE)
 
     def _become_runner(self) -> bool:
         """Take the runner lock if free; on taking it, sweep what a dead runner left."""

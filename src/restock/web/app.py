@@ -22,6 +22,7 @@ from restock.jobs import JobQueue, JobRecords, Task, ThreadJobQueue
 from restock.jobs.tasks import make_retrain_task
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
+from restock.web.jsonbody import FiniteJSONProvider
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
         MAX_FORM_MEMORY_SIZE=int(settings.max_upload_mb * 1024 * 1024),
         JSON_SORT_KEYS=False,
     )
+    app.json = FiniteJSONProvider(app)
     app.json.sort_keys = False
+    app.url_map.merge_slashes = False  # /jobs//events is a 404, not a redirect to /jobs/events
 
     store = SalesStore(settings.db_url, settings.uploads_dir)
     registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
@@ -91,10 +94,13 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
 
     from restock.web import data, forecast, health, jobs, models, retrain, ui
     from restock.web.errors import register_error_handlers
-    from restock.web.security import (install_auth, install_cors, install_limiter,
+    from restock.web.security import (install_auth, install_cors, install_host_check,
+                                      install_limiter, install_origin_check,
                                       install_request_ids, install_security_headers)
 
     install_request_ids(app)
+    install_host_check(app, settings.allowed_hosts)
+    install_origin_check(app, settings.cors_origins)
     limiter = install_limiter(app, settings)
     install_auth(app, settings.api_tokens)
     install_cors(app, settings.cors_origins)

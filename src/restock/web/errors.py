@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from restock.errors import (
@@ -28,6 +28,7 @@ from restock.errors import (
 )
 
 log = logging.getLogger(__name__)
+MB = 1024 * 1024
 
 
 class RequestValidationError(RestockError):
@@ -36,7 +37,21 @@ class RequestValidationError(RestockError):
     code = "invalid_request"
 
 
+class DisallowedHostError(RestockError):
+    """The ``Host`` header names a host this server does not answer to (DNS rebinding)."""
+
+    code = "disallowed_host"
+
+
+class CrossOriginError(RestockError):
+    """A state-changing request sent by a web page of another origin (CSRF)."""
+
+    code = "cross_origin_refused"
+
+
 STATUS: dict[type[RestockError], int] = {
+    DisallowedHostError: 400,
+    CrossOriginError: 403,
     InvalidParameterError: 400,
     UnknownSeriesError: 404,
     ModelNotFoundError: 404,
@@ -56,6 +71,7 @@ HTTP_CODES: dict[int, str] = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
+    500: "internal_error",
 }
 
 
@@ -81,13 +97,31 @@ def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     code = HTTP_CODES.get(status, (error.name or "error").lower().replace(" ", "_"))
     message = error.description or error.name
+    details = None
     if status == 429:
         message = f"rate limit exceeded ({error.description}); retry later"
+    if status == 413:
+        message, details = _too_large()
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="restock"'
-    response.set_data(jsonify(error_body(code, message)).get_data())
+    response.set_data(jsonify(error_body(code, message, details)).get_data())
     response.content_type = "application/json"
     return response
+
+
+def _too_large() -> tuple[str, dict[str, float | None]]:
+    """What was sent and what is allowed, in MB, naming the setting that sets the limit.
+
+    A chunked upload has no declared length: werkzeug stops reading at the limit.
+    """
+    limit = current_app.extensions["restock"].settings.max_upload_mb
+    sent = request.content_length
+    size = None if sent is None else round(sent / MB, 1)
+    if size is None:
+        message = f"the upload is larger than the limit, RESTOCK_MAX_UPLOAD_MB = {limit:g} MB"
+    else:
+        message = f"the upload is {size:g} MB; the limit is RESTOCK_MAX_UPLOAD_MB = {limit:g} MB"
+    return message, {"size_mb": size, "limit_mb": limit}
 
 
 def _unexpected(error: Exception) -> tuple[Response, int]:

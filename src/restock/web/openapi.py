@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import BadRequest
 
@@ -27,13 +27,20 @@ def reject_invalid(req: Any, _resp: Any, error: Exception | None, _instance: Any
     a malformed body into an all-defaults request.
     """
     if req.is_json and req.get_data(cache=True).strip() and req.get_json(silent=True) is None:
-        raise BadRequest("the request body is not valid JSON")
+        try:
+            current_app.json.loads(req.get_data(cache=True))
+        except ValueError as exc:  # the parser's own words: what and where
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        raise BadRequest("the request body is null; send a JSON object")
     if error is not None:
         found = error.errors(include_url=False, include_input=False)  # type: ignore[attr-defined]
         problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
                     for e in found]
-        raise RequestValidationError("the request does not match the schema",
-                                     {"problems": problems})
+        first = problems[0] if problems else {"loc": [], "msg": "invalid"}
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise RequestValidationError(
+            f"the request does not match the schema: {'.'.join(first['loc']) or 'body'}: "
+            f"{first['msg']}{more}", {"problems": problems})
 
 
 api = SpecTree(
@@ -51,8 +58,10 @@ api = SpecTree(
     security={"bearer": []},
 )
 
-#: Statuses every protected JSON endpoint can answer with, documented once.
-COMMON_ERRORS = {"HTTP_401": ErrorBody, "HTTP_429": ErrorBody}
+#: Statuses every protected JSON endpoint can answer with, documented once: 400 for a Host
+#: not in RESTOCK_ALLOWED_HOSTS, 403 for a POST/PUT/PATCH/DELETE from a foreign web origin.
+COMMON_ERRORS = {"HTTP_400": ErrorBody, "HTTP_401": ErrorBody, "HTTP_403": ErrorBody,
+                 "HTTP_429": ErrorBody}
 
 
 def responses(*bare: str, **codes: Any) -> Response:

@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.wrappers import Response
 
 from restock.web.app import services
-from restock.web.openapi import api, responses
+from restock.web.openapi import api, reject_invalid, responses
 from restock.web.schemas import ErrorBody, RetrainAccepted, RetrainForm
 from restock.web.sse import sse_response
 
@@ -34,8 +34,28 @@ def check_csv_upload(upload: FileStorage) -> None:
             f"expected a CSV file, got {suffix or 'no extension'} ({upload.mimetype or '?'})")
 
 
+def check_upload_fields(req: Any, resp: Any, error: Exception | None, instance: Any,
+                        adapter: Any) -> None:
+    """400 naming the mistake when the multipart body does not hold one file in 'file'
+    (``curl -F data=@f.csv``, two files), then the usual schema check (``reject_invalid``).
+
+    Without it, a file under another name reached the schema's "extra field" error.
+    """
+    files = req.files if req.mimetype == "multipart/form-data" else {}
+    others = [name[:100] for name in files if name != "file"]
+    if "file" not in files and others:
+        raise BadRequest(f"send the CSV as the multipart field 'file' (got field {others[0]!r})")
+    count = len(files.getlist("file")) if "file" in files else 0
+    if count > 1:
+        raise BadRequest(f"send one CSV in the field 'file' (got {count} files)")
+    if others:
+        raise BadRequest(f"send one CSV, in the field 'file' (unexpected file field "
+                         f"{others[0]!r})")
+    reject_invalid(req, resp, error, instance, adapter)
+
+
 @bp.post("/retrain")
-@api.validate(form=RetrainForm, tags=["retrain"], resp=responses(
+@api.validate(form=RetrainForm, tags=["retrain"], before=check_upload_fields, resp=responses(
     HTTP_202=RetrainAccepted, HTTP_400=ErrorBody, HTTP_413=ErrorBody, HTTP_415=ErrorBody,
     HTTP_422=ErrorBody))
 def retrain(form: RetrainForm) -> Response | tuple[dict[str, Any], int, dict[str, str]]:
@@ -60,5 +80,6 @@ def retrain(form: RetrainForm) -> Response | tuple[dict[str, Any], int, dict[str
         job_id=job.job_id, status=job.status, status_url=status_url,
         events_url=url_for("jobs.events", job_id=job.job_id),
         upload={k: getattr(result, k) for k in (
-            "upload_id", "rows_read", "inserted", "updated", "skipped", "ignored_columns")})
+            "upload_id", "rows_read", "inserted", "updated", "skipped", "skipped_problems",
+            "ignored_columns")})
     return body.model_dump(), 202, {"Location": status_url}

@@ -23,7 +23,7 @@ class Request(BaseModel):
 class Body(BaseModel):
     """Response bodies: documented fields, and new fields from the domain pass through."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="null")  # never NaN/Infinity
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -73,12 +73,20 @@ class RetrainForm(Request):
         "error", description="last: a key repeated inside the file keeps its last row")
 
 
+class RowProblem(Body):
+    row: int | None = Field(description="1-based line number in the file (the header is 1)")
+    column: str | None
+    problem: str
+
+
 class UploadSummary(Body):
     upload_id: str
     rows_read: int
     inserted: int
     updated: int
-    skipped: int
+    skipped: int = Field(description="rows dropped by on_error=skip (all of them)")
+    skipped_problems: list[RowProblem] = Field(
+        default_factory=list, description="why: the first 100 problems of the skipped rows")
     ignored_columns: list[str]
 
 
@@ -104,6 +112,13 @@ class JobBody(Body):
 
 # -- forecast -------------------------------------------------------------------------------
 
+#: bounds far beyond any real inventory that keep every plan number a finite float
+#: (EOQ = sqrt(2 K D / h) overflows for K = 1e308, h = 1e-308)
+MAX_COST = 1e12
+MIN_HOLDING_COST = 1e-9
+MAX_UNITS = 1e15
+
+
 class ForecastRequest(Request):
     days: int | None = Field(None, ge=1, description="horizon in calendar days (default 30)")
     periods: int | None = Field(None, ge=1, description="horizon in the data's periods")
@@ -114,9 +129,12 @@ class ForecastRequest(Request):
     lead_time_days: float = Field(7.0, gt=0, le=3650)
     lead_time_std_days: float = Field(0.0, ge=0, le=3650)
     review_period_days: float = Field(0.0, ge=0, le=3650)
-    on_hand: float | None = Field(None, description="stock now; default: the latest stored")
-    ordering_cost: float | None = Field(None, gt=0, description="per order; EOQ with holding")
-    holding_cost: float | None = Field(None, gt=0, description="per unit per year")
+    on_hand: float | None = Field(None, ge=-MAX_UNITS, le=MAX_UNITS,
+                                  description="stock now; default: the latest stored")
+    ordering_cost: float | None = Field(None, gt=0, le=MAX_COST,
+                                        description="per order; EOQ with holding")
+    holding_cost: float | None = Field(None, ge=MIN_HOLDING_COST, le=MAX_COST,
+                                       description="per unit per year")
     cover_days: float = Field(30.0, ge=0, le=3650)
     plot: bool = Field(False, description="render a PNG; its URL comes back as plot_url")
 
@@ -176,7 +194,7 @@ class SeriesItem(Body):
     rows: int
     first_date: str
     last_date: str
-    mean: float
+    mean: float | None = Field(description="null when the stored quantities overflow a float")
     zero_share: float
 
 

@@ -1,7 +1,8 @@
 """Everything between the socket and a view: request ids, rate limits, auth, CORS, headers.
 
 Order matters and is fixed here: the request id comes first (so every later log line and
-error names it), then the rate limit (so token guessing is throttled too), then the
+error names it), then the host and origin checks (cheap refusals of what a browser was
+tricked into sending), then the rate limit (so token guessing is throttled too), then the
 bearer-token check.
 """
 
@@ -13,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, has_request_context, request
 from flask_cors import CORS
@@ -21,11 +23,16 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import Unauthorized
 
 from restock.config import Settings
+from restock.web.errors import CrossOriginError, DisallowedHostError
+from restock.web.ratelimits import storage_uri
 
 access_log = logging.getLogger("restock.web.access")
 
 #: Endpoints anyone may call: liveness for probes, and the page that asks for the token.
 OPEN_ENDPOINTS = frozenset({"health.health", "health.healthz", "ui.page", "static"})
+#: what the default RESTOCK_ALLOWED_HOSTS always covers (``restock serve`` adds --host)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 SECURITY_HEADERS = {
@@ -80,8 +87,87 @@ def install_request_ids(app: Flask) -> None:
         return response
 
 
+def host_name(host: str) -> str:
+    """The lower-cased name of a ``Host`` value or setting: ``[::1]:8000`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host  # a name, or a bare IPv6 address in a setting
+
+
+def host_is_allowed(name: str, allowed: frozenset[str]) -> bool:
+    """Exact names, or ``.example.com`` for it and every subdomain (Django's rule).
+
+    Not werkzeug's ``TRUSTED_HOSTS``: its matching (3.1) is case-sensitive and cannot
+    express an IPv6 address such as ``::1``.
+    """
+    return bool(name) and (name in allowed or any(
+        entry.startswith(".") and (name == entry[1:] or name.endswith(entry))
+        for entry in allowed))
+
+
+def install_host_check(app: Flask, hosts: tuple[str, ...]) -> None:
+    """Answer only to allowed host names (400 otherwise), so a page on a DNS-rebound name
+    cannot read this server; ``*`` turns the check off. Liveness answers any name (probes
+    address a container by its IP)."""
+    allowed = frozenset(host_name(h) for h in (hosts or LOOPBACK_HOSTS))
+    if "*" in allowed:
+        return
+
+    @app.before_request
+    def _check_host() -> None:
+        name = host_name(request.host)
+        if request.endpoint != "health.healthz" and not host_is_allowed(name, allowed):
+            raise DisallowedHostError(
+                f"this server does not answer to the host {name[:100]!r}; add it to "
+                "RESTOCK_ALLOWED_HOSTS", {"host": name[:100]})
+
+
+def install_origin_check(app: Flask, cors_origins: tuple[str, ...]) -> None:
+    """Refuse POST/PUT/PATCH/DELETE sent by a web page of a foreign origin (CSRF): with no
+    token any page open in the user's browser could otherwise retrain or roll back.
+
+    Allowed: no ``Origin`` (curl, scripts, the CLI), this server's own origin, and the
+    ``RESTOCK_CORS_ORIGINS`` allow-list. Browsers send ``Origin`` on every cross-origin
+    request and every POST; ``Sec-Fetch-Site`` catches the rest. ``Referer`` is not used:
+    it is often stripped (this server's own pages send none, ``Referrer-Policy``).
+    ``POST /forecast`` changes nothing but may render a file, and one rule is easier to
+    trust than a list of exceptions, so it is refused too.
+    """
+    listed = frozenset(origin.rstrip("/").lower() for origin in cors_origins)
+
+    @app.before_request
+    def _check_origin() -> None:
+        if request.method not in UNSAFE_METHODS:
+            return
+        origin = request.headers.get("Origin")
+        if origin is None:
+            site = request.headers.get("Sec-Fetch-Site", "")
+            if site in ("cross-site", "same-site"):
+                raise CrossOriginError(
+                    f"a {site} request may not change anything here (no Origin given)",
+                    {"sec_fetch_site": site})
+            return
+        origin = origin.strip().rstrip("/").lower()
+        if origin in listed or _netloc(origin) == request.host.lower():
+            return
+        raise CrossOriginError(
+            f"requests from the web origin {origin[:200]!r} may not change anything here; "
+            "add it to RESTOCK_CORS_ORIGINS to allow it", {"origin": origin[:200]})
+
+
+def _netloc(origin: str) -> str | None:
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:  # "http://[::1" and the like: nobody's origin
+        return None
+
+
 def install_limiter(app: Flask, settings: Settings) -> Limiter:
-    """flask-limiter keyed by token (when one is valid) or client address."""
+    """flask-limiter keyed by token (when one is valid) or client address, counting in
+    ``RESTOCK_RATELIMIT_STORAGE_URI`` or else the SQLite file all workers share."""
     tokens = settings.api_tokens
 
     def rate_limit_key() -> str:
@@ -90,9 +176,9 @@ def install_limiter(app: Flask, settings: Settings) -> Limiter:
             return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
         return "addr:" + (get_remote_address() or "unknown")
 
+    storage = settings.ratelimit_storage_uri or storage_uri(settings.home / "ratelimits.db")
     return Limiter(rate_limit_key, app=app, default_limits=[settings.ratelimit_default],
-                   storage_uri=settings.ratelimit_storage_uri, headers_enabled=True,
-                   strategy="fixed-window")
+                   storage_uri=storage, headers_enabled=True, strategy="fixed-window")
 
 
 def install_auth(app: Flask, tokens: tuple[str, ...]) -> None:

@@ -9,7 +9,6 @@ idle connection and let the server notice a client that went away.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 from flask import request, stream_with_context
@@ -17,12 +16,13 @@ from werkzeug.wrappers import Response
 
 from restock.errors import InvalidParameterError
 from restock.jobs.base import Event, JobQueue
+from restock.web.jsonbody import dumps_finite
 
 RETRY_MS = 2000
 
 
 def format_event(event: Event) -> str:
-    data = json.dumps(event.data, separators=(",", ":"), default=str)
+    data = dumps_finite(event.data, separators=(",", ":"), default=str)
     return f"id: {event.event_id}\nevent: {event.event}\ndata: {data}\n\n"
 
 
