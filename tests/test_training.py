@@ -207,3 +207,18 @@ def test_a_model_with_non_finite_forecasts_is_refused_and_the_previous_stays(
     assert home.registry.current() == previous
     assert [p.name for p in home.registry.root.iterdir() if p.name.startswith(".staging")] == []
     home.store.close()
+
+
+def test_a_seed_retrain_is_exactly_sixty_forty_over_the_seed_members(tmp_path: Path) -> None:
+    from restock.data.demo import generate_demo_sales
+
+    result = train_home(tmp_path, generate_demo_sales(products=2, stores=1, days=90, seed=1),
+                        weights="seed")
+    root = result.registry.path(result.version)
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["weights_summary"] == {"mode": "seed", "weights": {
+        "prophet": 0.6, "lstm": 0.4, "seasonal_naive": 0.0}}
+    forecasts = pd.read_parquet(root / "forecasts.parquet")
+    both = forecasts[forecasts["lstm"].notna() & forecasts["prophet"].notna()]
+    assert len(both) and np.allclose(both["yhat"], 0.6 * both["prophet"] + 0.4 * both["lstm"])
+    result.store.close()

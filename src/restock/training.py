@@ -26,7 +26,7 @@ from restock.config import Settings
 from restock.data.panel import TOTAL_ID, Panel, build_panel, model_horizon
 from restock.data.store import SalesStore
 from restock.errors import RestockError, TrainingError
-from restock.models.ensemble import EnsembleForecaster, default_members
+from restock.models.ensemble import SEED_WEIGHTS, EnsembleForecaster, default_members
 from restock.registry import ModelRegistry, write_json
 
 Event = dict[str, Any]
@@ -39,6 +39,8 @@ _SPANS = {"validate": (0.0, 0.01), "merge": (0.01, 0.03), "backtest": (0.03, 0.4
           "prophet": (0.45, 0.68), "lstm": (0.68, 0.86), "ensemble": (0.86, 0.9),
           "forecast": (0.9, 0.93), "save": (0.93, 0.98), "activate": (0.98, 1.0),
           "done": (1.0, 1.0)}
+#: the members a ``seed`` retrain fits: the seed's two and the fallback
+SEED_MEMBERS = (*SEED_WEIGHTS, "seasonal_naive")
 #: periods of history kept with a version at least (the chart and the inventory maths)
 HISTORY_PERIODS = 400
 #: the settings that shape a model, recorded with it (never URLs or tokens: no secrets)
@@ -150,11 +152,15 @@ def build_ensemble(settings: Settings, weights: str, epochs: int,
     """The production ensemble for these settings (the benchmarks build the same one).
 
     ``forecast_h``: the horizon predicted right after fitting; Prophet precomputes it in
-    its worker processes (see ``EnsembleForecaster.forecast_h``).
+    its worker processes (see ``EnsembleForecaster.forecast_h``). ``seed`` weights use
+    only the seed's two members and seasonal naive, the fallback for a series neither
+    can fit: fitting the others would cost time for columns nobody combines.
     """
     members = default_members(
         lstm_epochs=epochs, seed=settings.seed, n_jobs=settings.prophet_workers,
         holidays_country=settings.holidays_country or None)
+    if weights == "seed":
+        members = [m for m in members if m.alias in SEED_MEMBERS]
     return EnsembleForecaster(members=members, weights=weights, level=settings.interval_level,
                               backtest_windows=settings.backtest_windows, forecast_h=forecast_h)
 

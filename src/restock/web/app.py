@@ -85,7 +85,7 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     app.json.sort_keys = False
     app.url_map.merge_slashes = False  # /jobs//events is a 404, not a redirect to /jobs/events
 
-    store = SalesStore(settings.db_url, settings.uploads_dir)
+    store = SalesStore.from_settings(settings)
     registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
     forecasts = ForecastService(settings, store, registry)
     queue = build_queue(settings, store, task or make_retrain_task(settings, store, registry),
