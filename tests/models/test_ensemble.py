@@ -197,3 +197,18 @@ def test_without_any_backtest_the_global_rule_is_the_mean_of_all_members() -> No
     frame = _frame({"m1": [1] * 6, "m2": [2] * 6}).iloc[0:0]
     selection = select(frame, ["m1", "m2"], pd.Series(dtype=float))
     assert selection.global_choice.members == ("m1", "m2") and not selection.per_series
+
+
+def test_implausible_member_forecasts_are_set_aside() -> None:
+    from restock.models.ensemble import _caps, _set_aside_implausible
+
+    history = pd.DataFrame({"unique_id": ["a", "a", "b"], "ds": pd.to_datetime(
+        ["2024-01-01", "2024-01-02", "2024-01-01"]), "y": [3.0, 5.0, 0.0]})
+    caps = _caps(history)
+    assert caps.to_dict() == {"a": 51.0, "b": 1.0}
+    frame = pd.DataFrame({"unique_id": ["a", "a", "b"], "m1": [40.0, 60.0, 0.5],
+                          "m2": [4.0, 5.0, 2.0]})
+    values, found = _set_aside_implausible(frame, ["m1", "m2"], caps)
+    assert np.isnan(values[1, 0]) and np.isnan(values[2, 1])
+    assert values[0, 0] == 40.0 and values[2, 0] == 0.5
+    assert found == {"a": ["m1"], "b": ["m2"]}

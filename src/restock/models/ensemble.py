@@ -46,6 +46,9 @@ _BACKTEST_H = {7: 28, 5: 20, 52: 13, 12: 12, 4: 4}
 #: at most this share of the shortest usable history is held out by the backtest
 _HOLDOUT_SHARE = 0.5
 _MEMBER_PACKAGE = "restock.models."
+#: a member forecast above this many times the series' largest observation is implausible
+#: (an unstable fit: AutoCES once forecast 100x on the pizzaplace backtest) and set aside
+PLAUSIBLE_FACTOR = 10.0
 
 
 def clone(member: Forecaster) -> Forecaster:
@@ -157,6 +160,7 @@ class EnsembleForecaster(Forecaster):
         if self.weights == "seed" and not seed.any():
             raise InvalidParameterError("seed weights need a 'prophet' or an 'lstm' member")
         h = self.backtest_h or default_backtest_h(df, freq, self.backtest_windows)
+        self.caps_ = _caps(df)
         result = backtest(
             [lambda m=m: _precomputing(clone(m), h) for m in self.members],
             df,
@@ -167,6 +171,7 @@ class EnsembleForecaster(Forecaster):
             on_progress=_staged(on_progress, "backtest"),
         )
         on_progress(0.0, "choosing the combinations", stage="ensemble")
+        result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
         self.weights_, yhat = _fit_policy(result, aliases, seed, self.weights)
         self.backtest_ = result.frame.assign(yhat=yhat)
         self.metrics_ = _metrics(self.backtest_, aliases, result)
@@ -195,8 +200,13 @@ class EnsembleForecaster(Forecaster):
             frame = part if frame is None else frame.merge(part, on=["unique_id", "ds"], how="outer")
         assert frame is not None
         frame = frame.sort_values(["unique_id", "ds"], ignore_index=True)
+        frame[aliases], implausible = _set_aside_implausible(frame, aliases, self.caps_)
         values = frame[aliases].to_numpy(float)
         frame["yhat"], self.renormalized_ = self._combine(frame["unique_id"], values, aliases)
+        for uid, lacking in implausible.items():
+            note = (f"implausible forecast from {', '.join(lacking)} (over {PLAUSIBLE_FACTOR:g}x "
+                    "the largest sale): set aside")
+            self.renormalized_[uid] = "; ".join(filter(None, [self.renormalized_.get(uid), note]))
         frame["yhat"] = np.maximum(frame["yhat"], 0.0)
         self.clipped_ = _clipped(self.members_)
         widths = self._half_widths(frame, h)
@@ -226,6 +236,7 @@ class EnsembleForecaster(Forecaster):
             ],
             "freq": self.freq_,
             "scales": self.scales_.to_dict(),
+            "caps": self.caps_.to_dict(),
             "skipped": self.skipped_,
         }
         (directory / "ensemble.json").write_text(json.dumps(document))
@@ -247,6 +258,7 @@ class EnsembleForecaster(Forecaster):
         model.backtest_ = pd.read_parquet(directory / "backtest.parquet")
         model.freq_ = document["freq"]
         model.scales_ = pd.Series(document["scales"], dtype=float)
+        model.caps_ = pd.Series(document["caps"], dtype=float)
         model.skipped_ = document["skipped"]
         model.renormalized_ = {}
         model.clipped_ = {}
@@ -449,6 +461,27 @@ def _metrics(frame: pd.DataFrame, aliases: list[str], result: BacktestResult) ->
 def _json_safe(values: Mapping[str, float]) -> dict[str, float | None]:
     """NaN (undefined score) becomes null: strict JSON has no NaN."""
     return {k: (float(v) if np.isfinite(v) else None) for k, v in values.items()}
+
+
+def _caps(df: pd.DataFrame) -> pd.Series:
+    """The largest plausible forecast per series: ``PLAUSIBLE_FACTOR`` x its largest sale
+    (plus one unit, so a series that never sold may still get a small forecast)."""
+    return PLAUSIBLE_FACTOR * df.groupby("unique_id")["y"].max().clip(lower=0) + 1.0
+
+
+def _set_aside_implausible(
+    frame: pd.DataFrame, aliases: list[str], caps: pd.Series
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Member values above their series' cap become NaN (missing); and who had them."""
+    values = frame[aliases].to_numpy(float)
+    cap = frame["unique_id"].map(caps).to_numpy(float)
+    bad = values > np.where(np.isfinite(cap), cap, np.inf)[:, None]
+    found: dict[str, list[str]] = {}
+    for row in np.flatnonzero(bad.any(axis=1)):
+        uid = str(frame["unique_id"].iat[row])
+        found.setdefault(uid, [])
+        found[uid] += [a for a, b in zip(aliases, bad[row]) if b and a not in found[uid]]
+    return np.where(bad, np.nan, values), found
 
 
 def _fill_scales(scales: pd.Series, df: pd.DataFrame) -> pd.Series:
