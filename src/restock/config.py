@@ -51,6 +51,10 @@ class Settings:
     ratelimit_storage_uri: str = "memory://"
     ratelimit_default: str = "600 per minute"
     ratelimit_retrain: str = "10 per minute"
+    # open progress streams per server process (each gunicorn worker counts its own): in
+    # total (503 beyond), and per client address (429 beyond)
+    max_streams: int = 2000
+    max_streams_per_client: int = 100
 
     @property
     def db_url(self) -> str:
@@ -104,7 +108,8 @@ class Settings:
             raise InvalidParameterError("RESTOCK_WEIGHTS must be 'auto' or 'seed'")
         if not 0.5 < self.interval_level < 1:
             raise InvalidParameterError("RESTOCK_INTERVAL_LEVEL must be between 0.5 and 1")
-        for name in ("lstm_epochs", "max_horizon_days", "keep_versions", "prophet_workers"):
+        for name in ("lstm_epochs", "max_horizon_days", "keep_versions", "prophet_workers",
+                     "max_streams", "max_streams_per_client"):
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"RESTOCK_{name.upper()} must be at least 1")
         if self.job_lock_ttl < 1:

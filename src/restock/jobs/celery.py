@@ -123,11 +123,32 @@ class EventStream:
             entries = self.client.xrange(self.key(job_id), min=f"{after_id + 1}-0")
         except redis.RedisError:
             return None
+        return self._contiguous(job_id, after_id, entries) or None
+
+    def follow(self, job_id: str, after_id: int) -> list[Event] | None:
+        """Like ``read``, but ``[]`` when the stream exists and has nothing after
+        ``after_id``: a poller then asks Redis alone while the job runs, never the
+        database. ``None`` (trimmed, expired, a gap, Redis away) still means "ask the
+        database"."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xrange(self.key(job_id), min=f"{after_id + 1}-0")
+        pipe.exists(self.key(job_id))
+        try:
+            entries, exists = pipe.execute()
+        except redis.RedisError:
+            return None
+        if not entries:
+            return [] if exists else None
+        return self._contiguous(job_id, after_id, entries)
+
+    @staticmethod
+    def _contiguous(job_id: str, after_id: int, entries: list[Any]) -> list[Event] | None:
+        """The entries as events if they continue exactly from ``after_id``, else None."""
         events = [Event(job_id, int(entry_id.split("-")[0]), fields["event"],
                         json.loads(fields["data"])) for entry_id, fields in entries]
         expected = list(range(after_id + 1, after_id + 1 + len(events)))
-        if not events or [e.event_id for e in events] != expected:
-            return None  # nothing new, trimmed, expired, or a gap from a failed mirror
+        if [e.event_id for e in events] != expected:
+            return None  # trimmed, expired, or a gap from a failed mirror
         return events
 
     def wait(self, job_id: str, after_id: int, timeout: float) -> None:
@@ -263,6 +284,12 @@ class CeleryJobQueue(JobQueue):
 
     def events(self, job_id: str, after_id: int = 0) -> list[Event]:
         streamed = self.stream.read(job_id, after_id)
+        return streamed if streamed is not None else self.records.events(job_id, after_id)
+
+    def poll_events(self, job_id: str, after_id: int) -> list[Event]:
+        """The job's Redis Stream while it continues from ``after_id``; the database
+        only when it does not (see ``EventStream.follow``)."""
+        streamed = self.stream.follow(job_id, after_id)
         return streamed if streamed is not None else self.records.events(job_id, after_id)
 
     def wait_events(self, job_id: str, after_id: int, timeout: float,
