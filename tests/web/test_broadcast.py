@@ -4,7 +4,6 @@ pairs standing in for client connections), one thread fanning events out to all 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +12,9 @@ import pytest
 
 from restock.data.store import SalesStore
 from restock.jobs import JobRecords, ThreadJobQueue
-from restock.web.broadcast import MAX_BACKLOG, Broadcaster, Handoff, chunk
+from restock.web.broadcast import MAX_BACKLOG, Broadcaster, Handoff
 from restock.web.streamslots import StreamSlots, StreamsFullError, TooManyStreamsError
-from webtools import parse_sse, wait_for
-
-HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+from webtools import HEAD, connect, wait_for
 
 
 def never_run(params: dict, on_event: object) -> dict:
@@ -42,48 +39,6 @@ def broadcaster(records: JobRecords) -> Iterator[Broadcaster]:
     hub = Broadcaster(queue, heartbeat=0.2)
     yield hub
     hub.close()
-
-
-class Client:
-    """The far end of a detached connection: reads until the server closes it."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.data = b""
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        while chunk_ := self.sock.recv(65536):
-            self.data += chunk_
-
-    def body(self) -> tuple[bytes, bool]:
-        """The de-chunked body and whether the last (zero) chunk arrived."""
-        head, _, rest = self.data.partition(b"\r\n\r\n")
-        assert head + b"\r\n\r\n" == HEAD
-        body = b""
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if size == 0:
-                return body, rest == b"\r\n"
-            body += rest[:size]
-            assert rest[size:size + 2] == b"\r\n"
-            rest = rest[size + 2:]
-        return body, False
-
-    def events(self) -> list[dict]:
-        body, ended = self.body()
-        assert ended, "the stream must end with the last chunk"
-        return parse_sse(body.decode().split("\n"))
-
-
-def connect(broadcaster: Broadcaster, slots: StreamSlots, job_id: str, after_id: int = 0,
-            finished: bool = False, client: str = "c") -> Client:
-    server_side, client_side = socket.socketpair()
-    broadcaster.add(Handoff(server_side, HEAD + chunk("retry: 2000\n\n"), job_id, after_id,
-                            finished, slots.acquire(client)))
-    return Client(client_side)
 
 
 def test_every_stream_gets_every_event_from_its_own_resume_point(
