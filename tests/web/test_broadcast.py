@@ -126,3 +126,13 @@ def test_the_limits_per_client_and_in_total() -> None:
     first.release()  # twice is harmless
     assert slots.open == 2
     slots.acquire("c")
+
+
+def test_connections_handed_to_a_stopped_broadcaster_are_closed(
+        broadcaster: Broadcaster, records: JobRecords, slots: StreamSlots) -> None:
+    job = records.create({})
+    broadcaster.close()
+    late = connect(broadcaster, slots, job.job_id)
+    late.thread.join(5)
+    assert not late.thread.is_alive() and late.data == b""  # EOF: the client reconnects
+    assert slots.open == 0

@@ -124,10 +124,16 @@ class Broadcaster:
     def streams(self) -> int:
         return sum(len(feed.streams) for feed in self.feeds.values())
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def add(self, handoff: Handoff) -> None:
         """Queue a detached connection for the loop (thread-safe, never blocks)."""
         self._inbox.put(handoff)
         self._wake()
+        if not self.alive:  # stopped meanwhile: what the loop will not take, close here
+            self._refuse_inbox()
 
     def close(self) -> None:
         """Stop the loop and close every stream (their clients reconnect elsewhere)."""
@@ -165,9 +171,20 @@ class Broadcaster:
             for feed in list(self.feeds.values()):
                 for stream in list(feed.streams):
                     self._drop(stream)
+            self._refuse_inbox()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
+
+    def _refuse_inbox(self) -> None:
+        """Close connections handed over after the loop ended (their clients reconnect)."""
+        while True:
+            try:
+                handoff = self._inbox.get_nowait()
+            except queues.Empty:
+                return
+            handoff.sock.close()
+            handoff.slot.release()
 
     def _take_inbox(self) -> None:
         try:

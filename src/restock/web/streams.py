@@ -45,8 +45,10 @@ class StreamHub:
 
     @property
     def broadcaster(self) -> Broadcaster:
+        """The running broadcaster; a new one if the last stopped on an unexpected error
+        (its streams were closed; their clients resume with Last-Event-ID)."""
         with self._lock:
-            if self._broadcaster is None:
+            if self._broadcaster is None or not self._broadcaster.alive:
                 self._broadcaster = Broadcaster(self.queue, self.heartbeat)
             return self._broadcaster
 
