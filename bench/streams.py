@@ -5,11 +5,13 @@ Issue 16's goal, on the default server (``restock serve``: 2 workers x 8 threads
 ms, single-product ``POST /forecast`` keeps >= 80% of its throughput without streams,
 <= 50 KB of memory added per open stream, and every stream receives the final event.
 
-How: train a first version (so forecasts answer), start a second retrain made long
-(``--epochs``) so it runs through every measurement, measure ``GET /`` and ``POST
-/forecast`` with wrk (no streams), open the streams from one selector loop in this
-process (raw sockets, read continuously), measure again, then cancel the retrain and
-check that every stream got the job's final event and was closed by the server. Memory:
+How: train a first version (so forecasts answer), start a second retrain over a bigger
+upload (``--stream-products``) whose backtest stage runs through every measurement,
+measure ``GET /`` and ``POST /forecast`` with wrk (no streams), open the streams from
+one selector loop in this process (raw sockets, read continuously), measure again, then
+cancel the retrain and check that every stream got the job's final event and was closed
+by the server. The job's status and stage after the measurements are reported: a run in
+which the retrain ended early measured partly without streams. Memory:
 RSS and open descriptors of each gunicorn worker before and after opening the streams
 (the worker that runs the retrain trains meanwhile, so its figure is the noisy one).
 Writes bench/results/streams.md. ``--src`` runs another checkout's code (a "before").
@@ -142,9 +144,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--stream-products", type=int, default=100,
+                        help="products of the streamed retrain's upload: its backtest stage "
+                             "must outlast the measurements (it is cancelled at the end)")
     parser.add_argument("--epochs", type=int, default=400,
-                        help="LSTM epochs of the streamed retrain: long enough to outlast "
-                             "the measurements (it is cancelled at the end)")
+                        help="LSTM epochs of the streamed retrain")
     parser.add_argument("--src", type=Path, default=ROOT / "src",
                         help="the restock source tree to run (another checkout = 'before')")
     parser.add_argument("--label", default="this branch")
@@ -155,7 +159,7 @@ def main() -> None:
     raise_fd_limit(args.streams + 1024)
 
     work = Path(tempfile.mkdtemp(prefix="restock-bench-streams-"))
-    home, csv = work / "home", work / "sales.csv"
+    home, csv, big_csv = work / "home", work / "sales.csv", work / "big.csv"
     env = {**os.environ, "PYTHONPATH": str(args.src.resolve()),
            "RESTOCK_RATELIMIT_DEFAULT": "10000000 per minute",
            "RESTOCK_RATELIMIT_RETRAIN": "1000 per minute", "RESTOCK_LSTM_EPOCHS": "1",
@@ -164,6 +168,9 @@ def main() -> None:
     subprocess.run([*restock, "demo-data", str(csv), "--products", str(args.products),
                     "--stores", str(args.stores), "--days", str(args.days)], check=True,
                    env=env)
+    subprocess.run([*restock, "demo-data", str(big_csv), "--products",
+                    str(args.stream_products), "--stores", str(args.stores), "--days",
+                    str(args.days)], check=True, env=env)
     # the first retrain (a model to forecast from) is short; the streamed one is long
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -201,9 +208,12 @@ def main() -> None:
         get_lua.write_text(LUA_GET % {"products": ""})
         run_wrk(url + "/", forecast_lua, 3, args.connections)  # warm both workers
 
-        job_id = requests.post(url + "/retrain", files={"file": ("s.csv", raw, "text/csv")},
-                               timeout=600).json()["job_id"]
-        time.sleep(3)  # into the pipeline
+        job_id = requests.post(url + "/retrain", timeout=600, files={
+            "file": ("big.csv", big_csv.read_bytes(), "text/csv")}).json()["job_id"]
+        # measure inside one stage (the long backtest of a bigger catalogue): stages load
+        # the cores differently, which would skew a before/after comparison
+        while requests.get(f"{url}/jobs/{job_id}", timeout=30).json()["stage"] != "backtest":
+            time.sleep(0.5)
         load_before = os.getloadavg()
         base_get = run_wrk(url + "/", get_lua, args.duration, args.connections)
         base_forecast = run_wrk(url + "/", forecast_lua, args.duration, args.connections)
@@ -219,7 +229,8 @@ def main() -> None:
         load_during = os.getloadavg()
         with_get = run_wrk(url + "/", get_lua, args.duration, args.connections)
         with_forecast = run_wrk(url + "/", forecast_lua, args.duration, args.connections)
-        still_running = requests.get(f"{url}/jobs/{job_id}", timeout=30).json()["status"]
+        job_now = requests.get(f"{url}/jobs/{job_id}", timeout=30).json()
+        still_running = f"{job_now['status']}, stage {job_now['stage']}"
         statuses = sorted({c.status for c in clients.clients}, key=str)
 
         cancelled = requests.delete(f"{url}/jobs/{job_id}", timeout=30).status_code
@@ -255,9 +266,10 @@ def main() -> None:
         "`restock serve` with its defaults (2 gunicorn gthread workers x 8 threads), embedded "
         f"job queue. Data: demo {args.products} products x {args.stores} stores x "
         f"{args.days} days; a first retrain (1 LSTM epoch) gives the model; the streamed "
-        f"retrain ({args.epochs} LSTM epochs) runs during every measurement and is "
-        f"cancelled at the end. wrk: {args.connections} connections, 2 threads, "
-        f"{args.duration} s per run; `/forecast` rotates over single products, 30 days. "
+        f"retrain (an upload of {args.stream_products} products, {args.epochs} LSTM epochs) "
+        "runs during every measurement (all taken in its backtest stage, so it loads the "
+        "cores the same way throughout) and is cancelled at the end. "
+        f"wrk: {args.connections} connections, 2 threads, {args.duration} s per run; `/forecast` rotates over single products, 30 days. "
         f"{args.streams} streams opened on the running retrain from one selector loop "
         f"(`RESTOCK_MAX_STREAMS_PER_CLIENT={args.streams}`: they all come from 127.0.0.1).",
         "",
