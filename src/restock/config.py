@@ -63,6 +63,10 @@ class Settings:
     # host names the server answers to ('*': any; '.example.com': it and its subdomains);
     # empty: localhost, 127.0.0.1, ::1 and the host `restock serve --host` binds to
     allowed_hosts: tuple[str, ...] = ()
+    # open progress streams per server process (each gunicorn worker counts its own): in
+    # total (503 beyond), and per client address (429 beyond)
+    max_streams: int = 2000
+    max_streams_per_client: int = 100
 
     @property
     def db_url(self) -> str:
@@ -116,7 +120,8 @@ class Settings:
             raise InvalidParameterError("RESTOCK_WEIGHTS must be 'auto' or 'seed'")
         if not 0.5 < self.interval_level < 1:
             raise InvalidParameterError("RESTOCK_INTERVAL_LEVEL must be between 0.5 and 1")
-        for name in ("lstm_epochs", "keep_versions", "prophet_workers"):
+        for name in ("lstm_epochs", "keep_versions", "prophet_workers", "max_streams",
+                     "max_streams_per_client"):
             if getattr(self, name) < 1:
                 raise InvalidParameterError(f"RESTOCK_{name.upper()} must be at least 1")
         if self.max_horizon_days < 0:

@@ -179,3 +179,44 @@ def test_a_large_catalogue_fans_prophet_out_to_shard_tasks(
     forecast = requests.post(cluster.url + "/forecast", timeout=30,
                              json={"product_id": "P0020", "days": 7}).json()
     assert forecast["model_version"] == job["model_version"]
+
+
+@pytest.mark.timeout(1800)
+def test_a_killed_shard_worker_costs_seconds_not_the_visibility_timeout(
+        topology: Topology, tmp_path) -> None:
+    """kill -9 of a worker while it fits Prophet shards of a retrain running elsewhere:
+    the retrain's worker notices the lost shards within a minute (heartbeat keys), sends
+    them again to the worker that is left, and the job ends (here: succeeds) long before
+    the broker's one-hour visibility timeout would have handed the messages back."""
+    from restock.data.demo import write_demo_csv
+
+    path = tmp_path / "catalogue.csv"
+    write_demo_csv(path, products=30, stores=2, days=90, seed=13)  # 61 series: 3 shards
+    topology.start_server(workers=1)
+    runner = topology.start_worker(concurrency=2)  # alone: it takes the retrain
+    job_id = topology.upload(path.read_bytes()).json()["job_id"]
+    wait_for(lambda: topology.job(job_id)["status"] == "running", 60, "the retrain started")
+    victim = topology.start_worker(concurrency=2)  # joins in: it can only take shards
+
+    def victim_runs_a_shard() -> bool:
+        names = [topology.redis.get(k) for k in
+                 topology.redis.scan_iter(match=f"{topology.prefix}:shard:*")]
+        return any(n and n.decode().startswith(f"{victim.pid}@") for n in names)
+
+    wait_for(victim_runs_a_shard, 240, "a shard running on the second worker", interval=0.2)
+    Topology.kill(victim)
+    killed_at = time.monotonic()
+    runner_log = topology.root / "worker-1.log"
+    wait_for(lambda: b"lost (its worker stopped sending heartbeats)" in runner_log.read_bytes(),
+             60, "the lost shard noticed within a minute")
+    # the rest of the retrain runs on one pool slot of a shared 2-core machine: generous,
+    # but far below the broker's hour
+    job = topology.wait_job(job_id, ("succeeded", "failed", "cancelled"), timeout=1200)
+    ended_after = time.monotonic() - killed_at
+    assert ended_after < 1500, ended_after
+    assert job["status"] == "succeeded", job  # re-sent to the worker that is left
+    assert runner.poll() is None
+    assert topology.current_version() == job["model_version"]
+    forecast = requests.post(topology.url + "/forecast", timeout=30,
+                             json={"product_id": "P0030", "days": 7})
+    assert forecast.status_code == 200, forecast.text

@@ -85,3 +85,43 @@ def test_the_lock_is_exclusive_renewed_and_reports_its_loss(queue: CeleryJobQueu
     assert again.acquire()
     again.release()
     assert queue.redis.get(name) is None
+
+
+def test_poll_events_follows_the_stream_and_asks_the_database_on_a_gap(
+        queue: CeleryJobQueue) -> None:
+    job = queue.records.create({})
+    queue.records.progress(job.job_id, {"stage": "validate"})
+    assert queue.stream.follow(job.job_id, 2) == []  # nothing new: Redis alone says so
+    assert [e.event_id for e in queue.poll_events(job.job_id, 0)] == [1, 2]
+    key = queue.stream.key(job.job_id)
+    queue.redis.delete(key)  # expired
+    assert queue.stream.follow(job.job_id, 2) is None
+    assert [e.event_id for e in queue.poll_events(job.job_id, 1)] == [2]
+    queue.records.progress(job.job_id, {"stage": "lstm"})  # the stream now starts at 3
+    assert queue.stream.follow(job.job_id, 1) is None
+    assert [e.event_id for e in queue.poll_events(job.job_id, 1)] == [2, 3]
+
+
+def test_the_broadcaster_fans_out_a_celery_jobs_stream(queue: CeleryJobQueue) -> None:
+    from restock.web.broadcast import Broadcaster
+    from restock.web.streamslots import StreamSlots
+    from webtools import connect, wait_for
+
+    slots = StreamSlots(total=100, per_client=100)
+    hub = Broadcaster(queue, heartbeat=0.2)
+    try:
+        job = queue.records.create({})
+        queue.redis.delete(queue.stream.key(job.job_id))  # event 1 only in the database
+        clients = [connect(hub, slots, job.job_id) for _ in range(20)]
+        wait_for(lambda: hub.streams == 20, 5, "the streams attached")
+        for step in range(3):
+            queue.records.progress(job.job_id, {"stage": "lstm", "progress": step / 10})
+        queue.records.finish(job.job_id, "succeeded", "done", {"model_version": "v1"})
+        for client in clients:
+            client.thread.join(10)
+            events = [e for e in client.events() if "event" in e]
+            assert [e["id"] for e in events] == [1, 2, 3, 4, 5]
+            assert events[-1]["event"] == "done"
+        wait_for(lambda: slots.open == 0, 5, "every slot given back")
+    finally:
+        hub.close()

@@ -148,3 +148,52 @@ class Server:
             except subprocess.TimeoutExpired:
                 pass
         self.kill()  # whatever is left of the group (a worker stuck in a retrain)
+
+
+#: the head the broadcaster tests hand over with each socket pair
+HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+
+
+class SocketClient:
+    """The far end of a detached connection: reads until the server closes it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.data = b""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while chunk_ := self.sock.recv(65536):
+            self.data += chunk_
+
+    def body(self) -> tuple[bytes, bool]:
+        """The de-chunked body and whether the last (zero) chunk arrived."""
+        head, _, rest = self.data.partition(b"\r\n\r\n")
+        assert head + b"\r\n\r\n" == HEAD
+        body = b""
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                return body, rest == b"\r\n"
+            body += rest[:size]
+            assert rest[size:size + 2] == b"\r\n"
+            rest = rest[size + 2:]
+        return body, False
+
+    def events(self) -> list[dict]:
+        body, ended = self.body()
+        assert ended, "the stream must end with the last chunk"
+        return parse_sse(body.decode().split("\n"))
+
+
+def connect(broadcaster: Any, slots: Any, job_id: str, after_id: int = 0,
+            finished: bool = False, client: str = "c") -> SocketClient:
+    """A socket pair handed to ``broadcaster`` as a detached stream; its client end."""
+    from restock.web.broadcast import Handoff, chunk
+
+    server_side, client_side = socket.socketpair()
+    broadcaster.add(Handoff(server_side, HEAD + chunk("retry: 2000\n\n"), job_id, after_id,
+                            finished, slots.acquire(client)))
+    return SocketClient(client_side)

@@ -170,7 +170,8 @@ def with_bind_host_allowed(settings: Settings, bind_host: str) -> Settings:
               help="gunicorn worker processes; with the embedded queue one of them runs the "
                    "retrains, with RESTOCK_QUEUE=celery the `restock worker` processes do.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1),
-              help="Threads per worker; each open progress stream holds one.")
+              help="Threads per worker for requests; open progress streams hold none (one "
+                   "broadcaster thread per worker writes them).")
 @click.option("--heartbeat", default=15.0, show_default=True, type=click.FloatRange(0.05),
               help="Seconds between SSE keep-alive comments (below your proxy's idle timeout).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,

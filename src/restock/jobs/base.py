@@ -113,6 +113,13 @@ class JobQueue(ABC):
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop taking work; a running job is left to the next start's interrupted sweep."""
 
+    def poll_events(self, job_id: str, after_id: int) -> list[Event]:
+        """``events`` for a poller that asks several times a second (the stream
+        broadcaster). Backends whose live mirror is cheaper to ask than the record may
+        answer from it alone: they may then miss an event the mirror lost, which the
+        poller catches up on with ``events`` once ``get`` says the job ended."""
+        return self.events(job_id, after_id)
+
     def wait_events(self, job_id: str, after_id: int, timeout: float,
                     poll: float = 0.1) -> list[Event]:
         """Block up to ``timeout`` seconds for events after ``after_id``.

@@ -18,7 +18,7 @@ result backend. The division of labour:
   the same ``run_job`` as the embedded thread, and repeats until nothing is queued. That
   keeps FIFO and "one retrain at a time" true however many workers run.
 - **Large catalogues fan out.** While a worker runs a retrain, its Prophet fits (with at
-  least ``_MIN_SERIES_FOR_POOL`` series) go to the cluster as a Celery group of shard tasks
+  least ``_MIN_SERIES_FOR_POOL`` series) go to the cluster as shard tasks
   (``SHARD_SIZE`` series each, answered with ``model_to_json`` strings) whenever other pool
   slots exist; more workers shorten the retrain. The retrain's own slot only waits, so a
   lone worker with ``--concurrency 1`` fits locally instead of waiting for itself.
@@ -26,9 +26,14 @@ result backend. The division of labour:
   reads back (``JobRecords.progress``): the pipeline stops at its next event with
   ``JobCancelled``. A queued job is cancelled outright and never claimed.
 
-Worker death (``kill -9``, out of memory): the job ends ``failed`` with reason
-``worker_lost``; it is **not retried**. A retrain that killed its worker would most
-likely kill the next one too, and a retry would run it behind the user's back over data
+Death of a worker that only fits shards: the retrain goes on. Each shard keeps a
+heartbeat key alive and has a time limit from its size (``restock.jobs.shards``); the
+retrain notices a lost shard within seconds and sends it again once (a second loss fails
+the job with ``worker_lost``), instead of waiting the broker's hour for the message.
+
+Death of the worker running the retrain (``kill -9``, out of memory): the job ends
+``failed`` with reason ``worker_lost``; it is **not retried**. A retrain that killed its
+worker would most likely kill the next one too, and a retry would run it behind the user's back over data
 that may have changed since; a failed job with a clear reason is resubmitted in one
 click. ``current`` is never touched (the pipeline activates only at its very end) and the
 next retrain runs normally. How the job gets there: tasks are ``acks_late`` with
@@ -54,7 +59,7 @@ import numpy as np
 import pandas as pd
 import redis
 import sqlalchemy as sa
-from celery import Celery, group
+from celery import Celery
 from redis.exceptions import LockError, RedisError
 
 from restock.config import Settings
@@ -62,6 +67,7 @@ from restock.errors import RestockError
 from restock.jobs.base import Event, Job, JobQueue, Task
 from restock.jobs.records import JobRecords
 from restock.jobs.runner import run_job
+from restock.jobs.shards import ShardCollector, shard_heartbeat, time_limit, worker_name
 from restock.models.frames import Series
 
 log = logging.getLogger(__name__)
@@ -123,11 +129,32 @@ class EventStream:
             entries = self.client.xrange(self.key(job_id), min=f"{after_id + 1}-0")
         except redis.RedisError:
             return None
+        return self._contiguous(job_id, after_id, entries) or None
+
+    def follow(self, job_id: str, after_id: int) -> list[Event] | None:
+        """Like ``read``, but ``[]`` when the stream exists and has nothing after
+        ``after_id``: a poller then asks Redis alone while the job runs, never the
+        database. ``None`` (trimmed, expired, a gap, Redis away) still means "ask the
+        database"."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xrange(self.key(job_id), min=f"{after_id + 1}-0")
+        pipe.exists(self.key(job_id))
+        try:
+            entries, exists = pipe.execute()
+        except redis.RedisError:
+            return None
+        if not entries:
+            return [] if exists else None
+        return self._contiguous(job_id, after_id, entries)
+
+    @staticmethod
+    def _contiguous(job_id: str, after_id: int, entries: list[Any]) -> list[Event] | None:
+        """The entries as events if they continue exactly from ``after_id``, else None."""
         events = [Event(job_id, int(entry_id.split("-")[0]), fields["event"],
                         json.loads(fields["data"])) for entry_id, fields in entries]
         expected = list(range(after_id + 1, after_id + 1 + len(events)))
-        if not events or [e.event_id for e in events] != expected:
-            return None  # nothing new, trimmed, expired, or a gap from a failed mirror
+        if [e.event_id for e in events] != expected:
+            return None  # trimmed, expired, or a gap from a failed mirror
         return events
 
     def wait(self, job_id: str, after_id: int, timeout: float) -> None:
@@ -237,11 +264,14 @@ class CeleryJobQueue(JobQueue):
             if not self.drain():
                 raise celery_task.retry(countdown=self.settings.job_lock_ttl / 2)
 
-        @self.celery.task(name=SHARD_TASK)
-        def prophet_shard(shard: list[dict[str, Any]], config: dict[str, Any]) -> list[Any]:
+        @self.celery.task(name=SHARD_TASK, bind=True)
+        def prophet_shard(celery_task: Any, shard: list[dict[str, Any]],
+                          config: dict[str, Any]) -> list[Any]:
             from restock.models.prophet import fit_batch
 
-            return fit_batch([decode_series(s) for s in shard], config)
+            with shard_heartbeat(self.redis, self.settings.redis_prefix,
+                                 celery_task.request.id, worker_name()):
+                return fit_batch([decode_series(s) for s in shard], config)
 
         self._drain_task = drain
         self._shard_task = prophet_shard
@@ -263,6 +293,12 @@ class CeleryJobQueue(JobQueue):
 
     def events(self, job_id: str, after_id: int = 0) -> list[Event]:
         streamed = self.stream.read(job_id, after_id)
+        return streamed if streamed is not None else self.records.events(job_id, after_id)
+
+    def poll_events(self, job_id: str, after_id: int) -> list[Event]:
+        """The job's Redis Stream while it continues from ``after_id``; the database
+        only when it does not (see ``EventStream.follow``)."""
+        streamed = self.stream.follow(job_id, after_id)
         return streamed if streamed is not None else self.records.events(job_id, after_id)
 
     def wait_events(self, job_id: str, after_id: int, timeout: float,
@@ -327,25 +363,21 @@ class CeleryJobQueue(JobQueue):
 
     def _shard_map(self, shards: list[list[Series]], config: dict[str, Any]
                    ) -> Iterator[list[Any]]:
-        """Send the shards as one Celery group; yield each shard's results as it lands.
-
-        Leaving early (cancelled, failed) revokes the shards no worker has started.
-        """
-        batch = group(self._shard_task.s([encode_series(s) for s in shard], config)
-                      for shard in shards).apply_async()
-        pending = list(batch.results)
+        """Send the shards; yield each shard's results as it lands (``ShardCollector``
+        re-sends a shard whose worker died, once). Leaving early (cancelled, failed)
+        revokes the shards still pending."""
+        collector = ShardCollector(self._send_shard, self.redis, self.settings.redis_prefix,
+                                   [[encode_series(s) for s in shard] for shard in shards],
+                                   config)
         try:
-            while pending:
-                ready = [r for r in pending if r.ready()]
-                for result in ready:
-                    pending.remove(result)
-                    yield [tuple(row) for row in result.get(disable_sync_subtasks=False)]
-                    result.forget()
-                if not ready:
-                    time.sleep(0.1)
+            yield from collector
         finally:
-            if pending:
-                batch.revoke()
+            collector.close()
+
+    def _send_shard(self, shard: list[dict[str, Any]], config: dict[str, Any]) -> Any:
+        # a hard limit only: a soft one would surface inside fit_batch, which records
+        # it as one failed series and carries on with the next
+        return self._shard_task.apply_async((shard, config), time_limit=time_limit(len(shard)))
 
 
 def encode_series(series: Series) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from restock.jobs.tasks import make_retrain_task
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
 from restock.web.jsonbody import FiniteJSONProvider
+from restock.web.streams import StreamHub, install_streams
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,11 @@ class Services:
     forecasts: ForecastService
     queue: JobQueue
     heartbeat: float
+    streams: StreamHub
 
     def close(self) -> None:
         """Stop the queue's thread and release the database (tests, worker exit)."""
+        self.streams.close()
         self.queue.shutdown(timeout=10)
         self.store.close()
 
@@ -90,7 +93,10 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     forecasts = ForecastService(settings, store, registry)
     queue = build_queue(settings, store, task or make_retrain_task(settings, store, registry),
                         started_at)
-    app.extensions["restock"] = Services(settings, store, registry, forecasts, queue, heartbeat)
+    streams = StreamHub(queue, heartbeat, max_streams=settings.max_streams,
+                        max_streams_per_client=settings.max_streams_per_client)
+    app.extensions["restock"] = Services(settings, store, registry, forecasts, queue, heartbeat,
+                                         streams)
 
     from restock.web import data, forecast, health, jobs, models, retrain, ui
     from restock.web.errors import register_error_handlers
@@ -106,6 +112,7 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     install_cors(app, settings.cors_origins)
     install_security_headers(app)
     register_error_handlers(app)
+    install_streams(app, streams)
     for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, data.bp, models.bp, ui.bp):
         app.register_blueprint(blueprint)
     limiter.limit(settings.ratelimit_retrain, methods=["POST"])(retrain.bp)

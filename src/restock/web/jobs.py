@@ -27,8 +27,7 @@ def job(job_id: str) -> dict[str, Any]:
               tags=["jobs"])
 def events(job_id: str) -> Response:
     """text/event-stream of the job's events; ``Last-Event-ID`` resumes after that id."""
-    s = services()
-    return sse_response(s.queue, job_id, last_event_id(), s.heartbeat)
+    return sse_response(services().streams, job_id, last_event_id())
 
 
 @bp.delete("/jobs/<job_id>")

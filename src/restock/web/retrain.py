@@ -74,7 +74,7 @@ def retrain(form: RetrainForm) -> Response | tuple[dict[str, Any], int, dict[str
                                   on_error=form.on_error, on_duplicate=form.on_duplicate)
     job = s.queue.submit({"weights": form.weights}, upload_id=result.upload_id)
     if request.accept_mimetypes.best == "text/event-stream":
-        return sse_response(s.queue, job.job_id, 0, s.heartbeat)
+        return sse_response(s.streams, job.job_id, 0)
     status_url = url_for("jobs.job", job_id=job.job_id)
     body = RetrainAccepted(
         job_id=job.job_id, status=job.status, status_url=status_url,
