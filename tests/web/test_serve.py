@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from restock.data.demo import write_demo_csv
-from webtools import Server, free_port, parse_sse  # noqa: F401 - names kept for importers
+from webtools import Server, free_port, parse_sse, wait_for  # noqa: F401 - names kept for importers
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -222,3 +222,22 @@ def test_malformed_http_refused_by_gunicorn_gets_the_json_error_shape(
     assert set(error) == {"code", "message", "details"} and error["message"], error
     assert error["code"] == {400: "bad_request", 414: "uri_too_long"}[status]
     assert requests.get(server.url + "/healthz", timeout=10).ok
+
+
+def test_a_retrain_with_process_pools_completes_inside_the_server(tmp_path: Path) -> None:
+    """statsforecast's pools start from the fork server: a fork of the threaded, torch-
+    loaded web worker left a retrain of 30 series hanging in its AutoCES backtest."""
+    path = tmp_path / "many.csv"
+    write_demo_csv(path, products=24, stores=1, days=90, seed=2)  # 25 series: pools on
+    server = Server(tmp_path / "home", RESTOCK_PROPHET_WORKERS="2")
+    try:
+        job = upload(server, path.read_bytes()).json()["job_id"]
+        ended = wait_for(
+            lambda: (requests.get(f"{server.url}/jobs/{job}", timeout=10).json()["status"]
+                     in ("succeeded", "failed", "cancelled")) or None,
+            500, "the retrain to end")
+        assert ended
+        state = requests.get(f"{server.url}/jobs/{job}", timeout=10).json()
+        assert state["status"] == "succeeded", state
+    finally:
+        server.stop()

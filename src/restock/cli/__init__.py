@@ -17,6 +17,7 @@ import click
 
 from restock.config import Settings
 from restock.errors import DataValidationError, InvalidParameterError, RestockError
+from restock.processes import use_safe_start_method
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -72,6 +73,7 @@ def main() -> None:
     # threads and Prophet workers; passive waiting costs them little. Set before either
     # library is loaded, for this process and every one it starts (gunicorn, Celery).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    use_safe_start_method()  # no pool may fork the (threaded) server
     from restock.cli import data, forecast, models, serve  # noqa: F401  (registers the subcommands)
     from restock.cli import worker  # noqa: F401
     from restock.cli import db  # noqa: F401

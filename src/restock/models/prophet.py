@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -42,6 +41,7 @@ import pandas as pd
 from restock.models.base import Forecaster, ProgressFn, future_dates, no_progress
 from restock.models.frames import forecast_frame, Series, init_params, iter_series
 from restock.models.metrics import season_length
+from restock.processes import safe_context
 
 FORMAT_VERSION = 1
 #: below this many series the pool's start-up costs more than it saves
@@ -244,7 +244,7 @@ def _run_batches(
         return results
     size = max(1, -(-total // (workers * _BATCHES_PER_WORKER)))
     batches = [tasks[i : i + size] for i in range(0, total, size)]
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=safe_context())
     try:
         pending: set[Future] = {executor.submit(fit_batch, batch, config) for batch in batches}
         while pending:
@@ -258,18 +258,6 @@ def _run_batches(
         raise
     executor.shutdown(wait=True)
     return results
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where available, else ``spawn``: never a fork of this threaded process.
-
-    The fork server imports Prophet once, so the workers of every later pool start warm.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["prophet", __name__])
-    return context
 
 
 def fit_batch(batch: list[Series], config: dict[str, Any]) -> list[Result]:

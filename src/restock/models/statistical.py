@@ -25,7 +25,9 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   on data it is scored on.
 - **Cores.** ``n_jobs`` goes to ``StatsForecast(n_jobs=...)`` when the chunk is large
   enough for the process pool to pay off (``pool_min_series``, measured per model), never
-  inside a daemonic process (a Celery prefork worker may not have children). Series go
+  inside a daemonic process (a Celery prefork worker may not have children). Its pools
+  use the default start method, which the ``restock`` command sets to the fork server
+  (``restock.processes``): a fork of the threaded web server could hang. Series go
   to statsforecast in chunks of ``CHUNK_SERIES``, and ``on_progress`` is called between
   chunks, so a long fit reports progress and can be cancelled.
 
