@@ -70,6 +70,16 @@ def run_wrk(url: str, script: Path, duration: int, connections: int,
     return result
 
 
+def wait_healthy(url: str, tries: int = 600) -> None:
+    """Poll ``/healthz`` until the server answers (a benchmark's server is starting)."""
+    for _ in range(tries):
+        try:
+            if requests.get(url + "/healthz", timeout=2).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+
+
 def wait_job(url: str, job_id: str, timeout: float = 1800) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -120,12 +130,7 @@ def main() -> None:
                               env=env, stdout=(work / "serve.log").open("w"),
                               stderr=subprocess.STDOUT)
     try:
-        for _ in range(600):
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_healthy(url)
         raw = csv.read_bytes()
         started = time.monotonic()
         job = requests.post(url + "/retrain", files={"file": ("sales.csv", raw, "text/csv")},

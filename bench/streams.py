@@ -40,7 +40,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import LUA, LUA_GET, free_port, machine, run_wrk, wait_job  # noqa: E402
+from load import LUA, LUA_GET, free_port, machine, run_wrk, wait_healthy, wait_job  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "streams.md"
@@ -179,12 +179,7 @@ def main() -> None:
                               stderr=subprocess.STDOUT)
     clients: StreamClients | None = None
     try:
-        for _ in range(600):
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_healthy(url)
         raw = csv.read_bytes()
         first = requests.post(url + "/retrain", files={"file": ("s.csv", raw, "text/csv")},
                               timeout=600).json()["job_id"]
@@ -194,12 +189,7 @@ def main() -> None:
         env["RESTOCK_LSTM_EPOCHS"] = str(args.epochs)
         server = subprocess.Popen([*restock, "serve", "--port", str(port)], env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(600):
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_healthy(url)
 
         products = sorted({s["product_id"] for s in requests.get(
             url + "/series?limit=1000", timeout=10).json()["items"]})
