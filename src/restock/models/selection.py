@@ -32,10 +32,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-#: windows' worth of the global member losses blended into a series' own
-MEMBER_SHRINKAGE = 1.0
+#: windows' worth of the global member losses blended into a series' own: a series has
+#: three noisy windows, the catalogue's ranking is far better measured (on both development
+#: sets test MASE fell steadily from 1 to 16 and flattened beyond; see bench/results)
+MEMBER_SHRINKAGE = 16.0
 #: windows' worth of the global rule losses blended into a series' own
-RULE_SHRINKAGE = 2.0
+RULE_SHRINKAGE = 8.0
 #: the per-series rules: (name, how many of the ranked members, how they are combined)
 RULES: tuple[tuple[str, int, str], ...] = (
     ("best", 1, "mean"),
