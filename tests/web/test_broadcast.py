@@ -92,7 +92,7 @@ def test_a_client_that_stops_reading_is_dropped(
     big = "x" * 20_000
     for _ in range(3 * MAX_BACKLOG // len(big)):
         records.progress(job.job_id, {"stage": "lstm", "blob": big})
-    wait_for(lambda: slots.open == 1, 10, "the stuck stream dropped")
+    wait_for(lambda: slots.open == 1, 60, "the stuck stream dropped")  # only a hang fails
     records.finish(job.job_id, "succeeded", "done", {})
     reader.thread.join(10)
     assert reader.events()[-1]["event"] == "done"  # the reading client got everything
