@@ -37,8 +37,12 @@ from restock.web.streamslots import Slot
 
 log = logging.getLogger(__name__)
 
-#: a client whose unsent output exceeds this is dropped; it resumes with Last-Event-ID
+#: a client whose unsent output exceeds this and that has taken nothing for
+#: ``STALL_SECONDS`` is dropped; it resumes with Last-Event-ID. (A burst bigger than the
+#: backlog, such as a long job's history replayed to a resuming client, is no reason to
+#: drop a client that is reading it.)
 MAX_BACKLOG = 256 * 1024
+STALL_SECONDS = 10.0
 #: buffers per sendmsg call (well below IOV_MAX)
 MAX_IOV = 64
 END_OF_BODY = b"0\r\n\r\n"
@@ -65,6 +69,7 @@ class Stream:
     backlog: int = 0
     ending: bool = False  # the last chunk is queued: close once it is sent
     writing: bool = False  # registered for EVENT_WRITE
+    last_sent: float = field(default_factory=time.monotonic)  # when the socket last took data
 
     def push(self, data: bytes) -> None:
         self.out.append(data)
@@ -280,6 +285,8 @@ class Broadcaster:
                 self._drop(stream)  # the client went away
                 return
             stream.backlog -= sent
+            if sent:
+                stream.last_sent = time.monotonic()
             while sent:
                 head = stream.out[0]
                 if sent >= len(head):
@@ -291,7 +298,7 @@ class Broadcaster:
         if not stream.out and stream.ending:
             self._drop(stream)
             return
-        if stream.backlog > MAX_BACKLOG:
+        if stream.backlog > MAX_BACKLOG and time.monotonic() - stream.last_sent > STALL_SECONDS:
             log.info("job %s: dropping a stream that stopped reading", stream.job_id)
             self._drop(stream)
             return
