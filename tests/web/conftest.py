@@ -88,3 +88,11 @@ def trained_app(trained_home: Path, tmp_path: Path, step_task: StepTask) -> Iter
     yield app
     step_task.release.set()
     app.extensions["restock"].close()
+
+
+@pytest.fixture(scope="module")
+def demo_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A small demo upload (3 products x 2 stores x 120 days) for the real-server tests."""
+    path = tmp_path_factory.mktemp("demo") / "demo.csv"
+    write_demo_csv(path, products=3, stores=2, days=120, seed=5)
+    return path.read_bytes()

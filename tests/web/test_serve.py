@@ -24,13 +24,6 @@ from webtools import Server, free_port, parse_sse, wait_for  # noqa: F401 - name
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(scope="module")
-def demo_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("demo") / "demo.csv"
-    write_demo_csv(path, products=3, stores=2, days=120, seed=5)
-    return path.read_bytes()
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = Server(tmp_path / "home", RESTOCK_MAX_UPLOAD_MB="1",

@@ -20,20 +20,12 @@ from typing import Any
 import pytest
 import requests
 
-from restock.data.demo import write_demo_csv
 from webtools import Server, parse_sse, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
 #: generous: an answer takes milliseconds; only a server out of threads comes near it
 PROMPT = 20.0
-
-
-@pytest.fixture(scope="module")
-def demo_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("demo") / "demo.csv"
-    write_demo_csv(path, products=3, stores=2, days=120, seed=5)
-    return path.read_bytes()
 
 
 @pytest.fixture
