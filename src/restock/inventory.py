@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -309,7 +309,8 @@ def stockout_date(start: date | pd.Timestamp, cover_days: float | None) -> date 
     if cover_days is None or cover_days > MAX_COVER_DAYS:
         return None  # a slow mover's stock outlasts any planning horizon (and the calendar)
     cover = _non_negative("days_of_cover", cover_days)
-    return (pd.Timestamp(start) + pd.Timedelta(days=math.floor(cover))).date()
+    first = start.date() if isinstance(start, datetime) else start  # a Timestamp is one too
+    return first + timedelta(days=math.floor(cover))
 
 
 def suggested_order(on_hand: float, reorder_point: float, max_level: float) -> tuple[bool, float]:
@@ -364,8 +365,6 @@ def daily_demand_path(
         raise _invalid("forecast", "empty", "must have at least one row")
     dates = pd.DatetimeIndex(pd.to_datetime(forecast["date"])).normalize()
     values = forecast["yhat"].to_numpy(dtype=float)
-    if not np.isfinite(values).all():
-        raise _invalid("forecast", "non-finite yhat", "must have finite yhat values")
     order = np.argsort(dates.asi8, kind="stable")
     dates, values = dates[order], values[order]
     days = dates.asi8 // 86_400_000_000_000
@@ -374,8 +373,19 @@ def daily_demand_path(
         raise _invalid("forecast", "duplicate dates", "must have one row per date")
     last_span = _last_period_days(dates, gaps, freq)
     spans = np.append(gaps, last_span).astype(int)
-    per_day = np.repeat(np.clip(values, 0.0, None) / spans, spans)
-    return dates[0], per_day
+    return dates[0], spread_over_days(values, spans)
+
+
+def spread_over_days(values: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Expected demand per day: each period's quantity spread evenly over its ``spans`` days.
+
+    Negative values count as zero. The serving layer calls this directly with the spans
+    its snapshot stores, so a request builds the daily path without pandas.
+    """
+    values = np.asarray(values, dtype=float)
+    if not np.isfinite(values).all():
+        raise _invalid("forecast", "non-finite yhat", "must have finite yhat values")
+    return np.repeat(np.clip(values, 0.0, None) / spans, spans)
 
 
 def _last_period_days(dates: pd.DatetimeIndex, gaps: np.ndarray, freq: str | None) -> int:
@@ -442,7 +452,21 @@ class InventoryPlan:
 
 
 def plan_inventory(
-    forecast: pd.DataFrame,
+    forecast: pd.DataFrame, sigma_daily: float, *, freq: str | None = None, **policy: Any
+) -> InventoryPlan:
+    """The inventory plan for a forecast (``date``, ``yhat``) and a daily error sigma.
+
+    ``freq`` is the forecast's pandas frequency (inferred when omitted); see the module
+    docstring for how periods become days. ``policy`` is the keyword arguments of
+    :func:`plan_for_daily_demand` (service level, lead time, costs, ...).
+    """
+    start, path = daily_demand_path(forecast, freq)
+    return plan_for_daily_demand(start, path, sigma_daily, **policy)
+
+
+def plan_for_daily_demand(
+    start: date,
+    path: np.ndarray,
     sigma_daily: float,
     *,
     service_level: float = 0.95,
@@ -453,14 +477,12 @@ def plan_inventory(
     ordering_cost: float | None = None,
     holding_cost: float | None = None,
     cover_days: float = 30.0,
-    freq: str | None = None,
 ) -> InventoryPlan:
-    """The inventory plan for a forecast (``date``, ``yhat``) and a daily error sigma.
+    """The inventory plan for expected demand per day (``path``, from day ``start`` on).
 
-    ``freq`` is the forecast's pandas frequency (inferred when omitted); see the module
-    docstring for how periods become days. ``ordering_cost`` is per order and
-    ``holding_cost`` per unit per year; giving only one of them is an error rather than a
-    silent fallback to ``cover_days``.
+    ``ordering_cost`` is per order and ``holding_cost`` per unit per year; giving only one
+    of them is an error rather than a silent fallback to ``cover_days``. Arrays only: this
+    is what a forecast request runs (see :func:`spread_over_days`).
     """
     sigma = _non_negative("sigma_daily", sigma_daily)
     level = _service_level(service_level)
@@ -473,7 +495,6 @@ def plan_inventory(
         missing = "holding_cost" if holding_cost is None else "ordering_cost"
         raise _invalid(missing, None, "is needed too: EOQ uses both ordering and holding cost")
 
-    start, path = daily_demand_path(forecast, freq)
     avg_daily = float(path.mean())
     protection = lead + review
     z = z_for_service_level(level)

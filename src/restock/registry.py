@@ -24,6 +24,8 @@ from restock.errors import ModelNotFoundError
 
 META = "meta.json"
 CURRENT = "current"
+#: file identities a full ``verify`` saw (see ``ModelRegistry.check``); not in the manifest
+VERIFIED = ".verified.json"
 #: a staging folder untouched for this long belongs to a retrain that died
 STALE_STAGING_SECONDS = 24 * 3600
 
@@ -42,6 +44,15 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _identity(path: Path) -> list[int] | None:
+    """What changes when a file is rewritten, truncated or copied: inode, size, mtime."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -72,6 +83,7 @@ class ModelRegistry:
 
     def seal(self, version: str, staging: Path, meta: dict[str, Any]) -> Path:
         """Write the manifest into ``meta.json`` and move the folder into place."""
+        (staging / VERIFIED).unlink(missing_ok=True)  # a copied folder's: not this one's
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         meta = {**meta, "version": version, "manifest": {
             str(p.relative_to(staging)): {"size": p.stat().st_size, "sha256": _sha256(p)}
@@ -177,7 +189,33 @@ class ModelRegistry:
             raise ModelNotFoundError(
                 f"model version {version!r} is incomplete or damaged and cannot be used",
                 {"version": version, "problems": problems or ["no manifest"]})
+        try:
+            write_json(root / VERIFIED, {name: _identity(root / name) for name in manifest})
+        except OSError:
+            pass  # a read-only registry: later checks hash again, nothing worse
         return meta
+
+    def check(self, version: str) -> dict[str, Any]:
+        """``verify``, skipping the hashing when this machine already verified these very
+        files: what a web worker runs when ``current`` moves.
+
+        Hashing a large version's arrays takes seconds; every worker loading it would pay
+        that again. A full ``verify`` records each file's identity (inode, size, mtime)
+        in ``VERIFIED`` beside ``meta.json``; when every file still has it, the files are
+        the ones hashed (a rewrite, a truncation or a copy changes it) and only their
+        presence and sizes are checked. Otherwise this is a full ``verify``.
+        """
+        meta = self.meta(version)
+        root = self.path(version)
+        try:
+            stamp = json.loads((root / VERIFIED).read_text())
+        except (OSError, ValueError):
+            stamp = None
+        manifest = meta.get("manifest")
+        if (isinstance(stamp, dict) and isinstance(manifest, dict) and manifest
+                and stamp == {name: _identity(root / name) for name in manifest}):
+            return meta
+        return self.verify(version)
 
     def versions(self) -> list[dict[str, Any]]:
         """Every complete version, newest first, with the figures a person compares."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from restock import __version__
+from restock import __version__, snapshot
 from restock.config import Settings
 from restock.data.panel import TOTAL_ID, Panel, build_panel, model_horizon
 from restock.data.store import SalesStore
@@ -223,12 +223,11 @@ def retrain(
     try:
         report("save", 0.0, f"writing version {version}")
         ensemble.save(staging)
-        forecasts.to_parquet(staging / "forecasts.parquet", index=False)
-        panel.series.to_parquet(staging / "series.parquet", index=False)
-        history_start = panel.long.groupby("unique_id").cumcount(ascending=False) < max(
+        recent = panel.long.groupby("unique_id").cumcount(ascending=False) < max(
             horizon, HISTORY_PERIODS)
-        panel.long.loc[history_start, ["unique_id", "ds", "y"]].to_parquet(
-            staging / "history.parquet", index=False)
+        snapshot.write(staging, snapshot.from_frames(
+            panel.freq, panel.series, forecasts, ensemble.backtest_,
+            panel.long.loc[recent, ["unique_id", "ds", "y"]], ensemble.clipped_))
         durations = report.finish()
         meta = {
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -435,12 +435,17 @@ def test_a_trained_version_holds_no_pickle(trained_base: tuple[Path, str]) -> No
             header = json.loads(data[8:8 + length])
             assert all(v["dtype"] in ("F32", "F64", "I64") for k, v in header.items()
                        if k != "__metadata__")
+        elif path.suffix == ".npy":  # the snapshot's arrays: numbers or fixed-width text
+            import numpy as np
+
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            assert array.dtype.kind in "fiubU", path.name
         elif path.name == "booster.txt":  # LightGBM's own text format: a header, then trees
             assert data.startswith(b"tree\nversion="), path.name
             data.decode("ascii")
         else:
             pytest.fail(f"unexpected artifact type {path.name}")
-    assert set(kinds) == {".json", ".parquet", ".safetensors", ".txt"}
+    assert set(kinds) == {".json", ".npy", ".parquet", ".safetensors", ".txt"}
     source = Path(__file__).parents[2] / "src" / "restock"
     for path in source.rglob("*.py"):
         text = path.read_text()

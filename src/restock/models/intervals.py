@@ -34,14 +34,27 @@ def interval_half_widths(residuals: pd.DataFrame, h: int, level: float) -> np.nd
     ``residuals`` has columns ``step`` (1-based) and ``residual`` (prediction - actual, or
     the reverse: only magnitudes matter). No residuals at all give zero widths.
     """
+    return half_widths(residuals["step"].to_numpy(int), residuals["residual"].to_numpy(float),
+                       h, level)
+
+
+def half_widths(steps: np.ndarray, residuals: np.ndarray, h: int, level: float) -> np.ndarray:
+    """:func:`interval_half_widths` on arrays (``steps[i]`` is ``residuals[i]``'s step):
+    what a request computes, without building a frame."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return _per_step(residuals, h, lambda r: _conformal_quantile(np.abs(r), level))
+    return _per_step(steps, residuals, h, lambda r: _conformal_quantile(np.abs(r), level))
 
 
 def residual_sigma(residuals: pd.DataFrame, h: int) -> np.ndarray:
     """Root-mean-square residual for steps ``1..h``: the forecast error's sigma (safety stock)."""
-    return _per_step(residuals, h, lambda r: float(np.sqrt(np.mean(np.square(r)))))
+    return sigma_per_step(residuals["step"].to_numpy(int),
+                          residuals["residual"].to_numpy(float), h)
+
+
+def sigma_per_step(steps: np.ndarray, residuals: np.ndarray, h: int) -> np.ndarray:
+    """:func:`residual_sigma` on arrays, as :func:`half_widths` is to its frame version."""
+    return _per_step(steps, residuals, h, lambda r: float(np.sqrt(np.mean(np.square(r)))))
 
 
 def _conformal_quantile(values: np.ndarray, level: float) -> float:
@@ -52,16 +65,17 @@ def _conformal_quantile(values: np.ndarray, level: float) -> float:
 
 
 def _per_step(
-    residuals: pd.DataFrame, h: int, statistic: Callable[[np.ndarray], float]
+    all_steps: np.ndarray, residuals: np.ndarray, h: int,
+    statistic: Callable[[np.ndarray], float]
 ) -> np.ndarray:
     """Apply ``statistic`` per step with pooling, monotonicity and sqrt extrapolation."""
     if h < 1:
         return np.zeros(0)
-    finite = residuals[np.isfinite(residuals["residual"].to_numpy(float))]
-    if finite.empty:
+    finite = np.isfinite(residuals)
+    if not finite.any():
         return np.zeros(h)
-    steps = finite["step"].to_numpy(int)
-    values = finite["residual"].to_numpy(float)
+    steps = np.asarray(all_steps, dtype=int)[finite]
+    values = np.asarray(residuals, dtype=float)[finite]
     pooled = statistic(values)
     horizon = int(steps.max())
     widths = np.empty(h)

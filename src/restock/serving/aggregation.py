@@ -1,0 +1,105 @@
+"""A selection's forecast as the sum of its series, with its interval and error sigma.
+
+A group (a category, several products, the whole shop) is exactly the sum of its series;
+its interval is not a sum of widths but comes from the group's own backtest errors: the
+actuals and predictions of the same series are summed per backtest (cutoff, step) column
+and the conformal quantile of those summed residuals gives the width
+(:mod:`restock.models.intervals`). A single series keeps the interval stored with it.
+
+:func:`sum_rows` is the one definition of those sums: requests run it on their rows and the
+snapshot runs it at write time for every store and category, so both give the same bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from restock.models.intervals import half_widths, sigma_per_step
+
+if TYPE_CHECKING:
+    from restock.snapshot import Snapshot
+
+#: forecast columns recomputed for a group from its residuals rather than summed
+INTERVAL_COLUMNS = ("yhat_lower", "yhat_upper")
+
+
+@dataclass(frozen=True)
+class Sums:
+    """What a group's answer is built from, over the whole stored horizon and history."""
+
+    forecast: dict[str, np.ndarray]  # column -> [H]; a member is NaN where a series lacks it
+    residual: np.ndarray  # [B] summed actual - prediction; NaN when no series was backtested
+    history: np.ndarray  # [T] summed history, NaN before the first selected series starts
+
+
+def sum_rows(snapshot: "Snapshot", rows: np.ndarray) -> Sums:
+    """The sums of ``rows`` (ascending rows of the snapshot's arrays)."""
+    forecast = {}
+    for column, values in snapshot.forecast.items():
+        if column in INTERVAL_COLUMNS:
+            continue
+        block = values[rows]
+        total = np.nansum(block, axis=0)
+        if column != "yhat":  # a partial sum of a member would mislead: none at all
+            total[np.isnan(block).any(axis=0)] = np.nan
+        forecast[column] = total
+    y = snapshot.backtest_y[rows]
+    present = ~np.isnan(y).all(axis=1)
+    residual = (np.nansum(y[present] - snapshot.backtest_yhat[rows][present], axis=0)
+                if present.any() else np.full(len(snapshot.backtest_steps), np.nan))
+    history = snapshot.history[rows]
+    started = ~np.isnan(history).all(axis=0)
+    return Sums(forecast, residual, np.where(started, np.nansum(history, axis=0), np.nan))
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One selection's forecast over ``steps`` periods, its backtest residuals, its history."""
+
+    point: dict[str, np.ndarray]  # column -> [steps]; absent columns are not in the version
+    residual: np.ndarray  # [B]
+    history: np.ndarray  # [T], NaN before the selection starts
+
+
+def aggregate(snapshot: "Snapshot", rows: np.ndarray, group: tuple[str, int] | None,
+              steps: int, level: float) -> Aggregate:
+    """The selection's forecast: its one series as stored, or the sums of several.
+
+    ``group`` names a precomputed group (column, value code) whose sums are those of
+    ``rows``; without one the rows are summed here.
+    """
+    if group is not None and group[0] in snapshot.groups:
+        stored = snapshot.groups[group[0]]
+        sums = Sums({c: v[group[1]] for c, v in stored.forecast.items()},
+                    stored.residual[group[1]], stored.history[group[1]])
+    else:
+        sums = sum_rows(snapshot, rows)
+    if len(rows) == 1:
+        point = {c: np.asarray(v[rows[0], :steps]) for c, v in snapshot.forecast.items()}
+        return Aggregate(point, sums.residual, sums.history)
+    point = {}
+    for column, values in sums.forecast.items():
+        values = np.asarray(values[:steps])
+        point[column] = (np.full(steps, np.nan) if column != "yhat" and np.isnan(values).any()
+                         else values)
+    width = half_widths(snapshot.backtest_steps, sums.residual, steps, level)
+    point["yhat_lower"] = np.maximum(point["yhat"] - width, 0.0)
+    point["yhat_upper"] = point["yhat"] + width
+    return Aggregate(point, sums.residual, sums.history)
+
+
+def error_sigma(aggregate: Aggregate, backtest_steps: np.ndarray, lead_periods: float) -> float:
+    """Forecast-error sigma per period over the lead time, from the backtest residuals.
+
+    A selection never backtested (too short) falls back to the spread of its history,
+    the seed's estimate, which is all there is to go on.
+    """
+    if (~np.isnan(aggregate.residual)).any():
+        steps = max(1, math.ceil(lead_periods))
+        return float(np.mean(sigma_per_step(backtest_steps, aggregate.residual, steps)))
+    history = np.where(np.isnan(aggregate.history), 0.0, aggregate.history)
+    return float(np.nanstd(history)) if history.size > 1 else 0.0

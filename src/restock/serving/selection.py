@@ -1,0 +1,76 @@
+"""Which series a request's filters select: rows of the snapshot, or a named error.
+
+Filters are product ids, store ids and categories; a series is selected when it matches
+every non-empty filter (any of a filter's values). No filter at all selects the total, a
+series fitted on its own. An unknown value is an error naming it, with close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+
+from restock.data.store import Filter
+from restock.errors import UnknownSeriesError
+from restock.snapshot import KEYS, Snapshot
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selected rows (ascending) and, when the filters name exactly one value of one
+    column, that (column, value code): the snapshot may hold its sums ready."""
+
+    filters: dict[str, list[str]]  # KEYS -> the values asked for ([] = no filter)
+    rows: np.ndarray
+    group: tuple[str, int] | None
+    is_total: bool
+
+    def series_count(self, total_series: int) -> int:
+        return total_series if self.is_total else len(self.rows)
+
+
+def as_list(value: Filter) -> list[str]:
+    """A filter as a list of strings: None is no filter, a string one value."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def select(snapshot: Snapshot, product_id: Filter = None, store_id: Filter = None,
+           category: Filter = None) -> Selection:
+    """The series matching every non-empty filter; the total when there is none."""
+    filters = dict(zip(KEYS, (as_list(product_id), as_list(store_id), as_list(category))))
+    asked = {column: wanted for column, wanted in filters.items() if wanted}
+    if not asked:
+        return Selection(filters, np.array([snapshot.total_row]), None, True)
+    codes = {column: _codes(snapshot, column, wanted) for column, wanted in asked.items()}
+    if len(asked) == 1:  # one column: its values' positions, no mask over every series
+        (column, found), = codes.items()
+        positions = np.unique(np.concatenate([snapshot.keys[column].positions(c)
+                                              for c in found]))
+        group = (column, found[0]) if len(set(found)) == 1 else None
+    else:
+        mask = np.ones(len(snapshot.table_rows), dtype=bool)
+        for column, found in codes.items():
+            mask &= np.isin(snapshot.keys[column].codes, found)
+        positions, group = np.flatnonzero(mask), None
+    if not positions.size:
+        raise UnknownSeriesError("no series matches all of the given filters together", asked)
+    return Selection(filters, np.asarray(snapshot.table_rows[positions]), group, False)
+
+
+def _codes(snapshot: Snapshot, column: str, wanted: list[str]) -> list[int]:
+    """The value codes of ``wanted``; any unknown value raises, with suggestions."""
+    lookup = snapshot.keys[column].lookup
+    unknown = [w for w in wanted if w not in lookup]
+    if unknown:
+        known = sorted(lookup)
+        suggestions = {u: difflib.get_close_matches(u, known, n=3) for u in unknown[:5]}
+        hints = sorted({s for found in suggestions.values() for s in found})
+        raise UnknownSeriesError(
+            f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
+            + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
+            {"column": column, "unknown": unknown[:20], "suggestions": suggestions})
+    return [lookup[w] for w in wanted]

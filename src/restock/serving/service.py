@@ -1,0 +1,224 @@
+"""ForecastService: answers from the active model version's precomputed forecasts.
+
+Every series' forecast, interval and backtest residuals were computed at retrain time and
+written as a memory-mapped snapshot (:mod:`restock.snapshot`), so a request selects rows
+(:mod:`.selection`), sums arrays (:mod:`.aggregation`), plans inventory on a daily path
+(:mod:`restock.inventory`) and adds warnings (:mod:`.warnings`): numpy only, no pandas
+unless a plot is asked for (:mod:`.plots`). The service follows the registry's ``current``
+pointer with one ``stat`` per call, so every web worker follows a rollback.
+
+Per request the only database work is one indexed ``max(seq)`` over the uploads table
+(:mod:`.stock`): it drives the ``stale_model`` warning and keys the stock levels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from restock import inventory, snapshot
+from restock.config import Settings
+from restock.data.panel import horizon_steps
+from restock.data.schema import days_per_period
+from restock.data.store import Filter, SalesStore
+from restock.errors import InvalidParameterError, ModelNotFoundError, NoModelError
+from restock.registry import ModelRegistry
+from restock.serving import aggregation, selection, warnings
+from restock.serving.plots import PlotStore, title_of
+from restock.serving.stock import StockOnHand
+from restock.snapshot import MEMBER_COLUMNS, Snapshot
+
+#: the history periods an answer carries unless asked for more (or none)
+DEFAULT_HISTORY = 28
+_FORECAST_KEYS = ("date", "yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)
+_days_per_period = functools.lru_cache(maxsize=64)(days_per_period)
+
+
+class LoadedModel:
+    """The active version: its id, ``meta.json`` and memory-mapped snapshot."""
+
+    def __init__(self, version: str, meta: dict[str, Any], arrays: Snapshot) -> None:
+        self.version = version
+        self.meta = meta
+        self.snapshot = arrays
+        self.freq = arrays.freq
+
+    @classmethod
+    def read(cls, registry: ModelRegistry, version: str) -> "LoadedModel":
+        """Check the version's files (see ``ModelRegistry.check``) and map its snapshot."""
+        meta = registry.check(version)
+        return cls(version, meta, snapshot.load(registry.path(version), meta))
+
+
+class ForecastService:
+    """Forecasts and inventory plans for any selection of series, from the active model."""
+
+    def __init__(self, settings: Settings, store: SalesStore, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.stock = StockOnHand(store)
+        self.plots = PlotStore(settings.plots_dir)
+        self._model: LoadedModel | None = None
+        self._stamp: int | None = None
+        self._lock = threading.Lock()
+
+    # -- the active model ----------------------------------------------------------------
+
+    def model(self) -> LoadedModel:
+        """The active version, reloaded when ``current`` has moved since the last call."""
+        stamp = self.registry.pointer_stamp()
+        if stamp is None:
+            raise NoModelError("no model has been trained yet: upload sales data to /retrain")
+        if self._model is None or stamp != self._stamp:
+            with self._lock:
+                if self._model is None or stamp != self._stamp:
+                    version = self.registry.current()
+                    if version is None:
+                        raise NoModelError("no model has been trained yet")
+                    if self._model is None or self._model.version != version:
+                        self._model = LoadedModel.read(self.registry, version)
+                    self._stamp = stamp
+        return self._model
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /`` reports: the active version and what it was trained on."""
+        try:
+            model = self.model()
+        except (NoModelError, ModelNotFoundError):
+            # a damaged ``current`` still gets a health answer (and the log has the cause)
+            return {"model_version": None, "trained_at": None, "rows": None, "series": None}
+        meta = model.meta
+        return {"model_version": model.version, "trained_at": meta.get("trained_at"),
+                "rows": meta.get("rows"), "series": meta.get("series")}
+
+    # -- the forecast --------------------------------------------------------------------
+
+    def forecast(
+        self,
+        days: int | None = None,
+        periods: int | None = None,
+        product_id: Filter = None,
+        store_id: Filter = None,
+        category: Filter = None,
+        *,
+        service_level: float = 0.95,
+        lead_time_days: float = 7.0,
+        lead_time_std_days: float = 0.0,
+        review_period_days: float = 0.0,
+        on_hand: float | None = None,
+        ordering_cost: float | None = None,
+        holding_cost: float | None = None,
+        cover_days: float = 30.0,
+        plot: bool = False,
+        history: int = DEFAULT_HISTORY,
+    ) -> dict[str, Any]:
+        """The forecast, inventory plan and warnings for one selection, as the API returns it.
+
+        ``history``: how many of the latest periods of history the answer carries (0: none;
+        more than the version holds: all it holds). It only shapes the answer: warnings
+        and the plot judge the same recent year whatever it is.
+        """
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise InvalidParameterError(f"history must be a whole number >= 0 (got {history!r})",
+                                        {"parameter": "history", "value": str(history)})
+        model = self.model()
+        arrays = model.snapshot
+        steps = self._steps(arrays, days, periods)
+        chosen = selection.select(arrays, product_id, store_id, category)
+        level = self.settings.interval_level
+        result = aggregation.aggregate(arrays, chosen.rows, chosen.group, steps, level)
+        period_days = _days_per_period(model.freq)
+        sigma_period = aggregation.error_sigma(result, arrays.backtest_steps,
+                                               lead_time_days / period_days)
+        data_version = self.stock.data_version()
+        if on_hand is None:
+            on_hand = self.stock.latest(data_version, product_id, store_id, category)
+        daily = inventory.spread_over_days(result.point["yhat"], np.diff(arrays.days[:steps + 1]))
+        plan = inventory.plan_for_daily_demand(
+            date.fromisoformat(arrays.dates[0]), daily,
+            inventory.sigma_daily_from_period(sigma_period, period_days),
+            service_level=service_level, lead_time_days=lead_time_days,
+            lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
+            on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
+            cover_days=cover_days)
+        judged = warnings.judged_history(arrays, result)
+        found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
+                                            data_version, level)
+        shown_at, shown = warnings.recent_history(arrays, result, history)
+        columns = [_nums(result.point[c]) if c in result.point else [None] * steps
+                   for c in _FORECAST_KEYS[1:]]
+        answer: dict[str, Any] = {
+            "model_version": model.version,
+            "selection": {**chosen.filters,
+                          "series": chosen.series_count(int(model.meta["series"]))},
+            "frequency": model.freq,
+            "horizon": {"periods": steps, "days": round(steps * period_days, 2)},
+            "history": [{"date": arrays.history_dates[i], "quantity": q}
+                        for i, q in zip(shown_at.tolist(), _nums(shown))],
+            "forecast": [dict(zip(_FORECAST_KEYS, values))
+                         for values in zip(arrays.dates[:steps], *columns)],
+            "inventory": plan.to_dict(),
+            "warnings": found + inventory.inventory_warnings(plan),
+        }
+        if plot:
+            judged_at, _ = warnings.recent_history(arrays, result, len(judged))
+            answer["plot_id"] = self.plots.render(
+                title_of(arrays, chosen.rows, chosen.is_total),
+                pd.DataFrame({"date": pd.to_datetime([arrays.history_dates[i]
+                                                      for i in judged_at]),
+                              "quantity": judged}),
+                pd.DataFrame({"date": pd.to_datetime(arrays.dates[:steps]), **result.point}),
+                plan)
+        return answer
+
+    def plot_path(self, plot_id: str) -> Path:
+        """The PNG of an earlier ``plot: true`` request."""
+        return self.plots.path(plot_id)
+
+    def all_series(self, days: int | None = None, periods: int | None = None) -> pd.DataFrame:
+        """Every series' forecast in long form (the total excluded), for bulk export."""
+        arrays = self.model().snapshot
+        steps = self._steps(arrays, days, periods)
+        rows = np.asarray(arrays.table_rows)
+        products, stores = (arrays.keys[k] for k in ("product_id", "store_id"))
+        out = pd.DataFrame({
+            "product_id": np.repeat(products.values[products.codes], steps).astype(object),
+            "store_id": np.repeat(stores.values[stores.codes], steps).astype(object),
+            "date": np.tile(np.array(arrays.dates[:steps], dtype=object), len(rows)),
+        })
+        for column in _FORECAST_KEYS[1:]:
+            values = arrays.forecast.get(column)
+            out[column] = values[rows, :steps].ravel() if values is not None else np.nan
+        return out
+
+    def _steps(self, arrays: Snapshot, days: int | None, periods: int | None) -> int:
+        available = arrays.horizon
+        if days is not None and periods is not None:
+            raise InvalidParameterError("give either days or periods, not both")
+        if periods is None:
+            periods = horizon_steps(30 if days is None else days, arrays.freq)
+            asked = f"{days if days is not None else 30} days"
+        else:
+            asked = f"{periods} periods"
+        if periods < 1 or (days is not None and days < 1):
+            raise InvalidParameterError("days and periods must be at least 1")
+        if periods > available:
+            raise InvalidParameterError(
+                f"{asked} is beyond the model's horizon of {available} periods; "
+                "set RESTOCK_MAX_HORIZON_DAYS higher and retrain",
+                {"max_periods": available})
+        return periods
+
+
+def _nums(values: np.ndarray) -> list[float | None]:
+    """JSON numbers rounded to 4 places, None for NaN/inf (``tolist`` is the fast path)."""
+    isfinite = math.isfinite
+    return [round(v, 4) if isfinite(v) else None for v in np.asarray(values, float).tolist()]

@@ -1,0 +1,98 @@
+"""A selection's stock on hand now: the latest recorded ``on_hand`` per (product, store).
+
+The store changes only through applied uploads, so its ``data_version`` (one indexed
+``max``) names what it holds. Each data version's latest stock per (product, store,
+category) is read once (one query) into arrays; a selection's sum is then numpy on them,
+memoised per (data version, filters), so a new upload shows on the very next request in
+any process and no request runs pandas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from restock.data.store import Filter, SalesStore
+from restock.snapshot import KEYS
+
+#: cached (data version, filters) -> on_hand entries before the cache starts over
+_CACHED = 10_000
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class StockLevels:
+    """One data version's latest stock rows, sorted by date (stable), as arrays."""
+
+    codes: dict[str, np.ndarray]  # KEYS -> code of each row
+    lookup: dict[str, dict[str, int]]  # KEYS -> value -> code
+    pair: np.ndarray  # (product, store) code of each row
+    on_hand: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "StockLevels":
+        frame = frame.sort_values("date", kind="stable")
+        codes, lookup = {}, {}
+        for column in KEYS:
+            codes[column], values = pd.factorize(frame[column], sort=False)
+            lookup[column] = {str(v): i for i, v in enumerate(values)}
+        pair = codes["product_id"].astype(np.int64) * (len(lookup["store_id"]) + 1) \
+            + codes["store_id"]
+        return cls(codes, lookup, pair, frame["on_hand"].to_numpy(float))
+
+    def total(self, filters: dict[str, tuple[str, ...] | None]) -> float | None:
+        """Sum over the (product, store)s whose rows match the filters of each one's latest
+        matching stock; None when no row matches."""
+        mask = np.ones(len(self.on_hand), dtype=bool)
+        for column, wanted in filters.items():
+            if wanted is not None:
+                known = [self.lookup[column][w] for w in wanted if w in self.lookup[column]]
+                mask &= np.isin(self.codes[column], known)
+        matched = np.flatnonzero(mask)
+        if not matched.size:
+            return None
+        # the last row of each (product, store) in date order, kept in that order
+        _, last_reversed = np.unique(self.pair[matched][::-1], return_index=True)
+        latest = np.sort(matched[len(matched) - 1 - last_reversed])
+        return float(self.on_hand[latest].sum())
+
+
+def filter_key(value: Filter) -> tuple[str, ...] | None:
+    """A hashable filter, as the store reads it: None is no filter, [] matches nothing."""
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+class StockOnHand:
+    """Latest stock per selection, following the store's data version."""
+
+    def __init__(self, store: SalesStore) -> None:
+        self.store = store
+        self._levels: tuple[Any, StockLevels] | None = None  # (data version, levels)
+        self._memo: dict[Any, float | None] = {}
+
+    def data_version(self) -> Any:
+        return self.store.data_version()
+
+    def latest(self, data_version: Any, product_id: Filter, store_id: Filter,
+               category: Filter) -> float | None:
+        """The selection's stock now, from the snapshot of ``data_version``."""
+        filters = dict(zip(KEYS, map(filter_key, (product_id, store_id, category))))
+        key = (data_version, *filters.values())
+        cached = self._memo.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        current = self._levels
+        if current is None or current[0] != data_version:
+            current = (data_version, StockLevels.of(self.store.on_hand_snapshot()))
+            self._levels = current
+            self._memo = {}  # entries of older versions are never asked for again
+        value = current[1].total(filters)
+        if len(self._memo) >= _CACHED:
+            self._memo = {}
+        self._memo[key] = value
+        return value

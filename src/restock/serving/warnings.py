@@ -1,0 +1,104 @@
+"""The data and model warnings of one selection's forecast (inventory ones are in
+:func:`restock.inventory.inventory_warnings`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from restock.inventory import make_warning
+from restock.models.metrics import season_length
+from restock.serving.aggregation import Aggregate
+from restock.snapshot import Snapshot
+
+#: how much recent history the warnings judge (and the chart shows), in periods
+HISTORY_PERIODS = {"D": 365, "W": 104, "M": 36}
+SHORT_HISTORY_SEASONS = 2
+INTERMITTENT_ZERO_SHARE = 0.5
+GAP_SHARE_WARNING = 0.05
+HIGH_UNCERTAINTY_RATIO = 1.0
+_season_length = functools.lru_cache(maxsize=64)(season_length)
+
+
+def recent_history(snapshot: Snapshot, aggregate: Aggregate,
+                   periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``periods`` periods since the selection started: positions in
+    ``snapshot.history_dates`` and quantities."""
+    started = np.flatnonzero(~np.isnan(aggregate.history))
+    at = started[len(started) - min(periods, len(started)):]
+    return at, np.asarray(aggregate.history[at], dtype=float)
+
+
+def judged_history(snapshot: Snapshot, aggregate: Aggregate) -> np.ndarray:
+    """The recent history the warnings judge: ``HISTORY_PERIODS`` of the frequency."""
+    return recent_history(snapshot, aggregate, HISTORY_PERIODS.get(snapshot.freq[0], 365))[1]
+
+
+def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.ndarray,
+                       aggregate: Aggregate, history: np.ndarray, data_version: Any,
+                       interval_level: float) -> list[dict[str, str]]:
+    """Short or intermittent history, a forecast worse than naive, discontinued or gappy
+    series, a model older than the data, clipped members, a very wide interval."""
+    found = []
+    selected = len(rows)
+    stats = snapshot.stats
+    season = _season_length(snapshot.freq)
+    short = int((stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * season).sum())
+    if short:
+        found.append(make_warning(
+            "short_history", "warning",
+            f"{short} of {selected} selected series have less than "
+            f"{SHORT_HISTORY_SEASONS * season} periods of history; their forecasts lean on "
+            "simple fallbacks"))
+    if len(history) and float((history == 0).mean()) > INTERMITTENT_ZERO_SHARE:
+        found.append(make_warning(
+            "intermittent_demand", "info",
+            "demand is zero in most periods; expect lumpy sales around a flat average "
+            "forecast"))
+    mase = _mase(aggregate.residual, history, season)
+    if mase is not None and mase >= 1:
+        found.append(make_warning(
+            "worse_than_naive", "warning",
+            f"on the backtest this forecast was no better than repeating last season "
+            f"(MASE {mase:.2f})"))
+    gone = int(stats["discontinued"][rows].sum())
+    if gone:
+        found.append(make_warning(
+            "discontinued", "info",
+            f"{gone} of {selected} selected series have not sold for over a year; their "
+            "forecasts are near zero"))
+    trained_seq = meta.get("last_upload_seq")
+    if data_version is not None and trained_seq is not None and data_version > trained_seq:
+        found.append(make_warning(
+            "stale_model", "info",
+            "sales data newer than this model has been uploaded; retrain to use it"))
+    gappy = int((stats["gap_share"][rows] > GAP_SHARE_WARNING).sum())
+    if gappy:
+        found.append(make_warning(
+            "data_gaps", "info",
+            f"{gappy} selected series have missing periods, counted as zero sales"))
+    if stats["clipped"][rows].any():
+        found.append(make_warning(
+            "negative_forecast_clipped", "info",
+            "some member forecasts went below zero and were clipped at 0"))
+    point = aggregate.point
+    mean = float(np.mean(point["yhat"]))
+    spread = float(np.mean(point["yhat_upper"] - point["yhat_lower"])) / 2
+    if mean > 0 and spread / mean > HIGH_UNCERTAINTY_RATIO:
+        found.append(make_warning(
+            "high_uncertainty", "warning",
+            f"the {interval_level:.0%} interval is wider than the forecast itself; plan "
+            "with the upper bound in mind"))
+    return found
+
+
+def _mase(residuals: np.ndarray, history: np.ndarray, lag: int) -> float | None:
+    """Backtest MASE of the selection: mean absolute residual over the seasonal-naive
+    error of its recent history (None when either is unknown)."""
+    if not np.isfinite(residuals).any() or len(history) <= lag:
+        return None
+    scale = float(np.mean(np.abs(history[lag:] - history[:-lag])))
+    return float(np.nanmean(np.abs(residuals)) / scale) if scale > 0 else None
