@@ -98,3 +98,24 @@ def test_activation_keeps_a_retrain_in_progress(tmp_path: Path) -> None:
     registry.seal(version, staging, {"rows": 1, "series": 1})
     registry.activate(version)
     assert registry.current() == version
+
+
+def test_check_trusts_only_the_very_files_a_full_verify_hashed(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    import restock.registry as module
+
+    registry = ModelRegistry(tmp_path)
+    version = make_version(registry, "payload")
+    hashed: list[str] = []
+    real = module._sha256
+    monkeypatch.setattr(module, "_sha256", lambda path: hashed.append(path.name) or real(path))
+    registry.check(version)  # never verified here yet: hashes
+    assert "forecasts.parquet" in hashed
+    hashed.clear()
+    registry.check(version)  # the same files: only their identity is compared
+    assert hashed == []
+    file = tmp_path / version / "forecasts.parquet"
+    file.write_bytes(file.read_bytes()[::-1])  # same size, rewritten: a new mtime
+    with pytest.raises(ModelNotFoundError, match="damaged"):
+        registry.check(version)
+    assert "forecasts.parquet" in hashed

@@ -9,6 +9,7 @@ import pytest
 from restock.data.panel import TOTAL_ID
 from restock.errors import InvalidParameterError, NoModelError, PlotNotFoundError, \
     UnknownSeriesError
+from restock import snapshot
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
 from tests.conftest import Trained
@@ -19,9 +20,13 @@ def service(trained: Trained) -> ForecastService:
     return ForecastService(trained.settings, trained.store, trained.registry)
 
 
+def stored(trained: Trained, version: str | None = None) -> snapshot.Snapshot:
+    version = version or trained.version
+    return snapshot.load(trained.registry.path(version), trained.registry.meta(version))
+
+
 def series_table(trained: Trained) -> pd.DataFrame:
-    root = trained.registry.path(trained.version)
-    return pd.read_parquet(root / "series.parquet")
+    return stored(trained).series_frame()
 
 
 def test_response_shape(service: ForecastService, trained: Trained) -> None:
@@ -60,8 +65,8 @@ def test_a_group_is_the_sum_of_its_series(service: ForecastService, trained: Tra
 
 def test_no_filter_is_the_total(service: ForecastService, trained: Trained) -> None:
     total = service.forecast(periods=5)
-    stored = pd.read_parquet(trained.registry.path(trained.version) / "forecasts.parquet")
-    expected = stored[stored["unique_id"] == TOTAL_ID].sort_values("step")["yhat"][:5]
+    forecasts = stored(trained).forecast_frame()
+    expected = forecasts[forecasts["unique_id"] == TOTAL_ID].sort_values("step")["yhat"][:5]
     np.testing.assert_allclose([f["yhat"] for f in total["forecast"]], expected, atol=1e-3)
     assert total["selection"]["series"] == 6
 
@@ -191,11 +196,14 @@ def test_a_discontinued_series_is_named_in_the_warnings(service: ForecastService
     registry = trained.registry
     source = registry.path(trained.version)
     version, staging = registry.staging_dir()
-    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("meta.json"))
-    series = pd.read_parquet(staging / "series.parquet")
-    gone = series["product_id"] == "P0002"
-    series["discontinued"] = gone
-    series.to_parquet(staging / "series.parquet", index=False)
+    shutil.copytree(source, staging, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("meta.json", snapshot.FOLDER))
+    arrays = stored(trained)
+    series = arrays.series_frame()
+    series["discontinued"] = series["product_id"] == "P0002"
+    snapshot.write(staging, snapshot.build(
+        arrays.freq, series, arrays.forecast, arrays.dates, arrays.backtest_steps,
+        arrays.backtest_y, arrays.backtest_yhat, arrays.history, arrays.history_dates))
     meta = json.loads((source / "meta.json").read_text())
     registry.seal(version, staging, {k: v for k, v in meta.items() if k != "manifest"})
     try:
@@ -207,3 +215,67 @@ def test_a_discontinued_series_is_named_in_the_warnings(service: ForecastService
     finally:
         registry.activate(trained.version)
         shutil.rmtree(registry.path(version))
+
+
+def test_history_is_a_request_option(service: ForecastService, trained: Trained) -> None:
+    held = int((~np.isnan(stored(trained).history[0])).sum())  # a series from day one
+    default = service.forecast(product_id="P0001", store_id="S01")
+    assert len(default["history"]) == 28
+    assert service.forecast(product_id="P0001", store_id="S01", history=0)["history"] == []
+    everything = service.forecast(product_id="P0001", store_id="S01", history=5000)
+    assert len(everything["history"]) == held
+    assert everything["history"][-28:] == default["history"]
+    assert everything["warnings"] == default["warnings"]  # history shapes only the answer
+    with pytest.raises(InvalidParameterError, match="history"):
+        service.forecast(history=-1)
+
+
+def test_a_stored_group_sum_equals_summing_its_rows(service: ForecastService,
+                                                    trained: Trained) -> None:
+    """A store alone is read from the sums written with the version; the same series
+    selected with every category too are summed at request time: the answers match."""
+    categories = sorted(set(series_table(trained)["category"]) - {""})
+    arrays = stored(trained)
+    assert "store_id" in arrays.groups and "category" in arrays.groups
+    for store in ("S01", "S02"):
+        ready = service.forecast(days=40, store_id=store, on_hand=10.0, history=500)
+        summed = service.forecast(days=40, store_id=store, category=categories, on_hand=10.0,
+                                  history=500)
+        ready["selection"]["category"] = categories
+        assert ready == summed
+
+
+def test_a_version_in_the_earlier_parquet_layout_still_loads(
+        service: ForecastService, trained: Trained) -> None:
+    import json
+    import shutil
+
+    registry = trained.registry
+    source = registry.path(trained.version)
+    arrays = stored(trained)
+    history = pd.DataFrame({
+        "unique_id": np.repeat(arrays.uids, len(arrays.history_dates)),
+        "ds": np.tile(pd.to_datetime(arrays.history_dates), len(arrays.uids)),
+        "y": np.asarray(arrays.history).ravel()}).dropna()
+    version, staging = registry.staging_dir()
+    shutil.copytree(source, staging, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("meta.json", snapshot.FOLDER))
+    arrays.forecast_frame().to_parquet(staging / "forecasts.parquet", index=False)
+    series = arrays.series_frame().drop(columns="clipped")
+    series.to_parquet(staging / "series.parquet", index=False)
+    history.to_parquet(staging / "history.parquet", index=False)
+    meta = json.loads((source / "meta.json").read_text())
+    registry.seal(version, staging, {k: v for k, v in meta.items() if k != "manifest"})
+    category = sorted(set(series_table(trained)["category"]) - {""})[0]
+    asks = [{}, {"product_id": "P0001"}, {"store_id": "S01"}, {"category": category}]
+    expected = [service.forecast(days=20, on_hand=5.0, history=200, **ask) for ask in asks]
+    try:
+        registry.activate(version)
+        again = [service.forecast(days=20, on_hand=5.0, history=200, **ask) for ask in asks]
+    finally:
+        registry.activate(trained.version)
+        shutil.rmtree(registry.path(version))
+    for before, after in zip(expected, again):
+        assert after.pop("model_version") == version
+        before.pop("model_version")
+        assert after == before

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from restock import snapshot
 from restock.data.panel import TOTAL_ID
 from restock.errors import JobCancelled, TrainingError
 from restock.models.ensemble import EnsembleForecaster
@@ -17,10 +18,20 @@ from restock.training import STAGES, retrain, retrain_model_with_queue
 from tests.conftest import Trained, train_home
 
 
+def stored_forecasts(root: Path) -> pd.DataFrame:
+    """The version's forecasts, long, as training produced them (read via the snapshot)."""
+    return snapshot.load(root, {}).forecast_frame()
+
+
+def stored_series(root: Path) -> pd.DataFrame:
+    return snapshot.load(root, {}).series_frame()
+
+
 def test_artifacts_are_complete_and_pickle_free(trained: Trained) -> None:
     root = trained.registry.path(trained.version)
-    for name in ("lstm.safetensors", "scalers.json", "forecasts.parquet", "metrics.json",
-                 "meta.json", "backtest.parquet", "series.parquet", "weights.json"):
+    for name in ("lstm.safetensors", "scalers.json", "metrics.json", "meta.json",
+                 "backtest.parquet", "weights.json", "snapshot/snapshot.json",
+                 "snapshot/forecast.yhat.npy", "snapshot/history.npy"):
         assert (root / name).is_file(), name
     models = {p.stem for p in (root / "prophet").glob("*.json")} - {"index"}
     assert len(models) == 7  # 6 series + the total
@@ -53,7 +64,7 @@ def test_events_walk_the_stages_in_order(trained: Trained) -> None:
 
 def test_saved_ensemble_reproduces_the_precomputed_forecasts(trained: Trained) -> None:
     root = trained.registry.path(trained.version)
-    stored = pd.read_parquet(root / "forecasts.parquet")
+    stored = stored_forecasts(root)
     again = EnsembleForecaster.load(root).predict(int(stored["step"].max()))
     merged = stored.merge(again, on=["unique_id", "ds"], suffixes=("", "_again"))
     assert len(merged) == len(stored) == 7 * 365
@@ -66,9 +77,9 @@ def test_saved_ensemble_reproduces_the_precomputed_forecasts(trained: Trained) -
 
 
 def test_retrain_on_the_same_data_reproduces_the_forecasts(trained: Trained) -> None:
-    first = pd.read_parquet(trained.registry.path(trained.version) / "forecasts.parquet")
+    first = stored_forecasts(trained.registry.path(trained.version))
     version = retrain(trained.settings, trained.store, trained.registry)
-    second = pd.read_parquet(trained.registry.path(version) / "forecasts.parquet")
+    second = stored_forecasts(trained.registry.path(version))
     np.testing.assert_allclose(first["yhat"], second["yhat"], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(first["lstm"], second["lstm"], rtol=1e-6, atol=1e-6)
     trained.registry.activate(trained.version)  # leave the shared fixture as it was
@@ -131,7 +142,7 @@ def test_weekly_and_monthly_data_keep_their_calendar(tmp_path: Path, freq: str, 
         "B": rng.poisson(5, periods).astype(float)}))
     meta = result.registry.meta(result.version)
     assert meta["frequency"] == freq
-    forecasts = pd.read_parquet(result.registry.path(result.version) / "forecasts.parquet")
+    forecasts = stored_forecasts(result.registry.path(result.version))
     assert forecasts["ds"].min() > dates[-1]
     if weekday is not None:
         assert (forecasts["ds"].dt.dayofweek == weekday).all()
@@ -150,8 +161,8 @@ def test_short_zero_and_single_series(tmp_path: Path) -> None:
     short = _frame(dates[-5:], {"NEW": np.array([1.0, 2, 3, 2, 1])})
     result = train_home(tmp_path, pd.concat([frame, short], ignore_index=True))
     root = result.registry.path(result.version)
-    forecasts = pd.read_parquet(root / "forecasts.parquet")
-    series = pd.read_parquet(root / "series.parquet").set_index("product_id")
+    forecasts = stored_forecasts(root)
+    series = stored_series(root).set_index("product_id")
     for product in ("REG", "ZERO", "NEW"):
         uid = series.loc[product, "unique_id"]
         rows = forecasts[forecasts["unique_id"] == uid]
@@ -164,7 +175,7 @@ def test_short_zero_and_single_series(tmp_path: Path) -> None:
 
     single = train_home(tmp_path / "single", _frame(dates, {"ONLY": rng.poisson(4, 90)
                                                              .astype(float)}))
-    forecasts = pd.read_parquet(single.registry.path(single.version) / "forecasts.parquet")
+    forecasts = stored_forecasts(single.registry.path(single.version))
     assert set(forecasts["unique_id"]) == {"s00001", TOTAL_ID}
     single.store.close()
 
@@ -218,7 +229,7 @@ def test_a_seed_retrain_is_exactly_sixty_forty_over_the_seed_members(tmp_path: P
     meta = json.loads((root / "meta.json").read_text())
     assert meta["weights_summary"] == {"mode": "seed", "weights": {
         "prophet": 0.6, "lstm": 0.4, "seasonal_naive": 0.0}}
-    forecasts = pd.read_parquet(root / "forecasts.parquet")
+    forecasts = stored_forecasts(root)
     both = forecasts[forecasts["lstm"].notna() & forecasts["prophet"].notna()]
     assert len(both) and np.allclose(both["yhat"], 0.6 * both["prophet"] + 0.4 * both["lstm"])
     result.store.close()

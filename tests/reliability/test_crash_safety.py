@@ -250,17 +250,17 @@ def damage(models: Path, v1: str) -> dict[str, str]:
         return models / name
 
     target = clone("20990101-000000-000000-trun")  # newest: would sort first
-    parquet = target / "forecasts.parquet"
-    parquet.write_bytes(parquet.read_bytes()[: parquet.stat().st_size // 2])
+    arrays = target / "snapshot" / "forecast.yhat.npy"
+    arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
     cases[target.name] = "truncated file"
     target = clone("20990101-000000-000000-miss")
     (target / "lstm.safetensors").unlink()
     cases[target.name] = "missing file"
     target = clone("20990101-000000-000000-flip")
     meta = json.loads((target / "meta.json").read_text())
-    data = bytearray((target / "series.parquet").read_bytes())
+    data = bytearray((target / "snapshot" / "history.npy").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (target / "series.parquet").write_bytes(bytes(data))
+    (target / "snapshot" / "history.npy").write_bytes(bytes(data))
     cases[target.name] = "flipped byte"
     target = clone("20990101-000000-000000-half")
     text = (target / "meta.json").read_text()

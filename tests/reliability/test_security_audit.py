@@ -394,8 +394,8 @@ def test_no_error_body_shows_a_trace_or_a_path(trained_copy: tuple[Path, str],
         assert error["code"] == "internal_error" and error["details"]["request_id"]
     with sqlite3.connect(home / "restock.db") as db:
         db.execute("alter table sales_gone rename to sales")
-    parquet = home / "models" / version / "forecasts.parquet"
-    parquet.write_bytes(parquet.read_bytes()[:100])
+    arrays = home / "models" / version / "snapshot" / "forecast.yhat.npy"
+    arrays.write_bytes(arrays.read_bytes()[:100])
     fresh = make(home, api_tokens=TOKEN)  # a new process would load the damaged version
     apps.append(fresh)
     answer = fresh.test_client().post("/forecast", headers=AUTH, json={"days": 7})
