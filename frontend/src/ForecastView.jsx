@@ -262,6 +262,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
       body[name] = v;
     }
     body.plot = true;
+    body.history = Math.min(5000, Math.max(90, 4 * (body.days || 30))); // what chartRows keeps
     setLoading(true);
     try {
       setResp(await client.json('POST', '/forecast', body));

@@ -137,6 +137,8 @@ class ForecastRequest(Request):
                                        description="per unit per year")
     cover_days: float = Field(30.0, ge=0, le=3650)
     plot: bool = Field(False, description="render a PNG; its URL comes back as plot_url")
+    history: int = Field(28, ge=0, le=5000, description="latest periods of history to "
+                         "include (0: none; capped at what the model holds)")
 
     @model_validator(mode="after")
     def _one_horizon(self) -> "ForecastRequest":

@@ -839,6 +839,7 @@
       return;
     }
     body.plot = true;
+    body.history = Math.min(5000, Math.max(90, 4 * (body.days || 30)));  // what drawChart shows
     ui.forecastSubmit.disabled = true;
     ui.forecastSubmit.textContent = 'Loading…';
     apiJson('POST', '/forecast', body).then(function (resp) {
