@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from statistics import NormalDist
 from typing import Any, Literal
@@ -440,7 +440,8 @@ class InventoryPlan:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values: plain floats (6 decimals), ISO dates, ``None`` for unknowns."""
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
+        for key in _PLAN_FIELDS:
+            value = getattr(self, key)
             if isinstance(value, date):
                 out[key] = value.isoformat()
             elif isinstance(value, bool) or value is None:
@@ -449,6 +450,10 @@ class InventoryPlan:
                 number = float(value)
                 out[key] = round(number, 6) if math.isfinite(number) else None
         return out
+
+
+#: field names in declaration order (``asdict`` deep-copies; every field is a plain value)
+_PLAN_FIELDS = tuple(f.name for f in fields(InventoryPlan))
 
 
 def plan_inventory(

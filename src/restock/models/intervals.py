@@ -78,10 +78,10 @@ def _per_step(
     values = np.asarray(residuals, dtype=float)[finite]
     pooled = statistic(values)
     horizon = int(steps.max())
-    widths = np.empty(h)
-    for step in range(1, min(h, horizon) + 1):
-        at_step = values[steps == step]
-        widths[step - 1] = statistic(at_step) if len(at_step) >= MIN_PER_STEP else pooled
+    widths = np.full(h, pooled)
+    counts = np.bincount(steps, minlength=horizon + 1)[1:min(h, horizon) + 1]
+    for step in np.flatnonzero(counts >= MIN_PER_STEP).tolist():  # the others: pooled
+        widths[step] = statistic(values[steps == step + 1])
     observed = np.maximum.accumulate(widths[: min(h, horizon)])
     widths[: len(observed)] = observed
     if h > horizon:
