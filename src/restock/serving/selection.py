@@ -48,14 +48,25 @@ def select(snapshot: Snapshot, product_id: Filter = None, store_id: Filter = Non
     codes = {column: _codes(snapshot, column, wanted) for column, wanted in asked.items()}
     if len(asked) == 1:  # one column: its values' positions, no mask over every series
         (column, found), = codes.items()
-        positions = np.unique(np.concatenate([snapshot.keys[column].positions(c)
-                                              for c in found]))
-        group = (column, found[0]) if len(set(found)) == 1 else None
-    else:
-        mask = np.ones(len(snapshot.table_rows), dtype=bool)
+        distinct = sorted(set(found))
+        key = snapshot.keys[column]
+        if len(distinct) == 1:  # a value's positions are stored ascending
+            positions, group = key.positions(distinct[0]), (column, distinct[0])
+        else:
+            positions = np.sort(np.concatenate([key.positions(c) for c in distinct]))
+            group = None
+    else:  # the fewest candidates (a product's series, say), kept where the rest match
+        def candidates(column: str) -> int:
+            key = snapshot.keys[column]
+            return sum(int(key.bounds[c + 1] - key.bounds[c]) for c in set(codes[column]))
+
+        narrowest = min(codes, key=candidates)
+        key = snapshot.keys[narrowest]
+        positions = np.sort(np.concatenate([key.positions(c) for c in set(codes[narrowest])]))
         for column, found in codes.items():
-            mask &= np.isin(snapshot.keys[column].codes, found)
-        positions, group = np.flatnonzero(mask), None
+            if column != narrowest:
+                positions = positions[np.isin(snapshot.keys[column].codes[positions], found)]
+        group = None
     if not positions.size:
         raise UnknownSeriesError("no series matches all of the given filters together", asked)
     return Selection(filters, np.asarray(snapshot.table_rows[positions]), group, False)
