@@ -315,10 +315,3 @@ def _load_legacy(root: Path, meta: Mapping[str, Any]) -> Snapshot:
     return from_frames(meta["frequency"], series, forecasts, backtest, history,
                        meta.get("clipped") or {}, group_sums=False)
 
-
-def files(root: Path) -> list[Path]:
-    """The snapshot's files in a version folder (either layout): what damages a version."""
-    folder = Path(root) / FOLDER
-    if folder.is_dir():
-        return sorted(folder.glob("*"))
-    return [Path(root) / name for name in _LEGACY_FILES]
