@@ -2,7 +2,7 @@ import { useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from 're
 import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
-import { ApiError } from './api.js';
+import { FORECAST_FIELDS, HISTORY_PERIODS, forecastBody, inputAttrs } from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
 const fmt = (v, d) => {
@@ -56,7 +56,7 @@ function useWidth(fallback = 720) {
 export function chartRows(resp, maxHistory) {
   const fc = resp.forecast || [];
   const histAll = resp.history || [];
-  const keep = maxHistory ?? Math.max(90, fc.length * 4);
+  const keep = maxHistory ?? HISTORY_PERIODS;
   const hist = histAll.slice(-keep);
   const byDate = new Map();
   const row = (date) => { if (!byDate.has(date)) byDate.set(date, { date }); return byDate.get(date); };
@@ -169,16 +169,10 @@ export function WarningsList({ warnings }) {
   );
 }
 
-const NUMBER_FIELDS = [
-  ['days', 'Days ahead', { min: 1, max: 730, step: 1, required: true }],
-  ['service_level', 'Service level', { min: 0.5, max: 0.999, step: 0.001, required: true }],
-  ['lead_time_days', 'Lead time (days)', { min: 0, max: 365, step: 'any', required: true }],
-  ['on_hand', 'On hand (blank: latest stored)', { min: 0, step: 'any' }],
-];
-const MORE_FIELDS = [
-  ['lead_time_std_days', 'Lead time std (days)'], ['review_period_days', 'Review period (days)'],
-  ['ordering_cost', 'Ordering cost per order'], ['holding_cost', 'Holding cost per unit'], ['cover_days', 'Cover days (order up to)'],
-];
+// the first four fields are always shown, the rest under "More inventory options"
+const NUMBER_FIELDS = FORECAST_FIELDS.slice(0, 4);
+const MORE_FIELDS = FORECAST_FIELDS.slice(4);
+const HINTS = { on_hand: ' (blank: latest stored)' };
 const TEST_IDS = {
   days: 'fc-days', service_level: 'fc-service-level', lead_time_days: 'fc-lead-time', on_hand: 'fc-on-hand',
   lead_time_std_days: 'fc-lead-time-std', review_period_days: 'fc-review-period', ordering_cost: 'fc-ordering-cost',
@@ -191,11 +185,26 @@ export default function ForecastView({ client, modelVersion, onError }) {
   const [series, setSeries] = useState([]);
   const [seriesNote, setSeriesNote] = useState('');
   const [sel, setSel] = useState({ product_id: '', store_id: '', category: '' });
-  const [values, setValues] = useState({ days: '30', service_level: '0.95', lead_time_days: '7', on_hand: '' });
+  const [values, setValues] = useState({});
+  const [fields, setFields] = useState(null); // the request's fields and bounds from /openapi.json
+  const [fieldsNote, setFieldsNote] = useState('');
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState(null);
   const [resp, setResp] = useState(null);
   const [plotError, setPlotError] = useState(null);
+
+  useEffect(() => {
+    let alive = true;
+    client.forecastFields().then((f) => {
+      if (!alive) return;
+      setFields(f);
+      setFieldsNote('');
+      // the server's defaults fill the fields the user has not touched
+      const defaults = Object.fromEntries(FORECAST_FIELDS.filter(([n]) => f[n]?.default != null).map(([n]) => [n, String(f[n].default)]));
+      setValues((v) => ({ ...defaults, ...v }));
+    }, (err) => { if (alive) setFieldsNote(`Could not read the request's bounds from /openapi.json (${err.message}); the server still checks them.`); });
+    return () => { alive = false; };
+  }, [client]);
 
   useEffect(() => {
     if (!modelVersion) return undefined;
@@ -241,27 +250,14 @@ export default function ForecastView({ client, modelVersion, onError }) {
   const submit = async (e) => {
     e.preventDefault();
     setError(null);
-    const body = {};
-    if (productValue) body.product_id = productValue;
-    if (sel.store_id) body.store_id = sel.store_id;
-    if (sel.category) body.category = sel.category;
-    const form = e.currentTarget;
-    for (const [name, label] of [...NUMBER_FIELDS, ...MORE_FIELDS]) {
-      const raw = String(values[name] ?? '').trim();
-      const input = form.elements.namedItem(name);
-      if (raw === '') {
-        if (name === 'days') { setError(new ApiError(0, 'invalid_input', `Check the field "${label}": enter a number.`)); input?.focus(); return; }
-        continue;
-      }
-      const v = Number(raw);
-      if (!Number.isFinite(v) || (input && !input.checkValidity())) {
-        setError(new ApiError(0, 'invalid_input', `Check the field "${label}": ${input?.validationMessage || 'invalid value'}.`));
-        input?.focus();
-        return;
-      }
-      body[name] = v;
+    let body;
+    try {
+      body = forecastBody(fields, values, { product_id: productValue, store_id: sel.store_id, category: sel.category });
+    } catch (err) {
+      setError(err);
+      e.currentTarget.elements.namedItem(err.field)?.focus();
+      return;
     }
-    body.plot = true;
     setLoading(true);
     try {
       setResp(await client.json('POST', '/forecast', body));
@@ -279,9 +275,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
     setPlotError(null);
     const win = window.open('', '_blank');
     try {
-      const r = await fetch(e.currentTarget.href, { headers: client.headers() });
-      if (!r.ok) throw new ApiError(r.status, 'plot_failed', `Could not load the PNG (HTTP ${r.status}).`);
-      const u = URL.createObjectURL(await r.blob());
+      const u = URL.createObjectURL(await client.blob(e.currentTarget.href));
       if (win) win.location.href = u; else window.location.href = u;
     } catch (err) {
       win?.close();
@@ -290,6 +284,13 @@ export default function ForecastView({ client, modelVersion, onError }) {
   };
 
   const setValue = (name) => (e) => setValues((v) => ({ ...v, [name]: e.target.value }));
+  const numberInput = (name, label) => (
+    <div className="rr-field" key={name}>
+      <label htmlFor={`${uid}-${name}`}>{label}{HINTS[name] || ''}</label>
+      <input id={`${uid}-${name}`} name={name} type="number" inputMode="decimal" data-testid={TEST_IDS[name]}
+        title={fields?.[name]?.description || undefined} value={values[name] ?? ''} onChange={setValue(name)} {...inputAttrs(fields?.[name])} />
+    </div>
+  );
   const selection = resp?.selection;
   const selText = selection && typeof selection === 'object'
     ? Object.entries(selection).filter(([, v]) => v !== null && v !== undefined && v !== '' && !(Array.isArray(v) && !v.length))
@@ -324,27 +325,16 @@ export default function ForecastView({ client, modelVersion, onError }) {
               {categories.map((p) => <option key={p} value={p}>{p}</option>)}
             </select>
           </div>
-          {NUMBER_FIELDS.map(([name, label, attrs]) => (
-            <div className="rr-field" key={name}>
-              <label htmlFor={`${uid}-${name}`}>{label}</label>
-              <input id={`${uid}-${name}`} name={name} type="number" inputMode="decimal" data-testid={TEST_IDS[name]}
-                value={values[name] ?? ''} onChange={setValue(name)} {...attrs} />
-            </div>
-          ))}
+          {NUMBER_FIELDS.map(([name, label]) => numberInput(name, label))}
         </div>
         <details className="rr-more">
           <summary>More inventory options</summary>
           <div className="rr-grid">
-            {MORE_FIELDS.map(([name, label]) => (
-              <div className="rr-field" key={name}>
-                <label htmlFor={`${uid}-${name}`}>{label}</label>
-                <input id={`${uid}-${name}`} name={name} type="number" min={0} step="any" data-testid={TEST_IDS[name]}
-                  value={values[name] ?? ''} onChange={setValue(name)} />
-              </div>
-            ))}
+            {MORE_FIELDS.map(([name, label]) => numberInput(name, label))}
           </div>
         </details>
         <p className="rr-hint" data-testid="series-status" aria-live="polite">{seriesNote}</p>
+        {fieldsNote && <p className="rr-hint" data-testid="bounds-status">{fieldsNote}</p>}
         <div className="rr-actions">
           <button type="submit" disabled={loading} data-testid="forecast-submit">{loading ? 'Loading…' : 'Show forecast'}</button>
         </div>
