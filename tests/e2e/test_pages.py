@@ -244,10 +244,32 @@ def train_through_page(b: Browse, server: Any, demo: Path) -> str:
     return version
 
 
+def check_form_bounds(b: Browse, server: Any) -> None:
+    """The form's bounds and defaults are the ones the API declares in /openapi.json."""
+    expect = _expect()
+    doc = requests.get(server.url + "/openapi.json", timeout=10).json()
+    ref = doc["paths"]["/forecast"]["post"]["requestBody"]["content"]["application/json"]
+    props = doc["components"]["schemas"][ref["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    for testid, name in (("fc-service-level", "service_level"), ("fc-lead-time", "lead_time_days"),
+                         ("fc-cover-days", "cover_days"), ("fc-days", "days")):
+        prop = next((p for p in props[name].get("anyOf", []) if p.get("type") != "null"),
+                    props[name])
+        for attr, keys in (("min", ("minimum", "exclusiveMinimum")),
+                           ("max", ("maximum", "exclusiveMaximum"))):
+            bound = next((prop[k] for k in keys if k in prop), None)
+            if bound is None:
+                expect(b.by(testid)).not_to_have_attribute(attr, re.compile(".*"))
+            else:
+                expect(b.by(testid)).to_have_attribute(attr, f"{bound:g}")
+        default = props[name].get("default")
+        expect(b.by(testid)).to_have_value("" if default is None else f"{default:g}")
+
+
 def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
     """Ask for a forecast through the form: chart, inventory, warnings, PNG link."""
     expect = _expect()
     expect(b.by("forecast-model")).to_contain_text(version)
+    check_form_bounds(b, server)
     expect(b.by("series-status")).to_contain_text("6 series")
     products = b.by("fc-product").locator("option").all_inner_texts()
     assert products == ["All products", "P0001", "P0002", "P0003"], products
