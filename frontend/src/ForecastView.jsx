@@ -2,7 +2,9 @@ import { useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from 're
 import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
-import { FORECAST_FIELDS, HISTORY_PERIODS, forecastBody, inputAttrs } from './api.js';
+import {
+  FORECAST_FIELDS, HISTORY_PERIODS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, inputAttrs,
+} from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
 const fmt = (v, d) => {
@@ -15,14 +17,6 @@ const humanize = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase(
 const uniqueSorted = (values) => [...new Set(values.filter((v) => v !== null && v !== undefined && v !== '').map(String))]
   .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
 
-export const INVENTORY_FIELDS = [
-  ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
-  ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
-  ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
-  ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
-  ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
-  ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate'],
-];
 function fmtInventory(key, v) {
   if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return `${(v * 100).toFixed(1).replace(/\.0$/, '')}%`;
   if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
@@ -30,7 +24,6 @@ function fmtInventory(key, v) {
   if (v !== null && typeof v === 'object') return JSON.stringify(v);
   return fmt(v);
 }
-const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
 
 /** Width of an element, following resizes; a fallback where layout is unavailable (jsdom). */
 function useWidth(fallback = 720) {

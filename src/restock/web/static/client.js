@@ -147,6 +147,24 @@ export class SSEParser {
   }
 }
 
+// ------------------------------------------------------------- what the answers mean
+
+/** The backtest's members, as the result tables name them. */
+export const MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal naive', prophet: 'Prophet', lstm: 'LSTM' };
+
+/** The inventory plan's keys in the order both UIs list them, with their labels. */
+export const INVENTORY_FIELDS = [
+  ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
+  ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
+  ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
+  ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
+  ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
+  ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate'],
+];
+
+/** Warnings are listed most severe first. */
+export const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+
 // ------------------------------------------------------------------ the forecast form
 
 /** History periods both UIs ask for with a forecast (when the server offers `history`) and chart. */

@@ -7,8 +7,8 @@
  * same origin, or at ?api=<base URL>.
  */
 import {
-  ApiError, FORECAST_FIELDS, HISTORY_PERIODS, STAGES, STAGE_LABELS, createClient, describeError,
-  forecastBody, inputAttrs, totalEpochs
+  ApiError, FORECAST_FIELDS, HISTORY_PERIODS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
+  STAGES, STAGE_LABELS, createClient, describeError, forecastBody, inputAttrs, totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -407,7 +407,6 @@ function cancelJob() {
 }
 
 // ---- result
-var MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal naive', prophet: 'Prophet', lstm: 'LSTM' };
 function showResult(done) {
   ui.resultSection.hidden = false;
   ui.modelVersion.textContent = done.model_version || '(unknown)';
@@ -561,14 +560,6 @@ function submitForecast(ev) {
   });
 }
 
-var INVENTORY_FIELDS = [
-  ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
-  ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
-  ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
-  ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
-  ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
-  ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate']
-];
 function fmtInventory(key, v) {
   if (key === 'order_now') return v === true ? 'Yes' : v === false ? 'No' : fmtNum(v);
   if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return (v * 100).toFixed(1).replace(/\.0$/, '') + '%';
@@ -610,8 +601,7 @@ function renderForecast(resp) {
   Object.keys(inv).forEach(function (k) { if (!shown[k] && (inv[k] === null || typeof inv[k] !== 'object')) addMetric(k, humanize(k)); });
 
   ui.warnings.textContent = '';
-  var order = { critical: 0, warning: 1, info: 2 };
-  var warnings = (resp.warnings || []).slice().sort(function (a, b) { return (order[a.severity] === undefined ? 3 : order[a.severity]) - (order[b.severity] === undefined ? 3 : order[b.severity]); });
+  var warnings = (resp.warnings || []).slice().sort(function (a, b) { return (SEVERITY_ORDER[a.severity] === undefined ? 3 : SEVERITY_ORDER[a.severity]) - (SEVERITY_ORDER[b.severity] === undefined ? 3 : SEVERITY_ORDER[b.severity]); });
   if (!warnings.length) {
     ui.warnings.appendChild(el('li', { 'class': 'none', 'data-severity': 'none' }, 'No warnings.'));
   }
