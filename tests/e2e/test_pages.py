@@ -281,7 +281,13 @@ def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
     b.by("fc-service-level").fill("0.9")
     b.by("fc-lead-time").fill("5")
     b.by("fc-on-hand").fill("0")  # nothing in stock: the page must say to order now
-    b.by("forecast-submit").click()
+    with b.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/forecast")) as sent:
+        b.by("forecast-submit").click()
+    # the typed values, the server's defaults for the rest, and the history the chart draws
+    assert sent.value.post_data_json == {
+        "product_id": "P0002", "store_id": "S01", "days": 21, "service_level": 0.9,
+        "lead_time_days": 5, "on_hand": 0, "lead_time_std_days": 0, "review_period_days": 0,
+        "cover_days": 30, "history": 90, "plot": True}, sent.value.post_data_json
 
     expect(b.by("forecast-output")).to_be_visible(timeout=60_000)
     expect(b.by("forecast-selection")).to_contain_text(version)
