@@ -3,7 +3,7 @@ import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
 import {
-  FORECAST_FIELDS, HISTORY_PERIODS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, inputAttrs,
+  FORECAST_FIELDS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, historyToChart, inputAttrs,
 } from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
@@ -49,7 +49,7 @@ function useWidth(fallback = 720) {
 export function chartRows(resp, maxHistory) {
   const fc = resp.forecast || [];
   const histAll = resp.history || [];
-  const keep = maxHistory ?? HISTORY_PERIODS;
+  const keep = maxHistory ?? historyToChart(fc.length);
   const hist = histAll.slice(-keep);
   const byDate = new Map();
   const row = (date) => { if (!byDate.has(date)) byDate.set(date, { date }); return byDate.get(date); };

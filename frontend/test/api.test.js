@@ -69,6 +69,11 @@ describe('the forecast request from /openapi.json', () => {
     expect(fieldProblem(fields.cover_days, 0)).toBeNull();
     expect(forecastBody(fields, { days: ' 7 ', on_hand: '', cover_days: '0' }, { product_id: 'P1', store_id: '' }))
       .toEqual({ product_id: 'P1', days: 7, cover_days: 0, plot: true });
+    // the history the chart draws: 4x the horizon, at least 90, within the declared maximum
+    const withHistory = requestFields(openapiDoc({ history: { type: 'integer', default: 28, minimum: 0, maximum: 150 } }));
+    expect(forecastBody(withHistory, {}).history).toBe(90);
+    expect(forecastBody(withHistory, { days: '30' }).history).toBe(120);
+    expect(forecastBody(withHistory, { days: '60' }).history).toBe(150);
     expect(() => forecastBody(fields, { lead_time_days: '0' })).toThrow(expect.objectContaining({ code: 'invalid_input', field: 'lead_time_days' }));
   });
 });

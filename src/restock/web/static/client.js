@@ -167,8 +167,14 @@ export const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
 
 // ------------------------------------------------------------------ the forecast form
 
-/** History periods both UIs ask for with a forecast (when the server offers `history`) and chart. */
-export const HISTORY_PERIODS = 90;
+/** The least history the charts draw, in periods. */
+const HISTORY_PERIODS = 90;
+
+/** History periods the charts draw next to a forecast of `horizon` periods: four times the
+ * horizon, at least HISTORY_PERIODS. The forms ask for as much (see forecastBody). */
+export function historyToChart(horizon) {
+  return Math.max(HISTORY_PERIODS, 4 * (horizon || 0));
+}
 
 /** The form's number fields, in order, with their labels; the first four are always shown. */
 export const FORECAST_FIELDS = [
@@ -236,8 +242,8 @@ export function fieldProblem(field, value) {
 
 /**
  * The POST /forecast body from the form: the selection, every filled-in number field (a blank
- * one is left to the server's default), the chart's history when the server offers it, and a
- * PNG. A value out of the declared bounds throws an ApiError `invalid_input` whose `field`
+ * one is left to the server's default), the history the chart draws when the server offers
+ * `history` (within its declared maximum), and a PNG. A value out of the declared bounds throws an ApiError `invalid_input` whose `field`
  * names the input to focus.
  */
 export function forecastBody(fields, values, selection = {}) {
@@ -255,7 +261,7 @@ export function forecastBody(fields, values, selection = {}) {
     }
     body[name] = value;
   }
-  if (fields && 'history' in fields) body.history = HISTORY_PERIODS;
+  if (fields?.history) body.history = Math.min(fields.history.max ?? Infinity, historyToChart(body.days));
   body.plot = true;
   return body;
 }

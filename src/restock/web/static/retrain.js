@@ -7,8 +7,9 @@
  * same origin, or at ?api=<base URL>.
  */
 import {
-  ApiError, FORECAST_FIELDS, HISTORY_PERIODS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
-  STAGES, STAGE_LABELS, createClient, describeError, forecastBody, inputAttrs, totalEpochs
+  ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
+  STAGES, STAGE_LABELS, createClient, describeError, forecastBody, historyToChart, inputAttrs,
+  totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -684,7 +685,7 @@ function drawChart(resp) {
   ui.tooltip.hidden = true;
   var fc = (resp.forecast || []).filter(function (p) { return parseDate(p.date) !== null; });
   var histAll = (resp.history || []).filter(function (p) { return parseDate(p.date) !== null; });
-  var hist = histAll.slice(-HISTORY_PERIODS);
+  var hist = histAll.slice(-historyToChart(fc.length));
   var inv = resp.inventory || {};
   var width = Math.max(300, Math.round(ui.chartWrap.clientWidth || 800));
   var height = Math.round(Math.max(240, Math.min(400, width * 0.5)));
