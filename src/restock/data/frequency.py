@@ -3,8 +3,8 @@
 The panel puts every series on one calendar (``infer_frequency``, from the distinct dates
 of the whole history; what that calendar implies is in ``restock.calendar``). A file that
 mixes daily, weekly and monthly series, or a weekly file sent into a daily history, would
-silently be treated as daily: weekly totals zero-filled on six days of seven. So each series' spacing is classified and a mix refused,
-naming an example series of each frequency.
+silently be treated as daily: weekly totals zero-filled on six days of seven. So each
+series' spacing is classified and a mix refused, naming an example series of each frequency.
 
 Rows are recorded on days something sold, so a slow mover in a daily shop can have gaps of
 weeks. Only a clear pattern counts: at least ``MIN_DATES`` distinct dates, a median gap of

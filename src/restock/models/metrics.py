@@ -5,8 +5,8 @@ are divided by the in-sample MAE of the seasonal naive forecast (season 7 for da
 weekly, 12 monthly data, from ``restock.calendar``; lag 1 when the history is shorter than
 a season plus one, or when the seasonal scale is zero). A history on which even the lag-1
 naive makes no error (a constant series) has no scale, so its MASE is undefined (NaN) and
-means skip it rather than divide by zero. The benchmarks and the backtest metrics use these functions,
-so a figure in ``metrics.json`` means the same as one in ``bench/results``.
+means skip it rather than divide by zero. The benchmarks and the backtest metrics use these
+functions, so a figure in ``metrics.json`` means the same as one in ``bench/results``.
 """
 
 from __future__ import annotations
