@@ -19,7 +19,8 @@ has no season the models know.
 - **Default horizon**: a retrain precomputes a year of days (260 business days) and two
   years of weeks or months (monthly planners ask for 18-24 months) unless
   ``RESTOCK_MAX_HORIZON_DAYS`` sets one in days.
-- **History in an answer**: a year of days, two years of weeks, three years of months.
+- **Recent history**: a year of days, two years of weeks, three years of months: the most
+  an answer carries (it asks for fewer) and the window its warnings and chart judge.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class _Kind:
     days: float  # average calendar days per period
     season: int
     horizon: int  # periods precomputed by default
-    history: int  # periods of history an answer shows
+    history: int  # periods of recent history an answer can show
     backtest: int  # natural backtest horizon, in periods
 
 
@@ -88,7 +89,7 @@ class Frequency:
     days_per_period: float
     season_length: int  # 1: no season
     default_horizon: int  # periods a retrain precomputes without RESTOCK_MAX_HORIZON_DAYS
-    history_periods: int  # periods of history shown with a forecast
+    history_periods: int  # the recent window an answer's history and warnings draw on
     backtest_horizon: int  # the natural backtest horizon before short histories shrink it
 
     @property

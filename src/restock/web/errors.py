@@ -21,6 +21,7 @@ from restock.errors import (
     ModelNotFoundError,
     NoModelError,
     PlotNotFoundError,
+    RequestValidationError,
     RestockError,
     TrainingError,
     UnknownSeriesError,
@@ -30,12 +31,6 @@ from restock.web.services import services
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
-
-
-class RequestValidationError(RestockError):
-    """A request body, form or query string does not match its pydantic model."""
-
-    code = "invalid_request"
 
 
 class DisallowedHostError(RestockError):
