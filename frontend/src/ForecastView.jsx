@@ -4,6 +4,7 @@ import {
 } from 'recharts';
 import {
   FORECAST_FIELDS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, historyToChart, inputAttrs,
+  periodName,
 } from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
@@ -96,7 +97,7 @@ export function ForecastChart({ resp }) {
   const hasStock = rows.some((r) => typeof r.stock === 'number');
   const hasRight = rop !== null || hasStock;
   const height = Math.round(Math.max(240, Math.min(400, width * 0.5)));
-  const per = resp.frequency === 'weekly' ? 'week' : resp.frequency === 'monthly' ? 'month' : 'day';
+  const per = periodName(resp.frequency);
   const rightMax = Math.max(rop ?? 0, ...rows.map((r) => r.stock ?? 0)) * 1.05 || 1;
   return (
     <div className="rr-chart" ref={ref} data-testid="forecast-chart">

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SSEParser, errorFromResponse, fieldProblem, forecastBody, inputAttrs, requestFields, sentence, totalEpochs } from '../src/api.js';
+import { SSEParser, errorFromResponse, fieldProblem, forecastBody, inputAttrs, periodName, requestFields, sentence, totalEpochs } from '../src/api.js';
 import { openapiDoc } from './fakes.js';
 
 describe('SSEParser', () => {
@@ -75,5 +75,14 @@ describe('the forecast request from /openapi.json', () => {
     expect(forecastBody(withHistory, { days: '30' }).history).toBe(120);
     expect(forecastBody(withHistory, { days: '60' }).history).toBe(150);
     expect(() => forecastBody(fields, { lead_time_days: '0' })).toThrow(expect.objectContaining({ code: 'invalid_input', field: 'lead_time_days' }));
+  });
+});
+
+describe('periodName', () => {
+  it('reads the pandas frequency the API answers with', () => {
+    expect(periodName('D')).toBe('day');
+    expect(periodName('W-SUN')).toBe('week');
+    expect(periodName('MS')).toBe('month');
+    expect(periodName(undefined)).toBe('day');
   });
 });

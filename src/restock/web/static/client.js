@@ -165,6 +165,12 @@ export const INVENTORY_FIELDS = [
 /** Warnings are listed most severe first. */
 export const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
 
+/** The period a forecast answer counts in, from its pandas frequency ("D", "W-SUN", "MS"). */
+export function periodName(frequency) {
+  const code = String(frequency || 'D').toUpperCase();
+  return code.startsWith('W') ? 'week' : code.startsWith('M') ? 'month' : 'day';
+}
+
 // ------------------------------------------------------------------ the forecast form
 
 /** The least history the charts draw, in periods. */

@@ -9,7 +9,7 @@
 import {
   ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
   STAGES, STAGE_LABELS, createClient, describeError, forecastBody, historyToChart, inputAttrs,
-  totalEpochs
+  periodName, totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -754,7 +754,7 @@ function drawChart(resp) {
     g.appendChild(svgEl('text', { x: x(tt), y: m.top + ph + 18, 'text-anchor': i === 0 ? 'start' : i === nx ? 'end' : 'middle' }, fmtDate(tt, spanYears && (i === 0 || i === nx))));
   }
   g.appendChild(svgEl('line', { 'class': 'axis', x1: m.left, x2: m.left + pw, y1: m.top + ph, y2: m.top + ph }));
-  g.appendChild(svgEl('text', { x: m.left, y: 11, 'text-anchor': 'start' }, 'demand / ' + (resp.frequency === 'weekly' ? 'week' : resp.frequency === 'monthly' ? 'month' : 'day')));
+  g.appendChild(svgEl('text', { x: m.left, y: 11, 'text-anchor': 'start' }, 'demand / ' + periodName(resp.frequency)));
   if (hasRight) g.appendChild(svgEl('text', { x: m.left + pw, y: 11, 'text-anchor': 'end' }, 'stock (units)'));
   svg.appendChild(g);
 
