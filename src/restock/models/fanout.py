@@ -93,16 +93,17 @@ def on_cluster() -> bool:
     return _shard_map.get() is not None
 
 
-def run_shards(work: ShardWork[S, R], shards: list[S], config: dict[str, Any]
-               ) -> Iterator[tuple[int, R]]:
+def run_shards(work: ShardWork[S, R], shards: list[S], config: dict[str, Any], *,
+               here: bool = False) -> Iterator[tuple[int, R]]:
     """Each shard's ``(index, result)``: through the installed ``ShardMap`` (in the order
-    shards land), else run here one after the other.
+    shards land), else (or with ``here``: work too cheap to ship) run here one after the
+    other.
 
     Leaving the loop early (a cancelled retrain raising from its progress callback) stops
     here between shards, and makes the map revoke the shards still pending.
     """
     shard_map = _shard_map.get()
-    if shard_map is None:
+    if shard_map is None or here:
         for index, shard in enumerate(shards):
             yield index, work.run(shard, config)
         return

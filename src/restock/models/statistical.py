@@ -325,7 +325,8 @@ class StatisticalForecaster(Forecaster):
         spread over every free pool slot.
         """
         total = sum(len(uids) for uids in groups.values())
-        size = SHARD_SERIES if on_cluster() and total >= self.pool_min_series else CHUNK_SERIES
+        remote = on_cluster() and total >= self.pool_min_series
+        size = SHARD_SERIES if remote else CHUNK_SERIES
         shards = [
             (season, history[history["unique_id"].isin(uids[start : start + size])])
             for season, uids in groups.items()
@@ -333,7 +334,7 @@ class StatisticalForecaster(Forecaster):
         ]
         config = {"alias": self.alias, "params": self.get_params(), "freq": freq, **work}
         done = 0
-        for index, frame in run_shards(ChunkWork(self), shards, config):
+        for index, frame in run_shards(ChunkWork(self), shards, config, here=not remote):
             yield frame
             done += shards[index][1]["unique_id"].nunique()
             on_progress(done / total, f"{self.alias}: {verb} {done}/{total} series")
