@@ -71,7 +71,7 @@ class Sent:
 def test_shards_on_a_worker_give_the_in_process_forecasts(
         topology: Topology, queue: CeleryJobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(statistical, "SHARD_SERIES", 8)  # several shards of a small panel
-    data = panel(n_series=41, n=100, long=2)
+    data = panel(n_series=51, n=100, long=2)  # theta shards from 50
     worker = topology.start_worker(concurrency=2)
     sent = Sent(queue)
     for member in (ETSForecaster(), ThetaForecaster(), CESForecaster(), MSTLForecaster()):
