@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +23,15 @@ import sqlalchemy as sa
 import restock.models.statistical as statistical
 from cluster import Topology, wait_for
 from restock.config import Settings
+from restock.data.demo import write_demo_csv
+from restock.data.store import SalesStore
 from restock.jobs.celery import CeleryJobQueue
 from restock.jobs.shards import ShardLostError, shard_key
 from restock.models.fanout import ShardWork, shard_with
 from restock.models.statistical import (CESForecaster, ETSForecaster, MSTLForecaster,
                                         ThetaForecaster)
+from restock.registry import ModelRegistry
+from restock.training import retrain
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -141,3 +146,37 @@ def test_a_lost_shard_is_sent_again_once_then_fails_the_fit_as_worker_lost(
            "again" in caplog.text
     assert len(errors) == 1 and isinstance(errors[0], ShardLostError), errors
     assert errors[0].to_dict()["code"] == "worker_lost"
+
+
+@pytest.mark.timeout(1800)
+def test_a_celery_retrain_shards_the_statistical_members_and_matches_thread_mode(
+        topology: Topology, tmp_path: Path) -> None:
+    """A whole retrain through ``restock serve`` + ``restock worker``: the worker's other
+    pool slots fit the statistical members' shards, and every saved statistical member
+    (and the ensemble's forecasts) equals a thread-mode retrain of the same upload."""
+    path = tmp_path / "catalogue.csv"
+    write_demo_csv(path, products=20, stores=2, days=90, seed=11)  # 40 series + the total
+    topology.start_server(workers=1)
+    topology.start_worker(concurrency=3)
+    job_id = topology.upload(path.read_bytes()).json()["job_id"]
+    job = topology.wait_job(job_id, ("succeeded", "failed", "cancelled"), timeout=1200)
+    assert job["status"] == "succeeded", job
+    log = "".join(p.read_text() for p in topology.root.glob("worker-*.log"))
+    # ETS, CES and MSTL pool from 20 series: a backtest and a refit of 41 series each
+    assert len(re.findall(r"restock\.statistical_shard\[[^\]]+\] succeeded", log)) >= 3 * 2
+
+    local = Settings.from_env({"home": tmp_path / "thread", "queue": "thread"},
+                              environ=topology.env)
+    version = retrain(local, SalesStore.from_settings(local),
+                      ModelRegistry(local.models_dir), upload=path)
+    sharded_dir = Settings.from_env(environ=topology.env).models_dir / job["model_version"]
+    thread_dir = local.models_dir / version
+    files = sorted(p.name for p in (thread_dir / "statistical").glob("*.parquet"))
+    assert {"ets.parquet", "ces.parquet", "mstl.parquet"} <= set(files)
+    assert sorted(p.name for p in (sharded_dir / "statistical").glob("*.parquet")) == files
+    for name in files:
+        pd.testing.assert_frame_equal(pd.read_parquet(sharded_dir / "statistical" / name),
+                                      pd.read_parquet(thread_dir / "statistical" / name),
+                                      check_exact=True, obj=name)
+    pd.testing.assert_frame_equal(pd.read_parquet(sharded_dir / "forecasts.parquet"),
+                                  pd.read_parquet(thread_dir / "forecasts.parquet"))
