@@ -17,11 +17,16 @@ result backend. The division of labour:
   a thread while the holder lives) claims the oldest queued job from the database, runs
   the same ``run_job`` as the embedded thread, and repeats until nothing is queued. That
   keeps FIFO and "one retrain at a time" true however many workers run.
-- **Large catalogues fan out.** While a worker runs a retrain, its Prophet fits (with at
-  least ``_MIN_SERIES_FOR_POOL`` series) go to the cluster as shard tasks
-  (``SHARD_SIZE`` series each, answered with ``model_to_json`` strings) whenever other pool
-  slots exist; more workers shorten the retrain. The retrain's own slot only waits, so a
-  lone worker with ``--concurrency 1`` fits locally instead of waiting for itself.
+- **Large catalogues fan out.** While a worker runs a retrain, the members' independent
+  per-series work goes to the cluster as shard tasks whenever other pool slots exist
+  (``restock.models.fanout``; one task per kind, ``restock.<kind>_shard``): Prophet's fits
+  with at least ``_MIN_SERIES_FOR_POOL`` series (``SHARD_SIZE`` series a shard, answered
+  with ``model_to_json`` strings) and the statistical members' StatsForecast chunks
+  (``SHARD_SERIES`` series a shard, history and forecasts as Arrow), for the members costly
+  enough to pool. More workers shorten the retrain. The global LightGBM member (one model
+  over all series), the LSTM and the combination stay on the retrain's worker. The
+  retrain's own slot only waits, so a lone worker with ``--concurrency 1`` fits locally
+  instead of waiting for itself.
 - **Cancellation** is the job row's ``cancel_requested`` flag, which every progress event
   reads back (``JobRecords.progress``): the pipeline stops at its next event with
   ``JobCancelled``. A queued job is cancelled outright and never claimed.

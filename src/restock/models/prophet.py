@@ -13,7 +13,9 @@ Prophet is the seed's interpretable member. What changes here:
   so forking it is unsafe; workers start by ``forkserver`` (``spawn`` where that is not
   available), take batches of series to amortise the start-up and return
   ``model_to_json`` strings. Progress is reported as batches finish, and a ``JobCancelled``
-  raised by the callback cancels the outstanding batches.
+  raised by the callback cancels the outstanding batches. When a Celery retrain fans out
+  (``restock.models.fanout``), catalogues of ``_MIN_SERIES_FOR_POOL`` series or more go to
+  the cluster instead, as shards of ``SHARD_SIZE`` series (``ProphetShards``).
 - **Non-negative output.** Forecasts are clipped at zero; ``clipped_`` counts the clipped
   values per series of the last ``predict`` (the serving layer warns about it).
 

@@ -30,6 +30,12 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   (``restock.processes``): a fork of the threaded web server could hang. Series go
   to statsforecast in chunks of ``CHUNK_SERIES``, and ``on_progress`` is called between
   chunks, so a long fit reports progress and can be cancelled.
+- **The cluster.** When a Celery retrain fans out (``restock.models.fanout``), the chunks
+  of a member worth a pool (``pool_min_series``) become shard tasks of ``SHARD_SERIES``
+  series on the workers, as Prophet's fits do, watched by ``restock.jobs.shards``; the
+  chunk's history and forecasts cross the broker as Arrow (``ChunkWork``), so the
+  forecasts are the in-process ones to the bit. Seasonal naive and the intermittent
+  family always run here: a task costs more than their whole fit.
 
 Artifacts: ``statistical/<alias>.parquet`` (``unique_id, step, ds, <alias>``: the raw,
 unclipped forecasts) and ``statistical/<alias>.json`` (format, hyperparameters,
