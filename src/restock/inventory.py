@@ -59,12 +59,10 @@ import numpy as np
 import pandas as pd
 
 from restock.errors import InvalidParameterError
+from restock.query import SERVICE_LEVEL_ABOVE, SERVICE_LEVEL_MAX
 
 _NORMAL = NormalDist()
 
-#: open interval of accepted cycle service levels: below 0.5 the safety stock would be
-#: negative, above 0.9999 z explodes and the normal tail is no longer a credible model
-SERVICE_LEVEL_RANGE = (0.5, 0.9999)
 DAYS_PER_YEAR = 365.0
 #: beyond a century of cover there is no stockout date worth showing
 MAX_COVER_DAYS = 36_500.0
@@ -108,9 +106,9 @@ def _positive(name: str, value: float) -> float:
 
 def _service_level(value: float, name: str = "service_level") -> float:
     number = _finite(name, value)
-    low, high = SERVICE_LEVEL_RANGE
-    if not low < number < high:
-        raise _invalid(name, value, f"must be strictly between {low} and {high}")
+    if not SERVICE_LEVEL_ABOVE < number <= SERVICE_LEVEL_MAX:
+        raise _invalid(name, value,
+                       f"must be above {SERVICE_LEVEL_ABOVE} and at most {SERVICE_LEVEL_MAX}")
     return number
 
 

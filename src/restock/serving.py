@@ -246,6 +246,7 @@ class ForecastService:
         ordering_cost: float | None = None,
         holding_cost: float | None = None,
         cover_days: float = 30.0,
+        history: int = 28,
         plot: bool = False,
     ) -> dict[str, Any]:
         """The forecast, inventory plan and warnings for one selection, as the API returns it."""
@@ -281,8 +282,11 @@ class ForecastService:
             lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
             on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
             cover_days=cover_days, freq=model.freq)
-        history_at, history_values = self._history(model, rows)
-        warnings = self._warnings(model, uids, rows, frame, history_values, residuals,
+        # warnings and the chart judge the same recent window whatever history is asked for
+        recent_at, recent = self._history(model, rows, HISTORY_PERIODS.get(model.freq[0], 365))
+        shown = min(max(history, 0), len(recent_at))
+        history_at, history_values = recent_at[len(recent_at) - shown:], recent[len(recent) - shown:]
+        warnings = self._warnings(model, uids, rows, frame, recent, residuals,
                                   data_version) + inventory.inventory_warnings(plan)
         columns = {c: _nums(point[c]) if c in point else [None] * steps
                    for c in ("yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)}
@@ -301,8 +305,8 @@ class ForecastService:
             "warnings": warnings,
         }
         if plot:
-            history = pd.DataFrame({"date": model.history_dates[history_at],
-                                    "quantity": history_values})
+            history = pd.DataFrame({"date": model.history_dates[recent_at],
+                                    "quantity": recent})
             result["plot_id"] = self._plot(model, uids, frame, history, plan)
         return result
 
@@ -388,13 +392,14 @@ class ForecastService:
         history = np.nansum(model.history[rows], axis=0)
         return float(np.nanstd(history)) if history.size > 1 else 0.0
 
-    def _history(self, model: LoadedModel, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The selection's recent history: positions in ``history_dates`` and quantities."""
+    def _history(self, model: LoadedModel, rows: list[int],
+                 periods: int) -> tuple[np.ndarray, np.ndarray]:
+        """The selection's last ``periods`` of history: positions in ``history_dates`` and
+        quantities (all the version holds when it holds fewer)."""
         values = model.history[rows]
         started = ~np.isnan(values).all(axis=0)
         total = np.nansum(values, axis=0)[started]
-        limit = HISTORY_PERIODS.get(model.freq[0], 365)
-        return np.flatnonzero(started)[-limit:], total[-limit:]
+        return np.flatnonzero(started)[-periods:], total[-periods:]
 
     def _warnings(self, model: LoadedModel, uids: list[str], rows: list[int],
                   frame: pd.DataFrame, history: np.ndarray, residuals: pd.DataFrame,

@@ -21,6 +21,7 @@ from restock.errors import (
     ModelNotFoundError,
     NoModelError,
     PlotNotFoundError,
+    RequestValidationError,
     RestockError,
     TrainingError,
     UnknownSeriesError,
@@ -29,12 +30,6 @@ from restock.errors import (
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
-
-
-class RequestValidationError(RestockError):
-    """A request body, form or query string does not match its pydantic model."""
-
-    code = "invalid_request"
 
 
 class DisallowedHostError(RestockError):
