@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,9 @@ class Sent:
         self.queue = queue
         self.shards: list[tuple[str, int]] = []
 
-    def __call__(self, work: ShardWork[Any, Any], shards: list[Any], config: dict[str, Any]
-                 ) -> Iterator[tuple[int, Any]]:
+    def __call__(self, work: ShardWork[Any, Any], shards: Iterable[Any],
+                 config: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+        shards = list(shards)
         self.shards.append((work.name, len(shards)))
         yield from self.queue.shard_map(work, shards, config)
 

@@ -56,7 +56,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -367,8 +367,8 @@ class CeleryJobQueue(JobQueue):
         log.info("per-series fits go to the cluster's %d other pool slot(s)", slots - 1)
         return shard_with(self.shard_map)
 
-    def shard_map(self, work: ShardWork[Any, Any], shards: list[Any], config: dict[str, Any]
-                  ) -> Iterator[tuple[int, Any]]:
+    def shard_map(self, work: ShardWork[Any, Any], shards: Iterable[Any],
+                  config: dict[str, Any]) -> Iterator[tuple[int, Any]]:
         """Send the shards as ``restock.<kind>_shard`` tasks; yield each one's
         ``(index, result)`` as it lands (``ShardCollector`` re-sends a shard whose worker
         died, once). Leaving early (cancelled, failed) revokes the shards still pending."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar, Generic, TypeVar
@@ -70,9 +70,11 @@ class ShardWork(ABC, Generic[S, R]):
         return data
 
 
-#: Runs shards somewhere else: gets the kind, the shards and the config (JSON), yields
-#: ``(shard index, result)`` as each shard lands, in any order.
-ShardMap = Callable[[ShardWork[Any, Any], list[Any], dict[str, Any]], Iterator[tuple[int, Any]]]
+#: Runs shards somewhere else: gets the kind, the shards (read once, in order: they may be
+#: built lazily) and the config (JSON), yields ``(shard index, result)`` as each shard
+#: lands, in any order.
+ShardMap = Callable[[ShardWork[Any, Any], Iterable[Any], dict[str, Any]],
+                    Iterator[tuple[int, Any]]]
 
 _shard_map: ContextVar[ShardMap | None] = ContextVar("restock_shard_map", default=None)
 
@@ -93,7 +95,7 @@ def on_cluster() -> bool:
     return _shard_map.get() is not None
 
 
-def run_shards(work: ShardWork[S, R], shards: list[S], config: dict[str, Any], *,
+def run_shards(work: ShardWork[S, R], shards: Iterable[S], config: dict[str, Any], *,
                here: bool = False) -> Iterator[tuple[int, R]]:
     """Each shard's ``(index, result)``: through the installed ``ShardMap`` (in the order
     shards land), else (or with ``here``: work too cheap to ship) run here one after the

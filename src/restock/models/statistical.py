@@ -333,16 +333,18 @@ class StatisticalForecaster(Forecaster):
         total = sum(len(uids) for uids in groups.values())
         remote = on_cluster() and total >= self.pool_min_series
         size = SHARD_SERIES if remote else CHUNK_SERIES
-        shards = [
-            (season, history[history["unique_id"].isin(uids[start : start + size])])
+        chunks = [
+            (season, uids[start : start + size])
             for season, uids in groups.items()
             for start in range(0, len(uids), size)
         ]
+        # lazily: here, one chunk's copy of the history at a time
+        shards = ((season, history[history["unique_id"].isin(uids)]) for season, uids in chunks)
         config = {"alias": self.alias, "params": self.get_params(), "freq": freq, **work}
         done = 0
         for index, frame in run_shards(ChunkWork(self), shards, config, here=not remote):
             yield frame
-            done += shards[index][1]["unique_id"].nunique()
+            done += len(chunks[index][1])
             on_progress(done / total, f"{self.alias}: {verb} {done}/{total} series")
 
     def run_chunk(self, season: SeasonSpec, part: pd.DataFrame, config: dict[str, Any]
