@@ -149,6 +149,7 @@ def test_a_lost_shard_is_sent_again_once_then_fails_the_fit_as_worker_lost(
     assert errors[0].to_dict()["code"] == "worker_lost"
 
 
+@pytest.mark.slow  # ~3 min: the member-level equality above runs in every `make test`
 @pytest.mark.timeout(1800)
 def test_a_celery_retrain_shards_the_statistical_members_and_matches_thread_mode(
         topology: Topology, tmp_path: Path) -> None:
