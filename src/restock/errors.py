@@ -65,6 +65,12 @@ class InvalidParameterError(RestockError):
     code = "invalid_parameter"
 
 
+class RequestValidationError(RestockError):
+    """A request (API body, form, query string or CLI options) is outside its declaration."""
+
+    code = "invalid_request"
+
+
 class UnknownSeriesError(RestockError):
     """A filter names a product, store or category that the model does not know."""
 

@@ -7,13 +7,12 @@ accepts. Request models forbid unknown fields, so a typo (``lead_time`` for
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Filter = Id | Annotated[list[Id], Field(min_length=1, max_length=1000)] | None
+from restock.query import ForecastQuery, Id, InventoryPolicy
 
 
 class Request(BaseModel):
@@ -112,39 +111,9 @@ class JobBody(Body):
 
 # -- forecast -------------------------------------------------------------------------------
 
-#: bounds far beyond any real inventory that keep every plan number a finite float
-#: (EOQ = sqrt(2 K D / h) overflows for K = 1e308, h = 1e-308)
-MAX_COST = 1e12
-MIN_HOLDING_COST = 1e-9
-MAX_UNITS = 1e15
-
-
-class ForecastRequest(Request):
-    days: int | None = Field(None, ge=1, description="horizon in calendar days (default 30)")
-    periods: int | None = Field(None, ge=1, description="horizon in the data's periods")
-    product_id: Filter = None
-    store_id: Filter = None
-    category: Filter = None
-    service_level: float = Field(0.95, gt=0.5, lt=1)
-    lead_time_days: float = Field(7.0, gt=0, le=3650)
-    lead_time_std_days: float = Field(0.0, ge=0, le=3650)
-    review_period_days: float = Field(0.0, ge=0, le=3650)
-    on_hand: float | None = Field(None, ge=-MAX_UNITS, le=MAX_UNITS,
-                                  description="stock now; default: the latest stored")
-    ordering_cost: float | None = Field(None, gt=0, le=MAX_COST,
-                                        description="per order; EOQ with holding")
-    holding_cost: float | None = Field(None, ge=MIN_HOLDING_COST, le=MAX_COST,
-                                       description="per unit per year")
-    cover_days: float = Field(30.0, ge=0, le=3650)
-    plot: bool = Field(False, description="render a PNG; its URL comes back as plot_url")
-    history: int = Field(28, ge=0, le=5000, description="latest periods of history to "
-                         "include (0: none; capped at what the model holds)")
-
-    @model_validator(mode="after")
-    def _one_horizon(self) -> "ForecastRequest":
-        if self.days is not None and self.periods is not None:
-            raise ValueError("give either days or periods, not both")
-        return self
+class ForecastRequest(ForecastQuery, InventoryPolicy):
+    """The ``POST /forecast`` body: a query and its inventory policy, declared in
+    ``restock.query`` (their bounds are published here and read by the browser clients)."""
 
 
 class ForecastRow(Body):
