@@ -36,13 +36,14 @@ class Sums:
     history: np.ndarray  # [T] summed history, NaN before the first selected series starts
 
 
-def sum_rows(snapshot: "Snapshot", rows: np.ndarray) -> Sums:
-    """The sums of ``rows`` (ascending rows of the snapshot's arrays)."""
+def sum_rows(snapshot: "Snapshot", rows: np.ndarray, steps: int | None = None) -> Sums:
+    """The sums of ``rows`` (ascending rows of the snapshot's arrays), of the forecast's
+    first ``steps`` periods (all when None); each period's sum is the same either way."""
     forecast = {}
     for column, values in snapshot.forecast.items():
         if column in INTERVAL_COLUMNS:
             continue
-        block = values[rows]
+        block = values[rows, :steps]
         total = np.nansum(block, axis=0)
         if column != "yhat":  # a partial sum of a member would mislead: none at all
             total[np.isnan(block).any(axis=0)] = np.nan
@@ -77,7 +78,7 @@ def aggregate(snapshot: "Snapshot", rows: np.ndarray, group: tuple[str, int] | N
         sums = Sums({c: v[group[1]] for c, v in stored.forecast.items()},
                     stored.residual[group[1]], stored.history[group[1]])
     else:
-        sums = sum_rows(snapshot, rows)
+        sums = sum_rows(snapshot, rows, steps)
     if len(rows) == 1:
         point = {c: np.asarray(v[rows[0], :steps]) for c, v in snapshot.forecast.items()}
         return Aggregate(point, sums.residual, sums.history)

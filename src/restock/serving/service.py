@@ -13,7 +13,6 @@ Per request the only database work is one indexed ``max(seq)`` over the uploads 
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from datetime import date
@@ -25,8 +24,7 @@ import pandas as pd
 
 from restock import inventory, snapshot
 from restock.config import Settings
-from restock.data.panel import horizon_steps
-from restock.data.schema import days_per_period
+from restock.calendar import frequency_of, horizon_steps
 from restock.data.store import Filter, SalesStore
 from restock.errors import InvalidParameterError, ModelNotFoundError, NoModelError
 from restock.registry import ModelRegistry
@@ -38,7 +36,6 @@ from restock.snapshot import MEMBER_COLUMNS, Snapshot
 #: the history periods an answer carries unless asked for more (or none)
 DEFAULT_HISTORY = 28
 _FORECAST_KEYS = ("date", "yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)
-_days_per_period = functools.lru_cache(maxsize=64)(days_per_period)
 
 
 class LoadedModel:
@@ -117,14 +114,14 @@ class ForecastService:
         ordering_cost: float | None = None,
         holding_cost: float | None = None,
         cover_days: float = 30.0,
-        plot: bool = False,
         history: int = DEFAULT_HISTORY,
+        plot: bool = False,
     ) -> dict[str, Any]:
         """The forecast, inventory plan and warnings for one selection, as the API returns it.
 
         ``history``: how many of the latest periods of history the answer carries (0: none;
-        more than the version holds: all it holds). It only shapes the answer: warnings
-        and the plot judge the same recent year whatever it is.
+        at most the recent window of the frequency, ``Frequency.history_periods``, which the
+        warnings and the plot judge whatever is asked).
         """
         if isinstance(history, bool) or not isinstance(history, int) or history < 0:
             raise InvalidParameterError(f"history must be a whole number >= 0 (got {history!r})",
@@ -135,7 +132,7 @@ class ForecastService:
         chosen = selection.select(arrays, product_id, store_id, category)
         level = self.settings.interval_level
         result = aggregation.aggregate(arrays, chosen.rows, chosen.group, steps, level)
-        period_days = _days_per_period(model.freq)
+        period_days = frequency_of(model.freq).days_per_period
         sigma_period = aggregation.error_sigma(result, arrays.backtest_steps,
                                                lead_time_days / period_days)
         data_version = self.stock.data_version()
@@ -149,10 +146,10 @@ class ForecastService:
             lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
             on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
             cover_days=cover_days)
-        judged = warnings.judged_history(arrays, result)
+        judged_at, judged = warnings.judged_history(arrays, result)
         found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
                                             data_version, level)
-        shown_at, shown = warnings.recent_history(arrays, result, history)
+        shown = len(judged) - min(history, len(judged))  # the answer's part of that window
         columns = [_nums(result.point[c]) if c in result.point else [None] * steps
                    for c in _FORECAST_KEYS[1:]]
         answer: dict[str, Any] = {
@@ -162,14 +159,13 @@ class ForecastService:
             "frequency": model.freq,
             "horizon": {"periods": steps, "days": round(steps * period_days, 2)},
             "history": [{"date": arrays.history_dates[i], "quantity": q}
-                        for i, q in zip(shown_at.tolist(), _nums(shown))],
+                        for i, q in zip(judged_at[shown:].tolist(), _nums(judged[shown:]))],
             "forecast": [dict(zip(_FORECAST_KEYS, values))
                          for values in zip(arrays.dates[:steps], *columns)],
             "inventory": plan.to_dict(),
             "warnings": found + inventory.inventory_warnings(plan),
         }
         if plot:
-            judged_at, _ = warnings.recent_history(arrays, result, len(judged))
             answer["plot_id"] = self.plots.render(
                 title_of(arrays, chosen.rows, chosen.is_total),
                 pd.DataFrame({"date": pd.to_datetime([arrays.history_dates[i]

@@ -3,38 +3,29 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from restock.calendar import frequency_of
 from restock.inventory import make_warning
-from restock.models.metrics import season_length
 from restock.serving.aggregation import Aggregate
 from restock.snapshot import Snapshot
 
-#: how much recent history the warnings judge (and the chart shows), in periods
-HISTORY_PERIODS = {"D": 365, "W": 104, "M": 36}
 SHORT_HISTORY_SEASONS = 2
 INTERMITTENT_ZERO_SHARE = 0.5
 GAP_SHARE_WARNING = 0.05
 HIGH_UNCERTAINTY_RATIO = 1.0
-_season_length = functools.lru_cache(maxsize=64)(season_length)
 
 
-def recent_history(snapshot: Snapshot, aggregate: Aggregate,
-                   periods: int) -> tuple[np.ndarray, np.ndarray]:
-    """The last ``periods`` periods since the selection started: positions in
-    ``snapshot.history_dates`` and quantities."""
+def judged_history(snapshot: Snapshot, aggregate: Aggregate) -> tuple[np.ndarray, np.ndarray]:
+    """The recent history the warnings judge (the frequency's ``history_periods`` since
+    the selection started): positions in ``snapshot.history_dates`` and quantities."""
     started = np.flatnonzero(~np.isnan(aggregate.history))
-    at = started[len(started) - min(periods, len(started)):]
+    at = started[len(started) - min(frequency_of(snapshot.freq).history_periods,
+                                    len(started)):]
     return at, np.asarray(aggregate.history[at], dtype=float)
-
-
-def judged_history(snapshot: Snapshot, aggregate: Aggregate) -> np.ndarray:
-    """The recent history the warnings judge: ``HISTORY_PERIODS`` of the frequency."""
-    return recent_history(snapshot, aggregate, HISTORY_PERIODS.get(snapshot.freq[0], 365))[1]
 
 
 def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.ndarray,
@@ -45,7 +36,7 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
     found = []
     selected = len(rows)
     stats = snapshot.stats
-    season = _season_length(snapshot.freq)
+    season = frequency_of(snapshot.freq).season_length
     short = int((stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * season).sum())
     if short:
         found.append(make_warning(
