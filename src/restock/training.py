@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from restock import __version__
+from restock.accuracy import AccuracyTracker
 from restock.config import Settings
 from restock.data.panel import TOTAL_ID, Panel, build_panel, model_horizon
 from restock.data.store import SalesStore
@@ -266,6 +267,7 @@ def retrain_model(
     store = SalesStore.from_settings(settings)
     try:
         registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
+        AccuracyTracker.attach(store, registry)  # the upload may bring served forecasts' actuals
         return retrain(settings, store, registry, upload=upload, **options)
     finally:
         store.close()
