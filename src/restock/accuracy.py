@@ -280,7 +280,7 @@ def _check_known(store: SalesStore, filters: dict[str, list[str]]) -> None:
                 continue
             known = sorted(conn.execute(sa.select(field).distinct()).scalars())
         suggestions = {u: difflib.get_close_matches(u, known, n=3) for u in unknown[:5]}
-        hints = sorted({s for found in suggestions.values() for s in found})
+        hints = sorted({s for matches in suggestions.values() for s in matches})
         raise UnknownSeriesError(
             f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
             + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
