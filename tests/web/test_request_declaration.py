@@ -3,6 +3,8 @@ all follow it, and the bounds that used to disagree between them now agree."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,10 @@ from click.testing import CliRunner
 from flask import Flask
 
 from restock.cli import cli
+from restock.config import Settings
 from restock.cli import forecast as _register  # noqa: F401
 from restock.query import bounds_text, fields, markdown_table
+from restock.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +31,17 @@ OUT_OF_RANGE = [
     ({"history": -1}, "history"),
     ({"days": 10, "periods": 2}, "body"),
 ]
+
+
+@pytest.fixture(scope="module")
+def trained_app(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """One app over a copy of the trained home for the module: these tests only read."""
+    home = tmp_path_factory.mktemp("declaration") / "home"
+    shutil.copytree(trained_home, home, ignore=shutil.ignore_patterns("jobs.lock"))
+    app = create_app(Settings.from_env({"home": home}, environ={}))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["restock"].close()
 
 
 def _post(app: Flask, body: dict[str, Any]) -> Any:
