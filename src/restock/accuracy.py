@@ -12,12 +12,14 @@ each get their row, and a report never mixes them.
 Scores are computed when asked for, from the stored points, for the selection the
 filters make: per series, per category and per store among the selected series, and their
 total. A group is the sum of its series per date, as ``/forecast`` sums a group. MASE
-divides by the in-sample MAE of the seasonal naive forecast of the series (or the group's
-sum) over the stored history of ``SCALE_PERIODS`` periods up to the cutoff, each series
-from its first row in that window, missing periods after it counted as zero (the panel's
-rule); ``metrics.mase_scale`` does the maths. The forecast value added is
-``1 - MASE_model / MASE_naive`` on the same points, coverage the share of points (pooled
-over a group's series) whose actual fell inside the version's interval.
+divides by the in-sample MAE of the seasonal naive forecast (``metrics.mase_scale``): for
+a series, on the history the version was trained on (saved with it, stored with each
+point when scored); for a group, on the stored sales of its selected series summed per
+period over the ``SCALE_PERIODS`` periods up to the cutoff (one SQL aggregate), from the
+group's first row in that window, missing periods after it counted as zero (the panel's
+rule). The forecast value added is ``1 - MASE_model / MASE_naive`` on the same points,
+coverage the share of points (pooled over a group's series) whose actual fell inside the
+version's interval.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ _KEY = ["product_id", "store_id"]
 
 @dataclass(frozen=True)
 class VersionForecasts:
-    """What accuracy tracking needs of one version: its cutoff and every series' forecast."""
+    """What accuracy tracking needs of one version: its cutoff, forecasts and history."""
 
     version: str
     freq: str
@@ -68,14 +70,17 @@ class VersionForecasts:
     #: product_id, store_id, category, date, step, yhat, yhat_lower, yhat_upper, and the
     #: series' backtest MASE (NaN when it was too short to backtest)
     forecasts: pd.DataFrame
+    #: the history it was trained on: periods up to the cutoff x (product_id, store_id),
+    #: NaN before a series starts
+    history: pd.DataFrame
 
 
 def version_forecasts(registry: ModelRegistry, version: str) -> VersionForecasts:
-    """Read a version's per-series forecasts and backtest MASE from its folder.
+    """Read a version's per-series forecasts, backtest MASE and history from its folder.
 
     The only place here that knows the version file format (``forecasts.parquet``,
-    ``series.parquet``, ``metrics.json``, as ``serving.LoadedModel.read`` reads them), so
-    one edit follows a change of that format.
+    ``series.parquet``, ``history.parquet``, ``metrics.json``, as
+    ``serving.LoadedModel.read`` reads them), so one edit follows a change of that format.
     """
     meta = registry.verify(version)
     root = registry.path(version)
@@ -88,8 +93,13 @@ def version_forecasts(registry: ModelRegistry, version: str) -> VersionForecasts
     forecasts = pd.read_parquet(root / "forecasts.parquet", columns=[
         "unique_id", "ds", "step", "yhat", "yhat_lower", "yhat_upper"])
     frame = forecasts.merge(series, on="unique_id").drop(columns="unique_id")
+    history = pd.read_parquet(root / "history.parquet", columns=["unique_id", "ds", "y"])
+    names = series.set_index("unique_id")[_KEY]
+    wide = history.pivot(index="ds", columns="unique_id", values="y").reindex(
+        columns=names.index)
+    wide.columns = pd.MultiIndex.from_frame(names)
     return VersionForecasts(version, meta["frequency"], pd.Timestamp(meta["last_date"]),
-                            frame.rename(columns={"ds": "date"}))
+                            frame.rename(columns={"ds": "date"}), wide)
 
 
 # -- scoring -----------------------------------------------------------------------------
@@ -143,7 +153,8 @@ class AccuracyTracker:
 
     def _score(self, forecasts: VersionForecasts, periods: list[pd.Timestamp], seq: int) -> int:
         """Upsert the points of ``periods`` for every series the version forecast: the
-        actual is the period's stored sales (all uploads), zero when a series sold nothing."""
+        actual is the period's stored sales (all uploads), zero when a series sold nothing;
+        the naive forecast and the MASE scale come from the version's own history."""
         freq, cutoff = forecasts.freq, forecasts.cutoff
         points = forecasts.forecasts[forecasts.forecasts["date"].isin(periods)]
         rows = self.store.query(start=cutoff.date() + pd.Timedelta(days=1),
@@ -151,36 +162,26 @@ class AccuracyTracker:
         rows = rows.assign(date=snap_to_calendar(rows["date"], freq))
         actual = rows.groupby([*_KEY, "date"])["quantity"].sum().rename("actual")
         points = points.join(actual, on=[*_KEY, "date"]).fillna({"actual": 0.0})
-        points = points.join(self._naive(points, freq, cutoff), on=[*_KEY, "step"])
+        season = season_length(freq)
+        column = forecasts.history.columns.get_indexer(pd.MultiIndex.from_frame(points[_KEY]))
+        naive = _naive(forecasts.history, season, column, points["step"].to_numpy(int))
+        scale = np.array([mase_scale(values[~np.isnan(values)], season)
+                          for values in forecasts.history.to_numpy(float).T])
         now = datetime.now(timezone.utc)
         records = [{
             "model_version": forecasts.version, "product_id": r.product_id,
             "store_id": r.store_id, "date": r.date.date(), "category": r.category,
             "cutoff": cutoff.date(), "step": int(r.step), "actual": float(r.actual),
             "yhat": float(r.yhat), "yhat_lower": float(r.yhat_lower),
-            "yhat_upper": float(r.yhat_upper), "naive": float(r.naive),
-            "backtest_mase": None if np.isnan(r.backtest_mase) else float(r.backtest_mase),
-            "upload_seq": seq, "scored_at": now} for r in points.itertuples(index=False)]
+            "yhat_upper": float(r.yhat_upper), "naive": float(guess),
+            "scale": _finite(scale[c]) if c >= 0 else None,
+            "backtest_mase": _finite(r.backtest_mase), "upload_seq": seq, "scored_at": now}
+            for r, c, guess in zip(points.itertuples(index=False), column, naive)]
         if records:
             self._upsert(records)
         log.info("scored %d forecasts of version %s against upload %d", len(records),
                  forecasts.version, seq)
         return len(records)
-
-    def _naive(self, points: pd.DataFrame, freq: str, cutoff: pd.Timestamp) -> pd.Series:
-        """The seasonal naive forecast from ``cutoff`` of each scored (series, step)."""
-        season = season_length(freq)
-        history = history_window(self.store, freq, cutoff, season)
-        wanted = points[[*_KEY, "step"]].drop_duplicates()
-        values = []
-        for product_id, store_id, step in wanted.itertuples(index=False):
-            column = history.get((product_id, store_id))
-            last = (column.dropna().to_numpy() if column is not None else np.zeros(0))
-            if len(last) == season:
-                values.append(float(last[(step - 1) % season]))
-            else:  # shorter than a season (or no history in it): repeat the last value
-                values.append(float(last[-1]) if len(last) else 0.0)
-        return pd.Series(values, index=pd.MultiIndex.from_frame(wanted), name="naive")
 
     def _upsert(self, records: list[dict[str, Any]]) -> None:
         insert = postgresql.insert if self.store.dialect == "postgresql" else sqlite.insert
@@ -200,18 +201,52 @@ def _period_end(period: pd.Timestamp, freq: str) -> pd.Timestamp:
     return period
 
 
-def history_window(store: SalesStore, freq: str, cutoff: pd.Timestamp, periods: int,
-                   product_id: Filter = None, store_id: Filter = None,
-                   category: Filter = None) -> pd.DataFrame:
-    """Stored sales per period, the ``periods`` periods up to ``cutoff``: one column per
-    (product_id, store_id), NaN before a series' first row in the window, 0 after it."""
-    calendar = pd.date_range(end=cutoff, periods=periods, freq=freq)
-    rows = store.query(product_id, store_id, category, start=calendar[0].date(),
-                       end=_period_end(cutoff, freq).date())
-    if rows.empty:
+def _naive(history: pd.DataFrame, season: int, column: np.ndarray,
+           steps: np.ndarray) -> np.ndarray:
+    """The seasonal naive forecast at the end of a [periods x series] history, for each
+    (series column, step): the last season repeated; the last value for a series with
+    less than a season; 0 for a column of -1 (no history)."""
+    values = history.to_numpy(float)
+    if len(values) >= season:
+        last = values[-season:]
+    else:
+        last = np.full((season, values.shape[1]), np.nan)
+    short = np.isnan(last).any(axis=0)
+    latest = np.nan_to_num(history.ffill().to_numpy(float)[-1]) if len(values) else \
+        np.zeros(values.shape[1])
+    out = np.zeros(len(column))
+    known = column >= 0
+    where, step = column[known], steps[known]
+    out[known] = np.where(short[where], latest[where], last[(step - 1) % season, where])
+    return out
+
+
+def group_sums(store: SalesStore, freq: str, cutoff: pd.Timestamp,
+               filters: dict[str, list[str]]) -> pd.DataFrame:
+    """Stored sales of the selected series per (category, store_id, period), the
+    ``SCALE_PERIODS`` periods up to ``cutoff``: one aggregate query whose result grows with
+    categories x stores x periods, not with the series; every group level sums it."""
+    start = pd.date_range(end=cutoff, periods=SCALE_PERIODS, freq=freq)[0]
+    s = tables.sales.c
+    stmt = (sa.select(s.category, s.store_id, s.date, sa.func.sum(s.quantity))
+            .where(*[s[column].in_(values) for column, values in filters.items() if values],
+                   s.date >= start.date(), s.date <= _period_end(cutoff, freq).date())
+            .group_by(s.category, s.store_id, s.date))
+    with store.reader.connect() as conn:
+        rows = pd.DataFrame(conn.execute(stmt).all(),
+                            columns=["category", "store_id", "date", "quantity"])
+    return rows.assign(date=snap_to_calendar(rows["date"], freq),
+                       quantity=rows["quantity"].astype(float), all="")
+
+
+def group_history(sums: pd.DataFrame, by: str, freq: str,
+                  cutoff: pd.Timestamp) -> pd.DataFrame:
+    """``group_sums`` per period and per value of column ``by``: NaN before a group's first
+    row in the window, 0 in its gaps after it (the panel's rule)."""
+    calendar = pd.date_range(end=cutoff, periods=SCALE_PERIODS, freq=freq)
+    if sums.empty:
         return pd.DataFrame(index=calendar)
-    rows = rows.assign(date=snap_to_calendar(rows["date"], freq))
-    wide = rows.groupby([*_KEY, "date"])["quantity"].sum().unstack(_KEY).reindex(calendar)
+    wide = sums.groupby([by, "date"])["quantity"].sum().unstack(by).reindex(calendar)
     return wide.fillna(0.0).where(wide.notna().cummax())
 
 
@@ -305,14 +340,15 @@ def _read_points(store: SalesStore, filters: dict[str, list[str]], version: str 
     p = tables.accuracy_points.c
     stmt = (sa.select(p.model_version, p.product_id, p.store_id, p.category, p.date,
                       p.cutoff, p.step, p.actual, p.yhat, p.yhat_lower, p.yhat_upper,
-                      p.naive, p.backtest_mase)
+                      p.naive, p.scale, p.backtest_mase)
             .where(*_where(filters, version, start, end))
             .order_by(p.model_version, p.product_id, p.store_id, p.date))
     with store.reader.connect() as conn:
         frame = pd.DataFrame(conn.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
     frame["date"] = pd.to_datetime(frame["date"])
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
-    return frame
+    return frame.astype({c: float for c in ("actual", "yhat", "yhat_lower", "yhat_upper",
+                                            "naive", "scale", "backtest_mase")})
 
 
 def _explain_empty(store: SalesStore, registry: ModelRegistry, filters: dict[str, list[str]],
@@ -349,47 +385,70 @@ def _frequency(registry: ModelRegistry, version: str, points: pd.DataFrame) -> s
         return pd.infer_freq(pd.DatetimeIndex(sorted(points["date"].unique()))) or "D"
 
 
+#: the columns whose values make the groups of each level
+_LEVEL_COLUMNS = {"series": [*_KEY, "category"], "category": ["category"],
+                  "store": ["store_id"], "total": []}
+
+
 def _score_version(store: SalesStore, points: pd.DataFrame, freq: str,
                    filters: dict[str, list[str]]) -> list[dict[str, Any]]:
     """Rows for each selected series, then each category and store among them, then their
-    total: the last row is always the total."""
+    total (always the last row). Per level, one groupby sums every group's series per
+    date; the loop over groups only slices arrays."""
     cutoff = pd.Timestamp(points["cutoff"].iloc[0])
-    history = history_window(store, freq, cutoff, SCALE_PERIODS,
-                             **{column: values or None for column, values in filters.items()})
     season = season_length(freq)
+    points = points.assign(inside=(points["yhat_lower"] <= points["actual"])
+                           & (points["actual"] <= points["yhat_upper"]), all="")
+    version = str(points["model_version"].iloc[0])
+    stored = group_sums(store, freq, cutoff, filters)
     out = []
     for level in LEVELS:
-        by = {"series": [*_KEY, "category"], "category": ["category"], "store": ["store_id"],
-              "total": []}[level]
-        groups = points.groupby(by, sort=True) if by else [((), points)]
-        for key, members in groups:
+        by = _LEVEL_COLUMNS[level] or ["all"]
+        grouped = points.groupby(by, sort=True)
+        code = grouped.ngroup().to_numpy()
+        keys = grouped.size().index
+        sums = (points[["actual", "yhat", "naive", "date"]].assign(group=code)
+                .groupby(["group", "date"], sort=True).sum())
+        bounds = np.searchsorted(sums.index.get_level_values("group").to_numpy(),
+                                 np.arange(len(keys) + 1))
+        values, dates = sums.to_numpy(float), sums.index.get_level_values("date")
+        coverage = points.groupby(code)["inside"].mean().to_numpy()
+        members = (points[_KEY].assign(group=code).drop_duplicates()
+                   .groupby("group").size().to_numpy())
+        if level == "series":
+            scales = points.groupby(code)["scale"].first().to_numpy(float)
+        else:
+            history = group_history(stored, by[0], freq, cutoff)
+            scales = np.array([_group_scale(history, key, season) for key in keys])
+        for i, key in enumerate(keys):
             names = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-            columns = [c for c in members[_KEY].drop_duplicates().itertuples(index=False,
-                                                                                name=None)
-                       if c in history]
-            summed = (history[columns].sum(axis=1, min_count=1).dropna() if columns
-                      else pd.Series(dtype=float))
-            scale = mase_scale(summed.to_numpy(), season)
-            out.append({"model_version": points["model_version"].iloc[0], "level": level,
-                        "product_id": names.get("product_id"), "store_id": names.get("store_id"),
-                        "category": names.get("category"), **_scores(members, scale)})
+            part = slice(bounds[i], bounds[i + 1])
+            out.append({"model_version": version, "level": level,
+                        "product_id": names.get("product_id"),
+                        "store_id": names.get("store_id"), "category": names.get("category"),
+                        "series": int(members[i]), **_scores(
+                            *values[part].T, dates[part], float(coverage[i]), scales[i])})
     return out
 
 
-def _scores(members: pd.DataFrame, scale: float) -> dict[str, Any]:
-    """The figures of one series or group: its series summed per date."""
-    per_date = members.groupby("date")[["actual", "yhat", "naive"]].sum()
-    y, yhat, naive = (per_date[c].to_numpy() for c in ("actual", "yhat", "naive"))
+def _group_scale(history: pd.DataFrame, key: str, season: int) -> float:
+    """``mase_scale`` of one group's summed history (NaN when it has none)."""
+    if key not in history:
+        return float("nan")
+    values = history[key].to_numpy(float)
+    return mase_scale(values[~np.isnan(values)], season)
+
+
+def _scores(y: np.ndarray, yhat: np.ndarray, naive: np.ndarray, dates: pd.DatetimeIndex,
+            coverage: float, scale: float) -> dict[str, Any]:
+    """The figures of one series or group from its per-date sums."""
     model_mase, naive_mase = mase(y, yhat, scale), mase(y, naive, scale)
-    inside = ((members["yhat_lower"] <= members["actual"])
-              & (members["actual"] <= members["yhat_upper"]))
     return {
-        "series": int(members[_KEY].drop_duplicates().shape[0]), "periods": len(per_date),
-        "first_date": per_date.index.min().date().isoformat(),
-        "last_date": per_date.index.max().date().isoformat(),
+        "periods": len(y), "first_date": dates.min().date().isoformat(),
+        "last_date": dates.max().date().isoformat(),
         "actual": float(y.sum()), "forecast": float(yhat.sum()),
         "mase": _finite(model_mase), "wape": _finite(wape(y, yhat)),
-        "bias": _finite(bias(y, yhat)), "coverage": float(inside.mean()),
+        "bias": _finite(bias(y, yhat)), "coverage": coverage,
         "fva": _finite(1 - model_mase / naive_mase) if naive_mase > 0 else None,
     }
 

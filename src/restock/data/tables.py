@@ -86,6 +86,7 @@ accuracy_points = sa.Table(
     sa.Column("yhat_lower", sa.Float, nullable=False),
     sa.Column("yhat_upper", sa.Float, nullable=False),
     sa.Column("naive", sa.Float, nullable=False),
+    sa.Column("scale", sa.Float),
     sa.Column("backtest_mase", sa.Float),
     sa.Column("upload_seq", sa.Integer, nullable=False),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
