@@ -349,3 +349,14 @@ def test_cli_ingest_scores_and_accuracy_prints_csv_and_a_table(
 
     bad = runner.invoke(cli, [*base, "accuracy", "--product", "P9"], env=env)
     assert bad.exit_code == 2 and "unknown product_id: 'P9'" in bad.output
+
+
+def test_a_pruned_version_stays_reportable(
+        split: Split, tracked: tuple[SalesStore, ModelRegistry]) -> None:
+    """Points outlive their version folder (``keep`` prunes old versions)."""
+    store, registry = tracked
+    store.ingest_bytes(as_csv(split.held), "held.csv")
+    before = accuracy_report(store, registry)
+    shutil.rmtree(registry.path(split.trained.version))
+    assert accuracy_report(store, registry) == before
+    assert accuracy_report(store, registry, version=split.trained.version) == before

@@ -142,7 +142,7 @@ class AccuracyTracker:
         """The forecast periods that rows of upload ``seq`` fall into."""
         s = tables.sales.c
         stmt = (sa.select(s.date).distinct()
-                .where(s.date > cutoff.date(), s.date <= _period_end(dates[-1], freq),
+                .where(s.date > cutoff.date(), s.date <= _period_end(dates[-1], freq).date(),
                        s.upload_seq == seq))
         with self.store.reader.connect() as conn:
             days = conn.execute(stmt).scalars().all()
@@ -171,9 +171,10 @@ class AccuracyTracker:
         records = [{
             "model_version": forecasts.version, "product_id": r.product_id,
             "store_id": r.store_id, "date": r.date.date(), "category": r.category,
-            "cutoff": cutoff.date(), "step": int(r.step), "actual": float(r.actual),
-            "yhat": float(r.yhat), "yhat_lower": float(r.yhat_lower),
-            "yhat_upper": float(r.yhat_upper), "naive": float(guess),
+            "cutoff": cutoff.date(), "frequency": freq, "step": int(r.step),
+            "actual": float(r.actual), "yhat": float(r.yhat),
+            "yhat_lower": float(r.yhat_lower), "yhat_upper": float(r.yhat_upper),
+            "naive": float(guess),
             "scale": _finite(scale[c]) if c >= 0 else None,
             "backtest_mase": _finite(r.backtest_mase), "upload_seq": seq, "scored_at": now}
             for r, c, guess in zip(points.itertuples(index=False), column, naive)]
@@ -275,15 +276,11 @@ def accuracy_report(store: SalesStore, registry: ModelRegistry, *, product_id: F
     ordered = points.groupby("model_version")["cutoff"].max().sort_values(ascending=False)
     for name in ordered.index:
         group = points[points["model_version"] == name]
-        freq = _frequency(registry, name, group)
+        freq = str(group["frequency"].iloc[0])
         version_scores = _score_version(store, group, freq, filters)
         scores.extend(version_scores)
         total = version_scores[-1]
-        series_mase = [s["mase"] for s in version_scores
-                       if s["level"] == "series" and s["mase"] is not None]
-        live = float(np.mean(series_mase)) if series_mase else float("nan")
-        backtest = group.drop_duplicates(_KEY)["backtest_mase"].astype(float)
-        backtest_mase = float(backtest.mean()) if backtest.notna().any() else None
+        live, backtest_mase = _live_and_backtest(version_scores, group)
         versions.append({"model_version": name, "cutoff": group["cutoff"].iloc[0].isoformat(),
                          "frequency": freq, "first_date": total["first_date"],
                          "last_date": total["last_date"], "periods": total["periods"],
@@ -293,6 +290,20 @@ def accuracy_report(store: SalesStore, registry: ModelRegistry, *, product_id: F
     return {"selection": filters, "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None, "versions": versions, "scores": scores,
             "warnings": warnings}
+
+
+def _live_and_backtest(scores: list[dict[str, Any]],
+                       points: pd.DataFrame) -> tuple[float, float | None]:
+    """Mean live MASE and mean backtest MASE over the same selected series (those that
+    have both), so ``model_degraded`` compares like with like."""
+    backtest = points.drop_duplicates(_KEY).set_index(_KEY)["backtest_mase"]
+    pairs = [(row["mase"], backtest.get((row["product_id"], row["store_id"])))
+             for row in scores if row["level"] == "series" and row["mase"] is not None]
+    pairs = [(live, past) for live, past in pairs if past is not None and np.isfinite(past)]
+    if not pairs:
+        return float("nan"), None
+    live, past = np.mean(pairs, axis=0)
+    return float(live), float(past)
 
 
 def _as_list(value: Filter) -> list[str]:
@@ -339,8 +350,8 @@ def _read_points(store: SalesStore, filters: dict[str, list[str]], version: str 
                  start: date | None, end: date | None) -> pd.DataFrame:
     p = tables.accuracy_points.c
     stmt = (sa.select(p.model_version, p.product_id, p.store_id, p.category, p.date,
-                      p.cutoff, p.step, p.actual, p.yhat, p.yhat_lower, p.yhat_upper,
-                      p.naive, p.scale, p.backtest_mase)
+                      p.cutoff, p.frequency, p.step, p.actual, p.yhat, p.yhat_lower,
+                      p.yhat_upper, p.naive, p.scale, p.backtest_mase)
             .where(*_where(filters, version, start, end))
             .order_by(p.model_version, p.product_id, p.store_id, p.date))
     with store.reader.connect() as conn:
@@ -356,9 +367,11 @@ def _explain_empty(store: SalesStore, registry: ModelRegistry, filters: dict[str
     """Raise the error that says why nothing was selected (a version never scored, the
     date range, or the filters together)."""
     p = tables.accuracy_points.c
-    if version is not None:
-        registry.path(version)  # ModelNotFoundError for a version that does not exist
     with store.reader.connect() as conn:
+        if version is not None and conn.execute(
+                sa.select(p.model_version).where(p.model_version == version).limit(1)
+        ).first() is None:
+            registry.path(version)  # ModelNotFoundError for a version that does not exist
         first, last = conn.execute(sa.select(sa.func.min(p.date), sa.func.max(p.date)).where(
             *_where(filters, version, None, None))).one()
     what = " and ".join(f"{k}={','.join(v)}" for k, v in filters.items() if v) or "any series"
@@ -374,15 +387,6 @@ def _explain_empty(store: SalesStore, registry: ModelRegistry, filters: dict[str
         f"{end or 'the end'}; scored dates run from {first} to {last}",
         {"selection": filters, "model_version": version, "scored_from": str(first),
          "scored_to": str(last)})
-
-
-def _frequency(registry: ModelRegistry, version: str, points: pd.DataFrame) -> str:
-    """The version's frequency, from its meta while kept, else from the scored dates
-    (a pruned version's points stay reportable)."""
-    try:
-        return str(registry.meta(version)["frequency"])
-    except ModelNotFoundError:
-        return pd.infer_freq(pd.DatetimeIndex(sorted(points["date"].unique()))) or "D"
 
 
 #: the columns whose values make the groups of each level

@@ -80,6 +80,7 @@ accuracy_points = sa.Table(
     sa.Column("date", sa.Date, primary_key=True),
     sa.Column("category", sa.String(200), nullable=False, server_default=""),
     sa.Column("cutoff", sa.Date, nullable=False),
+    sa.Column("frequency", sa.String(20), nullable=False),
     sa.Column("step", sa.Integer, nullable=False),
     sa.Column("actual", sa.Float, nullable=False),
     sa.Column("yhat", sa.Float, nullable=False),

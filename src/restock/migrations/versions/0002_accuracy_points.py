@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("date", sa.Date, primary_key=True),
         sa.Column("category", sa.String(200), nullable=False, server_default=""),
         sa.Column("cutoff", sa.Date, nullable=False),
+        sa.Column("frequency", sa.String(20), nullable=False),
         sa.Column("step", sa.Integer, nullable=False),
         sa.Column("actual", sa.Float, nullable=False),
         sa.Column("yhat", sa.Float, nullable=False),
