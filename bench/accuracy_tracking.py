@@ -26,7 +26,8 @@ from restock.data.store import SalesStore
 from restock.registry import ModelRegistry
 
 
-def sales(series: int, start: pd.Timestamp, days: int, rng: np.random.Generator) -> bytes:
+def sales(series: int, start: pd.Timestamp, days: int,
+          rng: np.random.Generator) -> pd.DataFrame:
     dates = pd.date_range(start, periods=days)
     frame = pd.DataFrame({
         "date": np.tile(dates.strftime("%Y-%m-%d"), series),
@@ -35,12 +36,15 @@ def sales(series: int, start: pd.Timestamp, days: int, rng: np.random.Generator)
         "category": np.repeat([f"C{i % 20:02d}" for i in range(series)], days),
         "quantity": rng.poisson(5, series * days),
     })
-    return frame.to_csv(index=False).encode()
+    return frame
 
 
-def fake_version(registry: ModelRegistry, series: int, cutoff: pd.Timestamp,
-                 horizon: int, history: int, rng: np.random.Generator) -> str:
-    """A sealed, activated version with the files accuracy tracking reads."""
+def fake_version(registry: ModelRegistry, history: pd.DataFrame, horizon: int,
+                 rng: np.random.Generator) -> str:
+    """A sealed, activated version trained on ``history`` (``sales`` rows), with the
+    files accuracy tracking reads."""
+    cutoff = pd.Timestamp(history["date"].max())
+    series = history["product_id"].nunique()
     version, staging = registry.staging_dir()
     uids = [f"s{i:05d}" for i in range(series)]
     pd.DataFrame({"unique_id": uids, "product_id": [f"P{i:05d}" for i in range(series)],
@@ -52,9 +56,8 @@ def fake_version(registry: ModelRegistry, series: int, cutoff: pd.Timestamp,
                   "step": np.tile(np.arange(1, horizon + 1), series), "yhat": yhat,
                   "yhat_lower": yhat - 4, "yhat_upper": yhat + 4}
                  ).to_parquet(staging / "forecasts.parquet", index=False)
-    pd.DataFrame({"unique_id": np.repeat(uids, history),
-                  "ds": np.tile(pd.date_range(end=cutoff, periods=history), series),
-                  "y": rng.poisson(5, series * history).astype(float)}
+    pd.DataFrame({"unique_id": "s" + history["product_id"].str[1:],
+                  "ds": pd.to_datetime(history["date"]), "y": history["quantity"].astype(float)}
                  ).to_parquet(staging / "history.parquet", index=False)
     (staging / "metrics.json").write_text(json.dumps({"per_series": {
         uid: {"ensemble": {"mase": 0.8}} for uid in uids}}))
@@ -81,15 +84,16 @@ def main() -> None:
     start = pd.Timestamp("2025-01-01")
     cutoff = start + pd.Timedelta(days=args.history - 1)
     history = sales(args.series, start, args.history, rng)
-    upload = sales(args.series, cutoff + pd.Timedelta(days=1), args.days, rng)
+    upload = sales(args.series, cutoff + pd.Timedelta(days=1), args.days, rng).to_csv(
+        index=False).encode()
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         for tracked in (False, True):
             home = Path(tmp) / ("tracked" if tracked else "plain")
             store = SalesStore(f"sqlite:///{home / 'restock.db'}", home / "uploads")
             registry = ModelRegistry(home / "models")
-            fake_version(registry, args.series, cutoff, args.horizon, args.history, rng)
-            store.ingest_bytes(history, "history.csv")
+            fake_version(registry, history, args.horizon, rng)
+            store.ingest_bytes(history.to_csv(index=False).encode(), "history.csv")
             if tracked:
                 AccuracyTracker.attach(store, registry)
             label = "tracked" if tracked else "plain"
