@@ -3,8 +3,8 @@
 When an upload brings sales for dates that a once-active version forecast (``ModelRegistry
 .ever_active``: the activation log plus ``current``), each forecast is stored next to its
 actual in ``accuracy_points`` with the seasonal naive forecast made from the same cutoff
-(the last season before the version's ``last_date``, repeated; the last value when the
-history is shorter than a season). Rows are keyed by (version, product, store, date), so
+(the last season of the history the version was trained on, repeated; the last value
+when the history is shorter than a season). Rows are keyed by (version, product, store, date), so
 re-uploading the same actuals rewrites the same rows and a corrected actual replaces the
 old one. Every version is scored on its own: two versions that forecast the same date
 each get their row, and a report never mixes them.
@@ -47,7 +47,8 @@ from restock.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
-#: periods of stored history up to a cutoff that the MASE scale is measured on
+#: periods of stored history up to a cutoff that a group's MASE scale is measured on (as
+#: many as a version keeps of each series' history, ``training.HISTORY_PERIODS``)
 SCALE_PERIODS = 400
 #: ``model_degraded``: live MASE above the backtest MASE times this, over a season or more
 DEGRADED_RATIO = 1.5
