@@ -319,6 +319,9 @@ def test_endpoint(split: Split, home: Settings) -> None:
         missing = client.get("/accuracy?version=20990101-000000-000000-abcd")
         assert missing.status_code == 404
         assert missing.get_json()["error"]["code"] == "model_not_found"
+        documented = client.get("/openapi.json").get_json()["paths"]["/accuracy"]["get"]
+        assert {p["name"] for p in documented["parameters"]} >= {
+            "product_id", "store_id", "category", "version", "start", "end"}
     finally:
         app.extensions["restock"].close()
 
