@@ -25,7 +25,6 @@ from restock.inventory import (
     inventory_warnings,
     min_max_levels,
     order_up_to_level,
-    period_days,
     plan_inventory,
     reorder_point,
     safety_stock,
@@ -138,13 +137,8 @@ def test_suggested_order() -> None:
     assert suggested_order(0, 0, 0) == (False, 0.0)  # no demand: nothing to order
 
 
-def test_sigma_conversion_and_period_days() -> None:
+def test_sigma_conversion() -> None:
     assert sigma_daily_from_period(70, 7) == pytest.approx(70 / math.sqrt(7))
-    assert period_days("D") == 1
-    assert period_days("W-FRI") == 7
-    assert period_days("MS") == pytest.approx(365 / 12, abs=0.1)
-    with pytest.raises(InvalidParameterError):
-        period_days("FOO")
 
 
 # ---------------------------------------------------------------------- property tests

@@ -334,19 +334,6 @@ def sigma_daily_from_period(sigma_period: float, days_per_period: float) -> floa
     return sigma / math.sqrt(_positive("days_per_period", days_per_period))
 
 
-def period_days(freq: str) -> float:
-    """Average calendar days in one period of a pandas offset: D 1, W-FRI 7, MS ~30.4."""
-    try:
-        offset = pd.tseries.frequencies.to_offset(freq)
-    except (TypeError, ValueError):
-        raise _invalid("freq", freq, "must be a pandas frequency such as D, W or MS") from None
-    anchor = pd.Timestamp("2001-01-01")  # average over a non-leap year's worth of periods
-    dates = pd.date_range(anchor, anchor + pd.Timedelta(days=366), freq=offset)
-    if len(dates) < 2:
-        raise _invalid("freq", freq, "must be at most one year long")
-    return float((dates[-1] - dates[0]).days) / (len(dates) - 1)
-
-
 def daily_demand_path(
     forecast: pd.DataFrame, freq: str | None = None
 ) -> tuple[pd.Timestamp, np.ndarray]:

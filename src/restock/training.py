@@ -24,7 +24,8 @@ import pandas as pd
 from restock import __version__
 from restock.accuracy import AccuracyTracker
 from restock.config import Settings
-from restock.data.panel import TOTAL_ID, Panel, build_panel, model_horizon
+from restock.calendar import model_horizon
+from restock.data.panel import TOTAL_ID, Panel, build_panel
 from restock.data.store import SalesStore
 from restock.errors import RestockError, TrainingError
 from restock.models.ensemble import SEED_WEIGHTS, EnsembleForecaster, default_members

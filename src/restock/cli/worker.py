@@ -31,9 +31,9 @@ def worker(settings: Settings, concurrency: int | None, loglevel: str) -> None:
     from celery.signals import worker_process_init
 
     from restock.web import create_app
+    from restock.web.services import services
 
-    app = create_app(settings)
-    queue = app.extensions["restock"].queue
+    queue = services(create_app(settings)).queue
     celery_app = queue.celery
 
     def forked(**_: Any) -> None:

@@ -38,9 +38,9 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from restock.calendar import YEARLY_MIN_SPAN_DAYS, frequency_of
 from restock.models.base import Forecaster, ProgressFn, future_dates, no_progress
 from restock.models.frames import forecast_frame, Series, init_params, iter_series
-from restock.models.metrics import season_length
 from restock.processes import safe_context
 
 FORMAT_VERSION = 1
@@ -306,11 +306,11 @@ def _new_model(series: Series, config: dict[str, Any]) -> Any:
     """An unfitted Prophet with seasonalities chosen from the series' span and frequency."""
     from prophet import Prophet
 
-    kind = season_length(config["freq"])
+    frequency = frequency_of(config["freq"])
     span_days = (series.ds[-1] - series.ds[0]).days if len(series.ds) > 1 else 0
-    weekly = kind in (5, 7) and span_days >= 14
-    yearly: bool | int = span_days >= 2 * 365 and kind in (5, 7, 52, 12)
-    if yearly and kind == 12:
+    weekly = frequency.within_week and span_days >= 14
+    yearly: bool | int = span_days >= YEARLY_MIN_SPAN_DAYS and frequency.within_year
+    if yearly and frequency.code == "M":
         yearly = 5  # monthly data: 12 points a year support a low Fourier order only
     model = Prophet(
         growth="linear",
@@ -321,7 +321,7 @@ def _new_model(series: Series, config: dict[str, Any]) -> Any:
         changepoint_prior_scale=config["changepoint_prior_scale"],
         seasonality_mode=config["seasonality_mode"],
     )
-    if config["holidays_country"] and kind in (5, 7):
+    if config["holidays_country"] and frequency.within_week:
         model.add_country_holidays(country_name=config["holidays_country"])
     return model
 

@@ -11,7 +11,7 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   or more (naive when shorter than a season): it is the ensemble's fallback and the MASE
   yardstick.
 - **Seasonality only where the history can carry it.** The season comes from the
-  frequency (``metrics.season_length``); ETS fits it only with two full seasons of
+  frequency (``restock.calendar``); ETS fits it only with two full seasons of
   history (less cannot separate season from level), MSTL adds the yearly cycle to the
   weekly one only with two full years of daily data.
 - **One pass.** ``fit`` runs ``StatsForecast.forecast``, which fits and forecasts each
@@ -50,16 +50,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from restock.calendar import frequency_of, seasonal_periods
 from restock.errors import InvalidParameterError
 from restock.models.base import Forecaster, ProgressFn, no_progress
 from restock.models.frames import init_params
-from restock.models.metrics import season_length
 
 FORMAT_VERSION = 1
 FOLDER = "statistical"
-#: steps ``fit`` forecasts when the caller did not set ``precompute_h``: the registry's
-#: default horizon (a year of days, two years of weeks or months)
-DEFAULT_STEPS = {7: 365, 5: 260, 52: 104, 12: 24, 4: 8}
 #: series per StatsForecast call; progress (and cancellation) happens between calls
 CHUNK_SERIES = 200
 #: season length statsforecast sees for "no seasonality"
@@ -88,7 +85,7 @@ class StatisticalForecaster(Forecaster):
 
     #: set by the caller before ``fit`` (the ensemble does): the number of steps ``fit``
     #: forecasts and keeps; ``predict(h)`` up to it returns those values. Not a
-    #: hyperparameter (not saved); 0 means ``DEFAULT_STEPS`` for the frequency.
+    #: hyperparameter (not saved); 0 means the frequency's default horizon.
     precompute_h: int = 0
 
     def __init__(self, n_jobs: int = 1) -> None:
@@ -118,8 +115,9 @@ class StatisticalForecaster(Forecaster):
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Fit every series of ``df`` and forecast ``precompute_h`` steps in one pass."""
-        season = season_length(freq)
-        steps = int(self.precompute_h) or DEFAULT_STEPS.get(season, 24)
+        frequency = frequency_of(freq)
+        season = frequency.season_length
+        steps = int(self.precompute_h) or frequency.default_horizon
         history = _clean(df)
         lengths = history.groupby("unique_id", sort=True).size()
         on_progress(0.0, f"{self.alias}: fitting {len(lengths)} series")
@@ -230,7 +228,7 @@ class StatisticalForecaster(Forecaster):
         for name, value in (("h", h), ("n_windows", n_windows), ("step_size", step_size)):
             if int(value) < 1:
                 raise InvalidParameterError(f"cross_validate: {name} must be >= 1, got {value}")
-        season = season_length(freq)
+        season = frequency_of(freq).season_length
         test_size = h + (n_windows - 1) * step_size
         history = _clean(df)
         train = history.groupby("unique_id", sort=True).size() - test_size
@@ -459,9 +457,6 @@ class MSTLForecaster(StatisticalForecaster):
 
     alias = "mstl"
 
-    #: the second, yearly period for daily data
-    YEARLY = {7: 365}
-
     def _skip_reason(self, season: int, n: int) -> str | None:
         if season < 2:
             return "mstl needs a seasonal frequency (daily, weekly, monthly, quarterly)"
@@ -470,9 +465,9 @@ class MSTLForecaster(StatisticalForecaster):
         return None
 
     def _season_for(self, season: int, n: int) -> SeasonSpec:
-        yearly = self.YEARLY.get(season)
-        if yearly is not None and n >= 2 * yearly:
-            return (season, yearly)
+        periods = seasonal_periods(season)
+        if len(periods) > 1 and n >= 2 * periods[-1]:
+            return periods
         return season
 
     def _make_model(self, season: SeasonSpec) -> Any:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from restock.accuracy import accuracy_report
-from restock.web.app import services
 from restock.web.openapi import api, responses
 from restock.web.schemas import AccuracyQuery, AccuracyReport, ErrorBody
+from restock.web.services import services
 
 bp = Blueprint("accuracy", __name__)
 
