@@ -36,13 +36,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from restock.calendar import frequency_of
 from restock.data import tables
 from restock.data.panel import TOTAL_ID, snap_to_calendar
 from restock.data.store import Filter, SalesStore
 from restock.errors import (InvalidParameterError, ModelNotFoundError, NoScoresError,
                             UnknownSeriesError)
 from restock.inventory import make_warning
-from restock.models.metrics import bias, mase, mase_scale, season_length, wape
+from restock.models.metrics import bias, mase, mase_scale, wape
 from restock.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class AccuracyTracker:
         rows = rows.assign(date=snap_to_calendar(rows["date"], freq))
         actual = rows.groupby([*_KEY, "date"])["quantity"].sum().rename("actual")
         points = points.join(actual, on=[*_KEY, "date"]).fillna({"actual": 0.0})
-        season = season_length(freq)
+        season = frequency_of(freq).season_length
         column = forecasts.history.columns.get_indexer(pd.MultiIndex.from_frame(points[_KEY]))
         naive = _naive(forecasts.history, season, column, points["step"].to_numpy(int))
         scale = np.array([mase_scale(values[~np.isnan(values)], season)
@@ -401,7 +402,7 @@ def _score_version(store: SalesStore, points: pd.DataFrame, freq: str,
     total (always the last row). Per level, one groupby sums every group's series per
     date; the loop over groups only slices arrays."""
     cutoff = pd.Timestamp(points["cutoff"].iloc[0])
-    season = season_length(freq)
+    season = frequency_of(freq).season_length
     points = points.assign(inside=(points["yhat_lower"] <= points["actual"])
                            & (points["actual"] <= points["yhat_upper"]), all="")
     version = str(points["model_version"].iloc[0])
@@ -466,7 +467,7 @@ def _warnings(version: str, points: pd.DataFrame, freq: str, live: float,
               backtest: float | None) -> list[dict[str, str]]:
     """``model_degraded`` and ``forecast_bias`` for one version on the selection."""
     found = []
-    season = season_length(freq)
+    season = frequency_of(freq).season_length
     per_date = points.groupby("date")[["actual", "yhat"]].sum()
     if (backtest is not None and np.isfinite(live) and len(per_date) >= season
             and live > DEGRADED_RATIO * backtest):
