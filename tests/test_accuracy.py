@@ -363,3 +363,51 @@ def test_a_pruned_version_stays_reportable(
     shutil.rmtree(registry.path(split.trained.version))
     assert accuracy_report(store, registry) == before
     assert accuracy_report(store, registry, version=split.trained.version) == before
+
+
+def test_weekly_data_shorter_than_a_season(tmp_path: Path) -> None:
+    """Weekly data (season 52) with 30 weeks of history: the naive forecast repeats the last
+    week and the scale falls back to lag 1, as ``metrics.mase_scale`` does; a version
+    written by hand, in the layout ``version_forecasts`` reads."""
+    weeks = pd.date_range("2026-01-04", periods=30, freq="W-SUN")
+    rng = np.random.default_rng(4)
+    history = pd.DataFrame({"date": np.tile(weeks, 2), "product_id": np.repeat(["A", "B"], 30),
+                            "store_id": "", "category": "c",
+                            "quantity": rng.integers(20, 40, 60).astype(float)})
+    store = SalesStore(f"sqlite:///{tmp_path / 'restock.db'}", tmp_path / "uploads")
+    registry = ModelRegistry(tmp_path / "models")
+    store.ingest_bytes(as_csv(history), "history.csv")
+    version, staging = registry.staging_dir()
+    pd.DataFrame({"unique_id": ["s1", "s2", TOTAL_ID], "product_id": ["A", "B", ""],
+                  "store_id": "", "category": ["c", "c", ""]}
+                 ).to_parquet(staging / "series.parquet")
+    ahead = pd.date_range(weeks[-1], periods=9, freq="W-SUN")[1:]
+    pd.DataFrame({"unique_id": np.repeat(["s1", "s2"], 8), "ds": np.tile(ahead, 2),
+                  "step": np.tile(np.arange(1, 9), 2), "yhat": 30.0, "yhat_lower": 25.0,
+                  "yhat_upper": 35.0}).to_parquet(staging / "forecasts.parquet")
+    history.assign(unique_id=history["product_id"].map({"A": "s1", "B": "s2"})).rename(
+        columns={"date": "ds", "quantity": "y"})[["unique_id", "ds", "y"]].to_parquet(
+        staging / "history.parquet")
+    (staging / "metrics.json").write_text(json.dumps({"per_series": {}}))
+    registry.seal(version, staging, {"last_date": weeks[-1].date().isoformat(),
+                                     "frequency": "W-SUN", "horizon": 8})
+    registry.activate(version)
+    AccuracyTracker.attach(store, registry)
+    try:
+        actual = pd.DataFrame({"date": np.tile(ahead[:3], 2), "product_id": np.repeat(
+            ["A", "B"], 3), "store_id": "", "category": "c", "quantity": [31.0, 40, 22] * 2})
+        store.ingest_bytes(as_csv(actual), "actual.csv")
+        report = accuracy_report(store, registry, product_id="A")
+    finally:
+        store.close()
+    a = history[history["product_id"] == "A"]["quantity"].to_numpy()
+    y, yhat, naive = np.array([31.0, 40, 22]), np.full(3, 30.0), np.full(3, a[-1])
+    scale = np.mean(np.abs(np.diff(a)))  # lag 1: less than a season plus one of history
+    series = report["scores"][0]
+    assert (series["level"], series["periods"]) == ("series", 3)
+    assert series["mase"] == pytest.approx(np.mean(np.abs(y - yhat)) / scale)
+    assert series["fva"] == pytest.approx(
+        1 - np.mean(np.abs(y - yhat)) / np.mean(np.abs(y - naive)))
+    assert series["coverage"] == pytest.approx(1 / 3)
+    assert report["versions"][0]["frequency"] == "W-SUN"
+    assert report["versions"][0]["backtest_mase"] is None
