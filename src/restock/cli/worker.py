@@ -19,7 +19,7 @@ from restock.config import Settings
 @cli.command()
 @click.option("--concurrency", type=click.IntRange(1), default=None,
               help="Pool processes (default: the CPU count). A retrain holds one; the "
-                   "others fit its Prophet shards.")
+                   "others fit its shards (Prophet, the statistical members).")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @pass_settings
