@@ -89,6 +89,12 @@ class ModelNotFoundError(RestockError):
     code = "model_not_found"
 
 
+class NoScoresError(RestockError):
+    """Live accuracy was asked for a selection, version or date range with no scored forecast."""
+
+    code = "no_scores"
+
+
 class PlotNotFoundError(RestockError):
     code = "plot_not_found"
 

@@ -16,13 +16,14 @@ from typing import Any
 
 from flask import Flask
 
+from restock.accuracy import AccuracyTracker
 from restock.config import Settings
 from restock.data.store import SalesStore
 from restock.jobs import JobQueue, JobRecords, Task, ThreadJobQueue
 from restock.jobs.tasks import make_retrain_task
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
-from restock.web import data, forecast, health, jobs, models, retrain, ui
+from restock.web import accuracy, data, forecast, health, jobs, models, retrain, ui
 from restock.web.errors import register_error_handlers
 from restock.web.jsonbody import FiniteJSONProvider
 from restock.web.security import (install_auth, install_cors, install_host_check,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
 
     store = SalesStore.from_settings(settings)
     registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
+    AccuracyTracker.attach(store, registry)  # score served forecasts as actuals arrive
     forecasts = ForecastService(settings, store, registry)
     queue = build_queue(settings, store, task or make_retrain_task(settings, store, registry),
                         started_at)
@@ -89,7 +91,8 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     install_security_headers(app)
     register_error_handlers(app)
     install_streams(app, streams)
-    for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, data.bp, models.bp, ui.bp):
+    for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, accuracy.bp, data.bp,
+                      models.bp, ui.bp):
         app.register_blueprint(blueprint)
     limiter.limit(settings.ratelimit_retrain, methods=["POST"])(retrain.bp)
     limiter.exempt(health.healthz)

@@ -7,9 +7,10 @@ accepts. Request models forbid unknown fields, so a typo (``lead_time`` for
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
 from restock.query import ForecastQuery, Id, InventoryPolicy
@@ -192,3 +193,68 @@ class ModelList(Body):
 
 class Activated(Body):
     model_version: str
+
+
+# -- live accuracy (restock.accuracy) -------------------------------------------------------
+
+class AccuracyQuery(Request):
+    """``GET /accuracy``: the ``/forecast`` filters (repeat one for OR), a version, dates."""
+
+    product_id: list[Id] | None = None
+    store_id: list[Id] | None = None
+    category: list[Id] | None = None
+    version: str | None = Field(None, min_length=1, max_length=64,
+                                description="one model version (default: every scored one)")
+    start: date | None = Field(None, description="first forecast date to score (YYYY-MM-DD)")
+    end: date | None = Field(None, description="last forecast date to score (YYYY-MM-DD)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AccuracyQuery":
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+class AccuracyScore(Body):
+    model_version: str
+    level: Literal["series", "category", "store", "total"]
+    product_id: str | None = Field(description="set on series rows")
+    store_id: str | None = Field(description="set on series and store rows")
+    category: str | None = Field(description="set on series and category rows")
+    series: int
+    periods: int
+    first_date: str
+    last_date: str
+    actual: float
+    forecast: float
+    mase: float | None = Field(description="MAE over the in-sample seasonal naive MAE")
+    wape: float | None = Field(description="absolute error over actual volume")
+    bias: float | None = Field(description="(forecast - actual) over actual volume; > 0 over")
+    coverage: float = Field(description="share of actuals inside the forecast interval")
+    fva: float | None = Field(
+        description="forecast value added: 1 - MASE / MASE of seasonal naive from the cutoff")
+
+
+class AccuracyVersion(Body):
+    model_version: str
+    cutoff: str = Field(description="the last date the version was trained on")
+    frequency: str
+    first_date: str
+    last_date: str
+    periods: int
+    series: int
+    backtest_mase: float | None = Field(description="mean backtest MASE of the selection")
+    live_mase: float | None = Field(description="mean live MASE of the selection")
+
+
+class AccuracyWarning(ForecastWarning):
+    model_version: str
+
+
+class AccuracyReport(Body):
+    selection: dict[str, list[str]]
+    start: str | None
+    end: str | None
+    versions: list[AccuracyVersion]
+    scores: list[AccuracyScore]
+    warnings: list[AccuracyWarning]
