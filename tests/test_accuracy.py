@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from restock import accuracy
+from restock import accuracy, snapshot
 from restock.accuracy import AccuracyTracker, accuracy_report
 from restock.cli import cli
 from restock.cli import accuracy as _accuracy_cli  # noqa: F401
@@ -99,8 +99,9 @@ def dense(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
 
 def expected_scores(split: Split, version_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
     """Every level's figures from the version's files and the raw frames, in numpy."""
-    names = pd.read_parquet(version_dir / "series.parquet").query("unique_id != @TOTAL_ID")
-    forecasts = pd.read_parquet(version_dir / "forecasts.parquet").merge(names, on="unique_id")
+    arrays = snapshot.load(version_dir, {})
+    names = arrays.series_frame().query("unique_id != @TOTAL_ID")
+    forecasts = arrays.forecast_frame().merge(names, on="unique_id")
     held_dates = pd.date_range(split.held["date"].min(), split.held["date"].max())
     forecasts = forecasts[forecasts["ds"].isin(held_dates)]
     history = dense(split.train, pd.date_range(split.train["date"].min(),

@@ -94,7 +94,7 @@ class Snapshot:
 
     freq: str
     uids: np.ndarray  # [S] str
-    total_row: int
+    total_row: int  # -1: a version made by hand without the total
     table_rows: np.ndarray  # [N] rows of the series proper (the total left out)
     keys: dict[str, Key]  # KEYS -> per table position
     stats: dict[str, np.ndarray]  # SERIES_STATS -> [S]
@@ -147,18 +147,22 @@ def build(freq: str, series: pd.DataFrame, forecast: Mapping[str, np.ndarray],
     """A snapshot from dense arrays (rows in ``series`` order) and the series table.
 
     ``series`` has ``unique_id``, the ``KEYS`` and the ``SERIES_STATS`` columns
-    (``discontinued`` and ``clipped`` default to False). ``dates`` are the H forecast dates
-    plus the day after the last period.
+    (``discontinued`` and ``clipped`` default to False; versions written by hand for tests
+    and benchmarks may also lack ``n_obs``, then the observed history, ``gap_share``, then
+    0, and the total, then ``total_row`` is -1). ``dates`` are the H forecast dates plus
+    the day after the last period.
     """
     uids = series["unique_id"].astype(str).to_numpy()
     is_total = uids == TOTAL_ID
-    total_row = int(np.flatnonzero(is_total)[0])
+    total_row = int(np.flatnonzero(is_total)[0]) if is_total.any() else -1
     table_rows = np.flatnonzero(~is_total).astype(np.int64)
     table = series.iloc[table_rows]
     keys = {name: Key.of(table[name].to_numpy(object)) for name in KEYS}
+    observed = (~np.isnan(history)).sum(axis=1)  # for versions made by hand without them
     stats = {
-        "n_obs": series["n_obs"].to_numpy(np.int64),
-        "gap_share": series["gap_share"].to_numpy(float),
+        "n_obs": series["n_obs"].to_numpy(np.int64) if "n_obs" in series else observed,
+        "gap_share": (series["gap_share"].to_numpy(float) if "gap_share" in series
+                      else np.zeros(len(series))),
         **{flag: (series[flag].fillna(False).to_numpy(bool) if flag in series
                   else np.zeros(len(series), bool)) for flag in ("discontinued", "clipped")}}
     forecast = {c: np.ascontiguousarray(forecast[c], dtype=float) for c in FORECAST_COLUMNS
@@ -310,8 +314,10 @@ def load(root: Path, meta: Mapping[str, Any]) -> Snapshot:
 
 def _load_legacy(root: Path, meta: Mapping[str, Any]) -> Snapshot:
     """A version saved as parquet frames (before the snapshot): read them all, in memory."""
-    forecasts, backtest, history, series = (pd.read_parquet(root / name)
-                                            for name in _LEGACY_FILES)
+    forecasts, backtest, history, series = (
+        pd.read_parquet(root / name) if (root / name).exists() or name != "backtest.parquet"
+        else pd.DataFrame(columns=["unique_id", "cutoff", "step", "y", "yhat"])
+        for name in _LEGACY_FILES)
     return from_frames(meta["frequency"], series, forecasts, backtest, history,
                        meta.get("clipped") or {}, group_sums=False)
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 import restock.models.statistical as statistical
 from cluster import Topology, wait_for
+from restock import snapshot
 from restock.config import Settings
 from restock.data.demo import write_demo_csv
 from restock.data.store import SalesStore
@@ -180,5 +181,5 @@ def test_a_celery_retrain_shards_the_statistical_members_and_matches_thread_mode
         pd.testing.assert_frame_equal(pd.read_parquet(sharded_dir / "statistical" / name),
                                       pd.read_parquet(thread_dir / "statistical" / name),
                                       check_exact=True, obj=name)
-    pd.testing.assert_frame_equal(pd.read_parquet(sharded_dir / "forecasts.parquet"),
-                                  pd.read_parquet(thread_dir / "forecasts.parquet"))
+    pd.testing.assert_frame_equal(snapshot.load(sharded_dir, {}).forecast_frame(),
+                                  snapshot.load(thread_dir, {}).forecast_frame())

@@ -44,6 +44,9 @@ def select(snapshot: Snapshot, product_id: Filter = None, store_id: Filter = Non
     filters = dict(zip(KEYS, (as_list(product_id), as_list(store_id), as_list(category))))
     asked = {column: wanted for column, wanted in filters.items() if wanted}
     if not asked:
+        if snapshot.total_row < 0:
+            raise UnknownSeriesError("this model version holds no total: filter by product, "
+                                     "store or category", {})
         return Selection(filters, np.array([snapshot.total_row]), None, True)
     codes = {column: _codes(snapshot, column, wanted) for column, wanted in asked.items()}
     if len(asked) == 1:  # one column: its values' positions, no mask over every series
