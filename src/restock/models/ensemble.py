@@ -130,7 +130,13 @@ class EnsembleForecaster(Forecaster):
     per series and overall), ``skipped_`` (per member alias: series it could not fit) and
     ``renormalized_`` (series whose chosen members had no forecast, and why); after
     ``predict``, ``clipped_`` counts negative member forecasts clipped at 0 per series;
-    ``durations_`` holds each member's backtest and refit seconds (not saved).
+    ``durations_`` holds each member's backtest and refit seconds and the members that
+    ran alongside the others (``overlapped``: their seconds overlap the rest; not saved).
+
+    Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
+    are backtested and refitted in a background thread while the in-process members run,
+    so their waiting is filled; which data each fit sees is unchanged, and so are the
+    forecasts.
     """
 
     alias = "ensemble"
