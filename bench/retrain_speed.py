@@ -53,8 +53,10 @@ RESULTS = ROOT / "bench" / "results" / "retrain_speed.md"
 
 
 def child_retrain() -> None:
+    from restock.processes import use_safe_start_method
     from restock.training import retrain_model
 
+    use_safe_start_method()  # as the restock command does: no pool forks a threaded process
     started = time.perf_counter()
     version = retrain_model()
     print(json.dumps({"version": version, "inner_seconds": time.perf_counter() - started}))
