@@ -43,7 +43,8 @@ import pandas as pd
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the restock command sets it
 
-from restock.config import Settings  # noqa: E402 - after the OpenMP setting
+from restock.calendar import frequency_of  # noqa: E402 - after the OpenMP setting
+from restock.config import Settings
 from restock.models.backtest import drop_last
 from restock.models.ensemble import (
     SEED_WEIGHTS,
@@ -51,7 +52,7 @@ from restock.models.ensemble import (
     backtest_step,
     combine_forecasts,
 )
-from restock.models.metrics import mase_scales, score_series, season_length, summarize
+from restock.models.metrics import mase_scales, score_series, summarize
 from restock.models.selection import apply_choice, select
 from restock.training import build_ensemble
 
@@ -117,7 +118,7 @@ def run_statsforecast(split: Split) -> tuple[pd.DataFrame, dict[str, float]]:
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
 
-    season = season_length(split.freq)
+    season = frequency_of(split.freq).season_length
     frames, seconds = [], {}
     for model in (SeasonalNaive(season_length=season), AutoETS(season_length=season),
                   AutoTheta(season_length=season)):
@@ -134,7 +135,7 @@ def run_lightgbm(split: Split) -> tuple[pd.DataFrame, float]:
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean
 
-    season = season_length(split.freq)
+    season = frequency_of(split.freq).season_length
     started = time.perf_counter()
     forecaster = MLForecast(
         models={"LightGBM": lgb.LGBMRegressor(n_estimators=200, verbosity=-1, n_jobs=WORKERS,
@@ -142,7 +143,7 @@ def run_lightgbm(split: Split) -> tuple[pd.DataFrame, float]:
         freq=split.freq,
         lags=[*range(1, season + 1), 2 * season],
         lag_transforms={1: [RollingMean(window_size=season)]},
-        date_features=["dayofweek"] if split.freq == "D" else ["month"],
+        date_features=["dayofweek"] if frequency_of(split.freq).within_week else ["month"],
     )
     forecaster.fit(split.train)
     forecast = forecaster.predict(split.h)

@@ -23,6 +23,7 @@ from mlforecast.target_transforms import LocalStandardScaler
 from utilsforecast.processing import backtest_splits
 
 from accuracy import Split, data_dir, load_m3, load_pizzaplace
+from restock.calendar import frequency_of
 from restock.models import gbm
 from restock.models.gbm import GBMForecaster, MeanScaler
 from restock.models.metrics import mase_scales, score_series, summarize
@@ -101,7 +102,7 @@ def run(split: Split, variant: str, cv: bool) -> str:
         f"{predicted - fitted:.2f} | {len(model.skipped_)} |"
     )
     if cv:
-        h = 28 if split.freq == "D" else 12
+        h = frequency_of(split.freq).backtest_horizon
         started = time.perf_counter()
         table = make(variant).cross_validate(split.train, split.freq, h, 3, h // 2)
         seconds = time.perf_counter() - started

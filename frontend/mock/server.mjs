@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// A fake restock API for working on the UI without Python: implements the issue-5 contract
-// with canned data. Not used by the unit tests (they fake fetch/XHR directly).
+// A fake restock API for working on the UI without Python, with canned data. Not used by the
+// unit tests (they fake fetch/XHR directly). tests/web/test_mock_contract.py holds every
+// answer to the real server's /openapi.json and every warning to the codes the server emits:
+// change the two together.
 //
 //   node mock/server.mjs [port]          # default 8765
 //   MOCK_TOKEN=secret   require "Authorization: Bearer secret"
@@ -117,7 +119,7 @@ function forecastBody(req) {
   const days = req.days || 30;
   const history = [];
   const start = Date.UTC(2024, 9, 1);
-  for (let d = 0; d < 92; d++) {
+  for (let d = Math.max(0, 92 - (req.history ?? 28)); d < 92; d++) {
     const t = new Date(start + d * 86400000);
     history.push({ date: t.toISOString().slice(0, 10), quantity: Math.round(20 + 6 * Math.sin(d / 7 * 2 * Math.PI) + (d % 5)) });
   }
@@ -129,15 +131,20 @@ function forecastBody(req) {
   }
   const onHand = req.on_hand ?? 180;
   const lt = req.lead_time_days ?? 7;
+  const reorderPoint = 21 * lt + 22.4;
+  // the server's warnings, by its rules: a stockout before an order placed now arrives, stock
+  // under the reorder point; and the two about the data this mock always has
+  const warnings = [
+    { code: 'short_history', severity: 'warning', message: 'Less than two years of history.' },
+    { code: 'stale_model', severity: 'info', message: 'The model is 12 days old.' }];
+  if (onHand / 21 < lt) warnings.unshift({ code: 'stockout_before_lead_time', severity: 'critical', message: 'Projected stockout before an order placed today can arrive.' });
+  if (onHand < reorderPoint) warnings.unshift({ code: 'below_reorder_point', severity: 'warning', message: `On hand ${onHand} is below the reorder point ${reorderPoint.toFixed(0)}.` });
   return {
     model_version: modelVersion,
     selection: { product_id: req.product_id ?? null, store_id: req.store_id ?? null, category: req.category ?? null, series: 1 },
     frequency: 'daily', history, forecast,
-    inventory: { safety_stock: 22.4, reorder_point: 21 * lt + 22.4, min_level: 21 * lt + 22.4, max_level: 21 * lt + 22.4 + 300, order_quantity: 300, on_hand: onHand, days_of_cover: onHand / 21, stockout_date: '2025-01-08', order_now: onHand <= 21 * lt + 22.4, suggested_order_qty: Math.max(0, 21 * lt + 322.4 - onHand), service_level: req.service_level ?? 0.95, lead_time_days: lt, avg_daily_demand: 21 },
-    warnings: [
-      { code: 'stockout_within_lead_time', severity: 'critical', message: 'Projected stockout within the lead time.' },
-      { code: 'short_history', severity: 'info', message: 'Less than two years of history.' },
-      { code: 'stale_model', severity: 'warning', message: 'The model is 12 days old.' }],
+    inventory: { safety_stock: 22.4, reorder_point: reorderPoint, min_level: reorderPoint, max_level: reorderPoint + 300, order_quantity: 300, on_hand: onHand, days_of_cover: onHand / 21, stockout_date: '2025-01-08', order_now: onHand <= reorderPoint, suggested_order_qty: Math.max(0, reorderPoint + 300 - onHand), service_level: req.service_level ?? 0.95, lead_time_days: lt, avg_daily_demand: 21 },
+    warnings,
     plot_url: req.plot ? '/plots/mock.png' : undefined,
   };
 }
@@ -160,7 +167,7 @@ const server = http.createServer(async (req, res) => {
   }
   if (TOKEN && req.headers.authorization !== `Bearer ${TOKEN}`) return error(res, 401, 'unauthorized', 'Missing or invalid bearer token');
 
-  if (req.method === 'GET' && p === '/') return json(res, 200, { status: 'ok', model_version: modelVersion, trained_at: modelVersion ? '2024-12-31T12:00:00Z' : null, rows: 8760, series: SERIES.length, queue: 'thread' });
+  if (req.method === 'GET' && p === '/') return json(res, 200, { status: 'ok', model_version: modelVersion, trained_at: modelVersion ? '2024-12-31T12:00:00Z' : null, rows: 8760, series: SERIES.length, queue: { kind: 'thread', queued: 0, running: [...jobs.values()].filter((j) => j.status === 'running').length } });
   if (req.method === 'POST' && p === '/retrain') {
     const body = (await readBody(req)).toString('utf8');
     const fname = /filename="([^"]*)"/.exec(body)?.[1] || '';
@@ -170,7 +177,7 @@ const server = http.createServer(async (req, res) => {
       return error(res, 422, 'invalid_data', 'The file has 137 invalid rows; nothing was stored.', { problems, total: 137 });
     }
     const job = startJob();
-    return json(res, 202, { job_id: job.id, status: 'queued', status_url: `/jobs/${job.id}`, events_url: `/jobs/${job.id}/events`, upload: { rows_read: 8760, inserted: 8000, updated: 760 } });
+    return json(res, 202, { job_id: job.id, status: 'queued', status_url: `/jobs/${job.id}`, events_url: `/jobs/${job.id}/events`, upload: { upload_id: `upload-${job.id}`, rows_read: 8760, inserted: 8000, updated: 760, skipped: 0, skipped_problems: [], ignored_columns: [] } });
   }
   let m;
   if ((m = /^\/jobs\/([^/]+)\/events$/.exec(p)) && req.method === 'GET') {
@@ -205,7 +212,7 @@ const server = http.createServer(async (req, res) => {
     const q = url.searchParams.get('q') || '';
     const limit = Number(url.searchParams.get('limit') || 100), offset = Number(url.searchParams.get('offset') || 0);
     const items = SERIES.filter((s) => !q || s.product_id.includes(q));
-    return json(res, 200, { items: items.slice(offset, offset + limit), total: items.length });
+    return json(res, 200, { items: items.slice(offset, offset + limit), total: items.length, limit, offset });
   }
   if (req.method === 'POST' && p === '/forecast') {
     if (!modelVersion) return error(res, 409, 'no_model', 'No model has been trained yet');

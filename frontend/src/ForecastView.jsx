@@ -2,7 +2,10 @@ import { useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from 're
 import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
-import { ApiError } from './api.js';
+import {
+  FORECAST_FIELDS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, historyToChart, inputAttrs,
+  periodName,
+} from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
 const fmt = (v, d) => {
@@ -15,14 +18,6 @@ const humanize = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase(
 const uniqueSorted = (values) => [...new Set(values.filter((v) => v !== null && v !== undefined && v !== '').map(String))]
   .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
 
-export const INVENTORY_FIELDS = [
-  ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
-  ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
-  ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
-  ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
-  ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
-  ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate'],
-];
 function fmtInventory(key, v) {
   if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return `${(v * 100).toFixed(1).replace(/\.0$/, '')}%`;
   if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
@@ -30,7 +25,6 @@ function fmtInventory(key, v) {
   if (v !== null && typeof v === 'object') return JSON.stringify(v);
   return fmt(v);
 }
-const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
 
 /** Width of an element, following resizes; a fallback where layout is unavailable (jsdom). */
 function useWidth(fallback = 720) {
@@ -56,7 +50,7 @@ function useWidth(fallback = 720) {
 export function chartRows(resp, maxHistory) {
   const fc = resp.forecast || [];
   const histAll = resp.history || [];
-  const keep = maxHistory ?? Math.max(90, fc.length * 4);
+  const keep = maxHistory ?? historyToChart(fc.length);
   const hist = histAll.slice(-keep);
   const byDate = new Map();
   const row = (date) => { if (!byDate.has(date)) byDate.set(date, { date }); return byDate.get(date); };
@@ -103,7 +97,7 @@ export function ForecastChart({ resp }) {
   const hasStock = rows.some((r) => typeof r.stock === 'number');
   const hasRight = rop !== null || hasStock;
   const height = Math.round(Math.max(240, Math.min(400, width * 0.5)));
-  const per = resp.frequency === 'weekly' ? 'week' : resp.frequency === 'monthly' ? 'month' : 'day';
+  const per = periodName(resp.frequency);
   const rightMax = Math.max(rop ?? 0, ...rows.map((r) => r.stock ?? 0)) * 1.05 || 1;
   return (
     <div className="rr-chart" ref={ref} data-testid="forecast-chart">
@@ -169,16 +163,10 @@ export function WarningsList({ warnings }) {
   );
 }
 
-const NUMBER_FIELDS = [
-  ['days', 'Days ahead', { min: 1, max: 730, step: 1, required: true }],
-  ['service_level', 'Service level', { min: 0.5, max: 0.999, step: 0.001, required: true }],
-  ['lead_time_days', 'Lead time (days)', { min: 0, max: 365, step: 'any', required: true }],
-  ['on_hand', 'On hand (blank: latest stored)', { min: 0, step: 'any' }],
-];
-const MORE_FIELDS = [
-  ['lead_time_std_days', 'Lead time std (days)'], ['review_period_days', 'Review period (days)'],
-  ['ordering_cost', 'Ordering cost per order'], ['holding_cost', 'Holding cost per unit'], ['cover_days', 'Cover days (order up to)'],
-];
+// the first four fields are always shown, the rest under "More inventory options"
+const NUMBER_FIELDS = FORECAST_FIELDS.slice(0, 4);
+const MORE_FIELDS = FORECAST_FIELDS.slice(4);
+const HINTS = { on_hand: ' (blank: latest stored)' };
 const TEST_IDS = {
   days: 'fc-days', service_level: 'fc-service-level', lead_time_days: 'fc-lead-time', on_hand: 'fc-on-hand',
   lead_time_std_days: 'fc-lead-time-std', review_period_days: 'fc-review-period', ordering_cost: 'fc-ordering-cost',
@@ -191,11 +179,26 @@ export default function ForecastView({ client, modelVersion, onError }) {
   const [series, setSeries] = useState([]);
   const [seriesNote, setSeriesNote] = useState('');
   const [sel, setSel] = useState({ product_id: '', store_id: '', category: '' });
-  const [values, setValues] = useState({ days: '30', service_level: '0.95', lead_time_days: '7', on_hand: '' });
+  const [values, setValues] = useState({});
+  const [fields, setFields] = useState(null); // the request's fields and bounds from /openapi.json
+  const [fieldsNote, setFieldsNote] = useState('');
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState(null);
   const [resp, setResp] = useState(null);
   const [plotError, setPlotError] = useState(null);
+
+  useEffect(() => {
+    let alive = true;
+    client.forecastFields().then((f) => {
+      if (!alive) return;
+      setFields(f);
+      setFieldsNote('');
+      // the server's defaults fill the fields the user has not touched
+      const defaults = Object.fromEntries(FORECAST_FIELDS.filter(([n]) => f[n]?.default != null).map(([n]) => [n, String(f[n].default)]));
+      setValues((v) => ({ ...defaults, ...v }));
+    }, (err) => { if (alive) setFieldsNote(`Could not read the request's bounds from /openapi.json (${err.message}); the server still checks them.`); });
+    return () => { alive = false; };
+  }, [client]);
 
   useEffect(() => {
     if (!modelVersion) return undefined;
@@ -241,27 +244,14 @@ export default function ForecastView({ client, modelVersion, onError }) {
   const submit = async (e) => {
     e.preventDefault();
     setError(null);
-    const body = {};
-    if (productValue) body.product_id = productValue;
-    if (sel.store_id) body.store_id = sel.store_id;
-    if (sel.category) body.category = sel.category;
-    const form = e.currentTarget;
-    for (const [name, label] of [...NUMBER_FIELDS, ...MORE_FIELDS]) {
-      const raw = String(values[name] ?? '').trim();
-      const input = form.elements.namedItem(name);
-      if (raw === '') {
-        if (name === 'days') { setError(new ApiError(0, 'invalid_input', `Check the field "${label}": enter a number.`)); input?.focus(); return; }
-        continue;
-      }
-      const v = Number(raw);
-      if (!Number.isFinite(v) || (input && !input.checkValidity())) {
-        setError(new ApiError(0, 'invalid_input', `Check the field "${label}": ${input?.validationMessage || 'invalid value'}.`));
-        input?.focus();
-        return;
-      }
-      body[name] = v;
+    let body;
+    try {
+      body = forecastBody(fields, values, { product_id: productValue, store_id: sel.store_id, category: sel.category });
+    } catch (err) {
+      setError(err);
+      e.currentTarget.elements.namedItem(err.field)?.focus();
+      return;
     }
-    body.plot = true;
     setLoading(true);
     try {
       setResp(await client.json('POST', '/forecast', body));
@@ -279,9 +269,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
     setPlotError(null);
     const win = window.open('', '_blank');
     try {
-      const r = await fetch(e.currentTarget.href, { headers: client.headers() });
-      if (!r.ok) throw new ApiError(r.status, 'plot_failed', `Could not load the PNG (HTTP ${r.status}).`);
-      const u = URL.createObjectURL(await r.blob());
+      const u = URL.createObjectURL(await client.blob(e.currentTarget.href));
       if (win) win.location.href = u; else window.location.href = u;
     } catch (err) {
       win?.close();
@@ -290,6 +278,13 @@ export default function ForecastView({ client, modelVersion, onError }) {
   };
 
   const setValue = (name) => (e) => setValues((v) => ({ ...v, [name]: e.target.value }));
+  const numberInput = (name, label) => (
+    <div className="rr-field" key={name}>
+      <label htmlFor={`${uid}-${name}`}>{label}{HINTS[name] || ''}</label>
+      <input id={`${uid}-${name}`} name={name} type="number" inputMode="decimal" data-testid={TEST_IDS[name]}
+        title={fields?.[name]?.description || undefined} value={values[name] ?? ''} onChange={setValue(name)} {...inputAttrs(fields?.[name])} />
+    </div>
+  );
   const selection = resp?.selection;
   const selText = selection && typeof selection === 'object'
     ? Object.entries(selection).filter(([, v]) => v !== null && v !== undefined && v !== '' && !(Array.isArray(v) && !v.length))
@@ -324,27 +319,16 @@ export default function ForecastView({ client, modelVersion, onError }) {
               {categories.map((p) => <option key={p} value={p}>{p}</option>)}
             </select>
           </div>
-          {NUMBER_FIELDS.map(([name, label, attrs]) => (
-            <div className="rr-field" key={name}>
-              <label htmlFor={`${uid}-${name}`}>{label}</label>
-              <input id={`${uid}-${name}`} name={name} type="number" inputMode="decimal" data-testid={TEST_IDS[name]}
-                value={values[name] ?? ''} onChange={setValue(name)} {...attrs} />
-            </div>
-          ))}
+          {NUMBER_FIELDS.map(([name, label]) => numberInput(name, label))}
         </div>
         <details className="rr-more">
           <summary>More inventory options</summary>
           <div className="rr-grid">
-            {MORE_FIELDS.map(([name, label]) => (
-              <div className="rr-field" key={name}>
-                <label htmlFor={`${uid}-${name}`}>{label}</label>
-                <input id={`${uid}-${name}`} name={name} type="number" min={0} step="any" data-testid={TEST_IDS[name]}
-                  value={values[name] ?? ''} onChange={setValue(name)} />
-              </div>
-            ))}
+            {MORE_FIELDS.map(([name, label]) => numberInput(name, label))}
           </div>
         </details>
         <p className="rr-hint" data-testid="series-status" aria-live="polite">{seriesNote}</p>
+        {fieldsNote && <p className="rr-hint" data-testid="bounds-status">{fieldsNote}</p>}
         <div className="rr-actions">
           <button type="submit" disabled={loading} data-testid="forecast-submit">{loading ? 'Loading…' : 'Show forecast'}</button>
         </div>

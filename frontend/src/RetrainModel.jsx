@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState } from 'react';
-import { ApiError, STAGES, STAGE_LABELS, createClient, describeError, totalEpochs } from './api.js';
+import {
+  ApiError, MEMBER_LABELS, STAGES, STAGE_LABELS, createClient, describeError, totalEpochs,
+} from './api.js';
 import ForecastView from './ForecastView.jsx';
 import { ErrorPanel, ProgressBar } from './parts.jsx';
 import './RetrainModel.css';
@@ -13,7 +15,6 @@ const fmtElapsed = (ms) => {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 };
 const fmt3 = (v) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString(undefined, { maximumFractionDigits: 3 }) : '–');
-const MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal naive', prophet: 'Prophet', lstm: 'LSTM' };
 const MAX_LOG = 1000;
 
 function StageList({ stage, failed, finished }) {

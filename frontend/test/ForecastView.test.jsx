@@ -2,7 +2,7 @@ import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import RetrainModel from '../src/RetrainModel.jsx';
-import { installFetch, jsonResponse } from './fakes.js';
+import { installFetch, jsonResponse, openapiDoc } from './fakes.js';
 
 const API = 'http://api.test';
 const SERIES = [
@@ -30,9 +30,10 @@ const FORECAST = {
   plot_url: '/plots/abc.png',
 };
 
-function server({ modelVersion = 'v7', forecast = () => jsonResponse(200, FORECAST) } = {}) {
+function server({ modelVersion = 'v7', forecast = () => jsonResponse(200, FORECAST), openapi = openapiDoc() } = {}) {
   return installFetch((req) => {
     const path = req.url.replace(API, '');
+    if (req.method === 'GET' && path === '/openapi.json') return jsonResponse(openapi ? 200 : 404, openapi || { error: { code: 'not_found', message: 'no route', details: null } });
     if (req.method === 'GET' && path === '/') return jsonResponse(200, { status: 'ok', model_version: modelVersion, rows: 90, series: 3 });
     if (req.method === 'GET' && path.startsWith('/series')) {
       const offset = Number(new URL(req.url).searchParams.get('offset'));
@@ -69,7 +70,8 @@ describe('forecast view', () => {
     const post = srv.calls.find((c) => c.method === 'POST');
     expect(post.url).toBe(`${API}/forecast`);
     expect(post.headers.Authorization).toBe('Bearer tk');
-    expect(JSON.parse(post.body)).toEqual({ product_id: 'P1', store_id: 'S1', days: 14, service_level: 0.95, lead_time_days: 7, on_hand: 80, plot: true });
+    // the server's defaults (service level, cover days) come from its /openapi.json
+    expect(JSON.parse(post.body)).toEqual({ product_id: 'P1', store_id: 'S1', days: 14, service_level: 0.95, lead_time_days: 7, on_hand: 80, cover_days: 30, plot: true });
 
     // chart drawn from the JSON (recharts SVG): history, forecast, band, reorder point
     const chart = screen.getByTestId('forecast-chart');
@@ -114,5 +116,52 @@ describe('forecast view', () => {
     await waitFor(() => expect(screen.getByTestId('server-status')).toHaveTextContent('no model yet'));
     expect(screen.getByTestId('forecast-model')).toHaveTextContent('No model is active yet');
     expect(screen.queryByTestId('forecast-form')).toBeNull();
+  });
+
+  it('takes the bounds and defaults of its fields from /openapi.json, checks them, and asks for the charted history', async () => {
+    const srv = server({ openapi: openapiDoc({ lead_time_days: { type: 'number', default: 5, exclusiveMinimum: 0, maximum: 42 }, history: { type: 'integer', default: 28, minimum: 0 } }) });
+    const user = userEvent.setup();
+    render(<RetrainModel apiBaseUrl={API} showForecast />);
+    await screen.findByTestId('forecast-form');
+    const lead = screen.getByTestId('fc-lead-time');
+    await waitFor(() => expect(lead).toHaveValue(5));
+    expect(lead).toHaveAttribute('max', '42');
+    expect(lead).toHaveAttribute('min', '0');
+    expect(screen.getByTestId('fc-service-level')).toHaveAttribute('max', '1');
+    expect(screen.getByTestId('fc-service-level')).toHaveValue(0.95);
+    expect(screen.getByTestId('fc-days')).toHaveAttribute('step', '1');
+    expect(screen.getByTestId('fc-days')).toHaveValue(null); // no default declared: the server's applies
+
+    // an exclusive bound the browser cannot express is still checked, before any request
+    await user.clear(screen.getByTestId('fc-service-level'));
+    await user.type(screen.getByTestId('fc-service-level'), '1');
+    await user.click(screen.getByTestId('forecast-submit'));
+    expect(await screen.findByTestId('forecast-error')).toHaveTextContent('Check the field "Service level": must be less than 1.');
+    expect(screen.getByTestId('fc-service-level')).toHaveFocus();
+    await user.clear(lead);
+    await user.type(lead, '43');
+    await user.clear(screen.getByTestId('fc-service-level'));
+    await user.type(screen.getByTestId('fc-service-level'), '0.9');
+    await user.click(screen.getByTestId('forecast-submit'));
+    expect(await screen.findByTestId('forecast-error')).toHaveTextContent('Check the field "Lead time (days)": must be at most 42.');
+    expect(srv.calls.filter((c) => c.method === 'POST')).toHaveLength(0);
+
+    await user.clear(lead);
+    await user.type(lead, '42');
+    await user.click(screen.getByTestId('forecast-submit'));
+    await screen.findByTestId('forecast-output');
+    expect(JSON.parse(srv.calls.find((c) => c.method === 'POST').body)).toEqual({ service_level: 0.9, lead_time_days: 42, cover_days: 30, history: 90, plot: true });
+  });
+
+  it('still forecasts when /openapi.json cannot be read, leaving blank fields to the server', async () => {
+    const srv = server({ openapi: null });
+    const user = userEvent.setup();
+    render(<RetrainModel apiBaseUrl={API} showForecast />);
+    expect(await screen.findByTestId('bounds-status')).toHaveTextContent('Could not read the request\'s bounds from /openapi.json');
+    expect(screen.getByTestId('fc-service-level')).not.toHaveAttribute('max');
+    await user.type(screen.getByTestId('fc-lead-time'), '3');
+    await user.click(screen.getByTestId('forecast-submit'));
+    await screen.findByTestId('forecast-output');
+    expect(JSON.parse(srv.calls.find((c) => c.method === 'POST').body)).toEqual({ lead_time_days: 3, plot: true });
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SSEParser, errorFromResponse, sentence, totalEpochs } from '../src/api.js';
+import { SSEParser, errorFromResponse, fieldProblem, forecastBody, inputAttrs, periodName, requestFields, sentence, totalEpochs } from '../src/api.js';
+import { openapiDoc } from './fakes.js';
 
 describe('SSEParser', () => {
   it('parses events split anywhere, CRLF across chunks, comments, multi-line data and retry', () => {
@@ -46,5 +47,42 @@ describe('totalEpochs and sentence', () => {
     expect(sentence('3 problem(s) in the file; nothing was stored')).toBe('3 problem(s) in the file; nothing was stored.');
     expect(sentence('Already done.')).toBe('Already done.');
     expect(sentence('')).toBe('');
+  });
+});
+
+describe('the forecast request from /openapi.json', () => {
+  const fields = requestFields(openapiDoc());
+
+  it('reads each field of the POST /forecast body: bounds, defaults, nullable branches', () => {
+    expect(fields.service_level).toMatchObject({ type: 'number', exclusiveMin: 0.5, exclusiveMax: 1, min: null, max: null, default: 0.95 });
+    expect(fields.days).toMatchObject({ type: 'integer', min: 1, max: null, default: null, description: 'horizon in calendar days (default 30)' });
+    expect(fields.on_hand).toMatchObject({ min: -1e15, max: 1e15 });
+    expect(inputAttrs(fields.lead_time_days)).toEqual({ min: '0', max: '3650', step: 'any' });
+    expect(requestFields({ paths: {} })).toEqual({});
+  });
+
+  it('checks every bound before asking, and builds the body from the filled-in fields', () => {
+    expect(fieldProblem(fields.service_level, 0.5)).toBe('must be more than 0.5');
+    expect(fieldProblem(fields.lead_time_days, 3650.5)).toBe('must be at most 3650');
+    expect(fieldProblem(fields.days, 2.5)).toBe('enter a whole number');
+    expect(fieldProblem(fields.days, 0)).toBe('must be at least 1');
+    expect(fieldProblem(fields.cover_days, 0)).toBeNull();
+    expect(forecastBody(fields, { days: ' 7 ', on_hand: '', cover_days: '0' }, { product_id: 'P1', store_id: '' }))
+      .toEqual({ product_id: 'P1', days: 7, cover_days: 0, plot: true });
+    // the history the chart draws: 4x the horizon, at least 90, within the declared maximum
+    const withHistory = requestFields(openapiDoc({ history: { type: 'integer', default: 28, minimum: 0, maximum: 150 } }));
+    expect(forecastBody(withHistory, {}).history).toBe(90);
+    expect(forecastBody(withHistory, { days: '30' }).history).toBe(120);
+    expect(forecastBody(withHistory, { days: '60' }).history).toBe(150);
+    expect(() => forecastBody(fields, { lead_time_days: '0' })).toThrow(expect.objectContaining({ code: 'invalid_input', field: 'lead_time_days' }));
+  });
+});
+
+describe('periodName', () => {
+  it('reads the pandas frequency the API answers with', () => {
+    expect(periodName('D')).toBe('day');
+    expect(periodName('W-SUN')).toBe('week');
+    expect(periodName('MS')).toBe('month');
+    expect(periodName(undefined)).toBe('day');
   });
 });

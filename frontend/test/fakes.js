@@ -78,3 +78,33 @@ export function installXHR() {
 }
 
 export const csvFile = (name = 'sales.csv', text = 'date,product_id,quantity\n2024-01-01,P1,3\n') => new File([text], name, { type: 'text/csv' });
+
+/**
+ * An /openapi.json in the shape the server generates (pydantic through spectree: hashed
+ * component names, `$ref`s, nullable fields as anyOf with null), with the POST /forecast
+ * request fields the forms read. `props` adds or overrides properties.
+ */
+export function openapiDoc(props = {}) {
+  const nullable = (schema, extra = {}) => ({ anyOf: [schema, { type: 'null' }], default: null, ...extra });
+  return {
+    openapi: '3.1.0',
+    paths: { '/forecast': { post: { requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/ForecastRequest.abc1234' } } } } } } },
+    components: {
+      schemas: {
+        'ForecastRequest.abc1234': {
+          type: 'object',
+          properties: {
+            days: nullable({ type: 'integer', minimum: 1 }, { description: 'horizon in calendar days (default 30)' }),
+            product_id: nullable({ type: 'string', minLength: 1 }),
+            service_level: { type: 'number', default: 0.95, exclusiveMinimum: 0.5, exclusiveMaximum: 1 },
+            lead_time_days: { type: 'number', default: 7.0, exclusiveMinimum: 0, maximum: 3650 },
+            on_hand: nullable({ type: 'number', minimum: -1e15, maximum: 1e15 }, { description: 'stock now; default: the latest stored' }),
+            cover_days: { type: 'number', default: 30.0, minimum: 0, maximum: 3650 },
+            plot: { type: 'boolean', default: false },
+            ...props,
+          },
+        },
+      },
+    },
+  };
+}

@@ -39,7 +39,8 @@ class Settings:
     weights: WeightsMode = "auto"
     lstm_epochs: int = 50
     interval_level: float = 0.95
-    # days of forecast precomputed at retrain; 0: by frequency (365 days, 104 weeks, 24 months)
+    # days of forecast precomputed at retrain; 0: by frequency (restock.calendar: 365 days,
+    # 104 weeks, 24 months)
     max_horizon_days: int = 0
     backtest_windows: int = 3
     keep_versions: int = 5

@@ -65,6 +65,12 @@ class InvalidParameterError(RestockError):
     code = "invalid_parameter"
 
 
+class RequestValidationError(RestockError):
+    """A request (API body, form, query string or CLI options) is outside its declaration."""
+
+    code = "invalid_request"
+
+
 class UnknownSeriesError(RestockError):
     """A filter names a product, store or category that the model does not know."""
 
@@ -81,6 +87,12 @@ class ModelNotFoundError(RestockError):
     """A model version was asked for that does not exist (or is not a complete version)."""
 
     code = "model_not_found"
+
+
+class NoScoresError(RestockError):
+    """Live accuracy was asked for a selection, version or date range with no scored forecast."""
+
+    code = "no_scores"
 
 
 class PlotNotFoundError(RestockError):

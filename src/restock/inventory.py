@@ -59,12 +59,10 @@ import numpy as np
 import pandas as pd
 
 from restock.errors import InvalidParameterError
+from restock.query import SERVICE_LEVEL_ABOVE, SERVICE_LEVEL_MAX
 
 _NORMAL = NormalDist()
 
-#: open interval of accepted cycle service levels: below 0.5 the safety stock would be
-#: negative, above 0.9999 z explodes and the normal tail is no longer a credible model
-SERVICE_LEVEL_RANGE = (0.5, 0.9999)
 DAYS_PER_YEAR = 365.0
 #: beyond a century of cover there is no stockout date worth showing
 MAX_COVER_DAYS = 36_500.0
@@ -108,9 +106,9 @@ def _positive(name: str, value: float) -> float:
 
 def _service_level(value: float, name: str = "service_level") -> float:
     number = _finite(name, value)
-    low, high = SERVICE_LEVEL_RANGE
-    if not low < number < high:
-        raise _invalid(name, value, f"must be strictly between {low} and {high}")
+    if not SERVICE_LEVEL_ABOVE < number <= SERVICE_LEVEL_MAX:
+        raise _invalid(name, value,
+                       f"must be above {SERVICE_LEVEL_ABOVE} and at most {SERVICE_LEVEL_MAX}")
     return number
 
 
@@ -334,19 +332,6 @@ def sigma_daily_from_period(sigma_period: float, days_per_period: float) -> floa
     """
     sigma = _non_negative("sigma_period", sigma_period)
     return sigma / math.sqrt(_positive("days_per_period", days_per_period))
-
-
-def period_days(freq: str) -> float:
-    """Average calendar days in one period of a pandas offset: D 1, W-FRI 7, MS ~30.4."""
-    try:
-        offset = pd.tseries.frequencies.to_offset(freq)
-    except (TypeError, ValueError):
-        raise _invalid("freq", freq, "must be a pandas frequency such as D, W or MS") from None
-    anchor = pd.Timestamp("2001-01-01")  # average over a non-leap year's worth of periods
-    dates = pd.date_range(anchor, anchor + pd.Timedelta(days=366), freq=offset)
-    if len(dates) < 2:
-        raise _invalid("freq", freq, "must be at most one year long")
-    return float((dates[-1] - dates[0]).days) / (len(dates) - 1)
 
 
 def daily_demand_path(

@@ -24,6 +24,9 @@ from restock.errors import ModelNotFoundError
 
 META = "meta.json"
 CURRENT = "current"
+#: one JSON line per activation ``{"version", "activated_at"}``, oldest first: which versions
+#: served forecasts (``current`` only knows the latest), for live accuracy tracking
+ACTIVATIONS = "activations.jsonl"
 #: a staging folder untouched for this long belongs to a retrain that died
 STALE_STAGING_SECONDS = 24 * 3600
 
@@ -95,7 +98,20 @@ class ModelRegistry:
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / CURRENT)
         _fsync_dir(self.root)
+        self._log_activation(version)
         self.prune()
+
+    def _log_activation(self, version: str) -> None:
+        """Append to the activation log with one ``O_APPEND`` write (lines from processes
+        activating at once never interleave). After the pointer moved: a crash in between
+        loses a log line, never an activation."""
+        line = json.dumps({"version": version, "activated_at": datetime.now(
+            timezone.utc).isoformat(timespec="seconds")}) + "\n"
+        fd = os.open(self.root / ACTIVATIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     def prune(self) -> list[str]:
         """Delete old versions beyond ``keep`` (never the active one) and stale staging.
@@ -128,6 +144,31 @@ class ModelRegistry:
             return (self.root / CURRENT).read_text().strip() or None
         except FileNotFoundError:
             return None
+
+    def activations(self) -> list[dict[str, str]]:
+        """Every logged activation, oldest first (a torn or foreign line is skipped)."""
+        try:
+            lines = (self.root / ACTIVATIONS).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("version"), str):
+                out.append(entry)
+        return out
+
+    def ever_active(self) -> list[str]:
+        """Versions that have served forecasts: those logged as activated and ``current``
+        (a version activated before the log existed), in activation order."""
+        seen = dict.fromkeys(entry["version"] for entry in self.activations())
+        current = self.current()
+        if current is not None:
+            seen.setdefault(current)
+        return list(seen)
 
     def pointer_stamp(self) -> int | None:
         """A cheap token that changes whenever ``current`` is replaced (its inode+mtime)."""

@@ -18,7 +18,6 @@ next request, in this process or any other. The rest is numpy on arrays prepared
 from __future__ import annotations
 
 import difflib
-import functools
 import math
 import threading
 import time
@@ -32,8 +31,8 @@ import pandas as pd
 
 from restock import inventory
 from restock.config import Settings
-from restock.data.panel import TOTAL_ID, horizon_steps
-from restock.data.schema import days_per_period
+from restock.calendar import frequency_of, horizon_steps
+from restock.data.panel import TOTAL_ID
 from restock.data.store import Filter, SalesStore
 from restock.errors import (
     InvalidParameterError,
@@ -43,21 +42,16 @@ from restock.errors import (
     UnknownSeriesError,
 )
 from restock.models.intervals import interval_half_widths, residual_sigma
-from restock.models.metrics import season_length
 from restock.plotting import render_forecast_png
 from restock.registry import ModelRegistry
 
 MEMBER_COLUMNS = ("prophet", "lstm")
-#: how much history a response carries for the chart, in periods
-HISTORY_PERIODS = {"D": 365, "W": 104, "M": 36}
 SHORT_HISTORY_SEASONS = 2
 INTERMITTENT_ZERO_SHARE = 0.5
 GAP_SHARE_WARNING = 0.05
 HIGH_UNCERTAINTY_RATIO = 1.0
 #: how long a rendered plot stays downloadable
 PLOT_TTL_SECONDS = 3600
-_season_length = functools.lru_cache(maxsize=64)(season_length)
-_days_per_period = functools.lru_cache(maxsize=64)(days_per_period)
 
 
 @dataclass
@@ -246,6 +240,7 @@ class ForecastService:
         ordering_cost: float | None = None,
         holding_cost: float | None = None,
         cover_days: float = 30.0,
+        history: int = 28,
         plot: bool = False,
     ) -> dict[str, Any]:
         """The forecast, inventory plan and warnings for one selection, as the API returns it."""
@@ -270,7 +265,7 @@ class ForecastService:
         dates = model.dates[:steps]
         frame = pd.DataFrame({"date": dates, **point})
 
-        period_days = _days_per_period(model.freq)
+        period_days = frequency_of(model.freq).days_per_period
         sigma_period = self._sigma(model, rows, lead_time_days / period_days, residuals)
         data_version = self._data_version()
         if on_hand is None:
@@ -281,8 +276,12 @@ class ForecastService:
             lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
             on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
             cover_days=cover_days, freq=model.freq)
-        history_at, history_values = self._history(model, rows)
-        warnings = self._warnings(model, uids, rows, frame, history_values, residuals,
+        # warnings and the chart judge the same recent window whatever history is asked for
+        recent_at, recent = self._history(model, rows,
+                                             frequency_of(model.freq).history_periods)
+        shown = min(max(history, 0), len(recent_at))
+        history_at, history_values = recent_at[len(recent_at) - shown:], recent[len(recent) - shown:]
+        warnings = self._warnings(model, uids, rows, frame, recent, residuals,
                                   data_version) + inventory.inventory_warnings(plan)
         columns = {c: _nums(point[c]) if c in point else [None] * steps
                    for c in ("yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)}
@@ -301,8 +300,8 @@ class ForecastService:
             "warnings": warnings,
         }
         if plot:
-            history = pd.DataFrame({"date": model.history_dates[history_at],
-                                    "quantity": history_values})
+            history = pd.DataFrame({"date": model.history_dates[recent_at],
+                                    "quantity": recent})
             result["plot_id"] = self._plot(model, uids, frame, history, plan)
         return result
 
@@ -388,20 +387,21 @@ class ForecastService:
         history = np.nansum(model.history[rows], axis=0)
         return float(np.nanstd(history)) if history.size > 1 else 0.0
 
-    def _history(self, model: LoadedModel, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The selection's recent history: positions in ``history_dates`` and quantities."""
+    def _history(self, model: LoadedModel, rows: list[int],
+                 periods: int) -> tuple[np.ndarray, np.ndarray]:
+        """The selection's last ``periods`` of history: positions in ``history_dates`` and
+        quantities (all the version holds when it holds fewer)."""
         values = model.history[rows]
         started = ~np.isnan(values).all(axis=0)
         total = np.nansum(values, axis=0)[started]
-        limit = HISTORY_PERIODS.get(model.freq[0], 365)
-        return np.flatnonzero(started)[-limit:], total[-limit:]
+        return np.flatnonzero(started)[-periods:], total[-periods:]
 
     def _warnings(self, model: LoadedModel, uids: list[str], rows: list[int],
                   frame: pd.DataFrame, history: np.ndarray, residuals: pd.DataFrame,
                   data_version: Any) -> list[dict[str, str]]:
         warn = inventory.make_warning
         found = []
-        season = _season_length(model.freq)
+        season = frequency_of(model.freq).season_length
         short = int((model.n_obs[rows] < SHORT_HISTORY_SEASONS * season).sum())
         if short:
             found.append(warn("short_history", "warning",
@@ -448,7 +448,7 @@ class ForecastService:
               history: np.ndarray) -> float | None:
         residuals = residual_frame["residual"].to_numpy()
         values = history.astype(float)
-        lag = _season_length(model.freq)
+        lag = frequency_of(model.freq).season_length
         if not np.isfinite(residuals).any() or len(values) <= lag:
             return None
         scale = float(np.mean(np.abs(values[lag:] - values[:-lag])))

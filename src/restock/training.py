@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from restock import __version__
+from restock.accuracy import AccuracyTracker
 from restock.config import Settings
-from restock.data.panel import TOTAL_ID, Panel, build_panel, model_horizon
+from restock.calendar import model_horizon
+from restock.data.panel import TOTAL_ID, Panel, build_panel
 from restock.data.store import SalesStore
 from restock.errors import RestockError, TrainingError
 from restock.models.ensemble import SEED_WEIGHTS, EnsembleForecaster, default_members
@@ -266,6 +268,7 @@ def retrain_model(
     store = SalesStore.from_settings(settings)
     try:
         registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
+        AccuracyTracker.attach(store, registry)  # the upload may bring served forecasts' actuals
         return retrain(settings, store, registry, upload=upload, **options)
     finally:
         store.close()

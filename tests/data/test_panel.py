@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from restock.data.panel import TOTAL_ID, build_panel, horizon_steps, model_horizon, snap_to_calendar
+from restock.data.panel import TOTAL_ID, build_panel, snap_to_calendar
 
 
 def rows(records: list[tuple[str, str, str, float]]) -> pd.DataFrame:
@@ -44,20 +44,6 @@ def test_weekly_rows_are_snapped_to_the_dataset_weekday() -> None:
 def test_month_start_snapping() -> None:
     snapped = snap_to_calendar(pd.Series(pd.to_datetime(["2024-01-01", "2024-01-15"])), "MS")
     assert snapped.tolist() == [pd.Timestamp("2024-01-01")] * 2
-
-
-@pytest.mark.parametrize("days, freq, steps", [(365, "D", 365), (365, "W-FRI", 53),
-                                               (365, "MS", 12), (1, "MS", 1), (14, "W-MON", 2)])
-def test_horizon_steps(days: int, freq: str, steps: int) -> None:
-    assert horizon_steps(days, freq) == steps
-
-
-@pytest.mark.parametrize(("freq", "max_days", "steps"), [
-    ("D", 0, 365), ("W-SUN", 0, 104), ("MS", 0, 24), ("ME", 0, 24),  # by frequency
-    ("D", 60, 60), ("W-MON", 60, 9), ("MS", 800, 27),  # RESTOCK_MAX_HORIZON_DAYS overrides
-])
-def test_model_horizon_by_frequency_unless_overridden(freq: str, max_days: int, steps: int) -> None:
-    assert model_horizon(freq, max_days) == steps
 
 
 def test_a_series_silent_for_over_a_year_is_marked_discontinued_and_still_summable() -> None:

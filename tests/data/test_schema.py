@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from restock.data.schema import Limits, days_per_period, infer_frequency, parse_sales_csv
+from restock.data.frequency import infer_frequency
+from restock.data.schema import Limits, parse_sales_csv
 from restock.errors import DataValidationError, UnsupportedFileError
 
 HEADER = "date,product_id,quantity\n"
@@ -157,11 +158,6 @@ def test_problem_list_is_capped_with_a_total() -> None:
 def test_infer_frequency(dates: pd.DatetimeIndex, freq: str) -> None:
     assert infer_frequency(dates) == freq
     assert infer_frequency(dates.delete([3, 7])) == freq  # a few gaps change nothing
-
-
-def test_days_per_period() -> None:
-    assert days_per_period("D") == 1 and days_per_period("W-FRI") == 7
-    assert days_per_period("MS") == pytest.approx(30.44, abs=0.01)
 
 
 def test_a_trailing_delimiter_on_every_row_does_not_shift_columns() -> None:

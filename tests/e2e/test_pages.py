@@ -244,10 +244,32 @@ def train_through_page(b: Browse, server: Any, demo: Path) -> str:
     return version
 
 
+def check_form_bounds(b: Browse, server: Any) -> None:
+    """The form's bounds and defaults are the ones the API declares in /openapi.json."""
+    expect = _expect()
+    doc = requests.get(server.url + "/openapi.json", timeout=10).json()
+    ref = doc["paths"]["/forecast"]["post"]["requestBody"]["content"]["application/json"]
+    props = doc["components"]["schemas"][ref["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    for testid, name in (("fc-service-level", "service_level"), ("fc-lead-time", "lead_time_days"),
+                         ("fc-cover-days", "cover_days"), ("fc-days", "days")):
+        prop = next((p for p in props[name].get("anyOf", []) if p.get("type") != "null"),
+                    props[name])
+        for attr, keys in (("min", ("minimum", "exclusiveMinimum")),
+                           ("max", ("maximum", "exclusiveMaximum"))):
+            bound = next((prop[k] for k in keys if k in prop), None)
+            if bound is None:
+                expect(b.by(testid)).not_to_have_attribute(attr, re.compile(".*"))
+            else:
+                expect(b.by(testid)).to_have_attribute(attr, f"{bound:g}")
+        default = props[name].get("default")
+        expect(b.by(testid)).to_have_value("" if default is None else f"{default:g}")
+
+
 def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
     """Ask for a forecast through the form: chart, inventory, warnings, PNG link."""
     expect = _expect()
     expect(b.by("forecast-model")).to_contain_text(version)
+    check_form_bounds(b, server)
     expect(b.by("series-status")).to_contain_text("6 series")
     products = b.by("fc-product").locator("option").all_inner_texts()
     assert products == ["All products", "P0001", "P0002", "P0003"], products
@@ -259,7 +281,13 @@ def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
     b.by("fc-service-level").fill("0.9")
     b.by("fc-lead-time").fill("5")
     b.by("fc-on-hand").fill("0")  # nothing in stock: the page must say to order now
-    b.by("forecast-submit").click()
+    with b.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/forecast")) as sent:
+        b.by("forecast-submit").click()
+    # the typed values, the server's defaults for the rest, and the history the chart draws
+    assert sent.value.post_data_json == {
+        "product_id": "P0002", "store_id": "S01", "days": 21, "service_level": 0.9,
+        "lead_time_days": 5, "on_hand": 0, "lead_time_std_days": 0, "review_period_days": 0,
+        "cover_days": 30, "history": 90, "plot": True}, sent.value.post_data_json
 
     expect(b.by("forecast-output")).to_be_visible(timeout=60_000)
     expect(b.by("forecast-selection")).to_contain_text(version)

@@ -14,19 +14,10 @@ from restock.models.metrics import (
     mase_scale,
     mase_scales,
     score_series,
-    season_length,
     smape,
     summarize,
     wape,
 )
-
-
-@pytest.mark.parametrize(
-    ("freq", "season"),
-    [("D", 7), ("W", 52), ("W-FRI", 52), ("MS", 12), ("ME", 12), ("QS", 4), ("2D", 1), ("h", 1)],
-)
-def test_season_length(freq: str, season: int) -> None:
-    assert season_length(freq) == season
 
 
 def test_mase_scale_uses_the_seasonal_lag() -> None:

@@ -20,6 +20,8 @@ def seasonalities(model: ProphetForecaster, uid: str) -> dict:
     [
         (10, "D", set()),
         (120, "D", {"weekly"}),
+        (729, "D", {"weekly"}),
+        (730, "D", {"weekly", "yearly"}),  # two years, as the GBM and the LSTM
         (800, "D", {"weekly", "yearly"}),
         (120, "W-FRI", {"yearly"}),
         (20, "MS", set()),

@@ -65,9 +65,9 @@ def cluster(redis_client: redis.Redis, tmp_path: Path,
 
 
 def collect(cluster: Cluster, count: int, stall: float = 30.0
-            ) -> tuple[list[list[Any]], list[BaseException], threading.Thread]:
+            ) -> tuple[list[tuple[int, Any]], list[BaseException], threading.Thread]:
     """Run a collector over ``count`` shards on a thread (the retrain's side)."""
-    got: list[list[Any]] = []
+    got: list[tuple[int, Any]] = []
     errors: list[BaseException] = []
     collector = ShardCollector(cluster.send, cluster.client, cluster.prefix,
                                [[{"n": n}] for n in range(count)], {}, poll=0.02, stall=stall)
@@ -95,7 +95,7 @@ def test_a_shard_whose_heartbeat_stops_is_sent_again_once(cluster: Cluster) -> N
     assert cluster.sent[2][0] == 0
     cluster.finish(0)
     thread.join(5)
-    assert errors == [] and sorted(rows[0][0] for rows in got) == ["s0", "s1"]
+    assert errors == [] and sorted((i, rows[0][0]) for i, rows in got) == [(0, "s0"), (1, "s1")]
 
 
 def test_a_second_loss_fails_the_retrain_as_worker_lost(cluster: Cluster) -> None:

@@ -77,5 +77,6 @@ def main() -> None:
     from restock.cli import data, forecast, models, serve  # noqa: F401  (registers the subcommands)
     from restock.cli import worker  # noqa: F401
     from restock.cli import db  # noqa: F401
+    from restock.cli import accuracy  # noqa: F401
 
     cli(prog_name="restock")

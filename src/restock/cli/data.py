@@ -6,14 +6,19 @@ from pathlib import Path
 
 import click
 
+from restock.accuracy import AccuracyTracker
 from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
 from restock.config import Settings
 from restock.data.store import SalesStore
 from restock.errors import RestockError
+from restock.registry import ModelRegistry
 
 
 def open_store(settings: Settings) -> SalesStore:
-    return SalesStore.from_settings(settings)
+    """The store, scoring served forecasts after each upload it applies (``restock.accuracy``)."""
+    store = SalesStore.from_settings(settings)
+    AccuracyTracker.attach(store, ModelRegistry(settings.models_dir, keep=settings.keep_versions))
+    return store
 
 
 @cli.command()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, get_args
 
 import click
+from pydantic.fields import FieldInfo
 
 from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
 from restock.cli.data import open_store
 from restock.cli.models import open_registry
 from restock.config import Settings
 from restock.errors import RestockError
+from restock.query import Filter, bounds_text, fields, split
 from restock.serving import ForecastService
 
 INVENTORY_LABELS = [
@@ -52,54 +54,68 @@ def _print_table(result: dict[str, Any]) -> None:
             click.echo(f"  [{warning['severity']}] {warning['code']}: {warning['message']}")
 
 
+#: CLI flags that are not simply the field's name with dashes (kept from earlier releases)
+FLAGS = {"product_id": "--product", "store_id": "--store", "lead_time_days": "--lead-time",
+         "lead_time_std_days": "--lead-time-std", "review_period_days": "--review-period"}
+#: request fields the CLI takes its own way (``--plot`` is a file to write, not a flag)
+NOT_OPTIONS = {"plot"}
+def _declared_option(name: str, field: FieldInfo) -> Callable[[Any], Any]:
+    """One click option generated from a field of ``restock.query``.
+
+    Values are not range-checked by click: they go through the declaration like an API
+    body, so the CLI refuses exactly what the API refuses, with the same message."""
+    flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+    help_text = (field.description or "").rstrip(".")
+    if field.default is not None:
+        help_text += f" [default: {field.default:g}]"
+    if bounds := bounds_text(field):
+        help_text += f" [{bounds}]"
+    if field.annotation == Filter:
+        return click.option(flag, name, multiple=True, help=help_text + " (repeatable)")
+    kind = int if int in (field.annotation, *get_args(field.annotation)) else float
+    return click.option(flag, name, type=kind, default=None, help=help_text)
+
+
+def declared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one option per field of a forecast request (``restock.query``)."""
+    for name, field in reversed(list(fields().items())):
+        if name not in NOT_OPTIONS:
+            command = _declared_option(name, field)(command)
+    return command
+
+
+def _request(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave, as a request body (a filter given no value is no filter)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
+            if v is not None and v != ()}
+
+
 @cli.command()
-@click.option("--product", "product_id", multiple=True, help="Product id (repeatable).")
-@click.option("--store", "store_id", multiple=True, help="Store id (repeatable).")
-@click.option("--category", multiple=True, help="Category (repeatable).")
-@click.option("--days", type=click.IntRange(1), default=None, help="Horizon in calendar days.")
-@click.option("--periods", type=click.IntRange(1), default=None,
-              help="Horizon in periods of the data's frequency.")
-@click.option("--service-level", type=float, default=0.95, show_default=True)
-@click.option("--lead-time", type=float, default=7.0, show_default=True, help="Days.")
-@click.option("--lead-time-std", type=float, default=0.0, show_default=True, help="Days.")
-@click.option("--review-period", type=float, default=0.0, show_default=True, help="Days.")
-@click.option("--on-hand", type=float, default=None,
-              help="Units in stock (default: the latest stored on_hand of the selection).")
-@click.option("--ordering-cost", type=float, default=None, help="Cost per order (EOQ).")
-@click.option("--holding-cost", type=float, default=None,
-              help="Holding cost per unit per year (EOQ).")
-@click.option("--cover-days", type=float, default=30.0, show_default=True,
-              help="Order quantity in days of demand when no EOQ costs are given.")
+@declared_options
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the chart as PNG to this file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.option("--all-series", is_flag=True, help="Every series' forecast (csv or json).")
 @pass_settings
-def forecast(settings: Settings, product_id: tuple[str, ...], store_id: tuple[str, ...],
-             category: tuple[str, ...], days: int | None, periods: int | None,
-             service_level: float, lead_time: float, lead_time_std: float,
-             review_period: float, on_hand: float | None, ordering_cost: float | None,
-             holding_cost: float | None, cover_days: float, plot: Path | None, fmt: str,
-             all_series: bool) -> None:
+def forecast(settings: Settings, plot: Path | None, fmt: str, all_series: bool,
+             **options: Any) -> None:
     """Forecast demand and plan inventory for a selection (default: everything)."""
+    try:
+        query, policy = split({**_request(options), "plot": plot is not None})
+    except RestockError as error:
+        fail(error)
     if plot is not None:
         prepare_output(plot)
     service = ForecastService(settings, open_store(settings), open_registry(settings))
     try:
         if all_series:
-            frame = service.all_series(days=days, periods=periods)
+            frame = service.all_series(days=query.days, periods=query.periods)
             if fmt == "json":
                 echo_json(frame.to_dict("records"))
             else:
                 frame.to_csv(sys.stdout, index=False, float_format="%.4f")
             return
-        result = service.forecast(
-            days=days, periods=periods, product_id=list(product_id) or None,
-            store_id=list(store_id) or None, category=list(category) or None,
-            service_level=service_level, lead_time_days=lead_time,
-            lead_time_std_days=lead_time_std, review_period_days=review_period,
-            on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
-            cover_days=cover_days, plot=plot is not None)
+        result = service.forecast(**query.model_dump(), **policy.model_dump())
     except RestockError as error:
         fail(error)
     if plot is not None:

@@ -92,8 +92,10 @@ class RestockWorker(ThreadWorker):  # type: ignore[misc]
         with Celery, whose jobs run elsewhere)."""
         from restock.jobs.thread import ThreadJobQueue
 
+        from restock.web.services import services
+
         app = getattr(self, "wsgi", None)
-        queue = app.extensions["restock"].queue if app is not None else None
+        queue = services(app).queue if app is not None else None
         return queue if isinstance(queue, ThreadJobQueue) else None
 
     def _stop_jobs(self) -> None:

@@ -19,7 +19,7 @@ from restock.config import Settings
 @cli.command()
 @click.option("--concurrency", type=click.IntRange(1), default=None,
               help="Pool processes (default: the CPU count). A retrain holds one; the "
-                   "others fit its Prophet shards.")
+                   "others fit its shards (Prophet, the statistical members).")
 @click.option("--loglevel", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @pass_settings
@@ -31,9 +31,9 @@ def worker(settings: Settings, concurrency: int | None, loglevel: str) -> None:
     from celery.signals import worker_process_init
 
     from restock.web import create_app
+    from restock.web.services import services
 
-    app = create_app(settings)
-    queue = app.extensions["restock"].queue
+    queue = services(create_app(settings)).queue
     celery_app = queue.celery
 
     def forked(**_: Any) -> None:

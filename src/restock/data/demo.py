@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from restock.calendar import DAYS_PER_YEAR
 from restock.errors import InvalidParameterError
 
 DEFAULT_END = date(2026, 10, 31)
@@ -103,7 +104,7 @@ def generate_demo_sales(
     size_mean = rng.uniform(1.0, 3.0, products)  # slow movers: units when they sell
     dispersion = rng.uniform(3.0, 20.0, products)  # negative-binomial shape k
     slope = rng.normal(0.0, 0.10, products)  # log-trend per year: mild growth or decline
-    trend = np.exp(slope[:, None] * (np.arange(days) - days + 1) / 365.25)
+    trend = np.exp(slope[:, None] * (np.arange(days) - days + 1) / DAYS_PER_YEAR)
 
     store_size = np.sort(rng.lognormal(0.0, 0.3, stores))[::-1]
     affinity = rng.lognormal(0.0, 0.15, (products, stores))  # local taste per product x store
@@ -204,7 +205,7 @@ def _category_calendar(dates: pd.DatetimeIndex) -> np.ndarray:
     weekly = weekly / weekly.mean(axis=1, keepdims=True)
     amplitude = np.array([c.yearly_amplitude for c in _CATEGORIES])[:, None]
     peak = np.array([c.yearly_peak_doy for c in _CATEGORIES])[:, None]
-    yearly = np.exp(amplitude * np.cos(2.0 * np.pi * (doy[None, :] - peak) / 365.25))
+    yearly = np.exp(amplitude * np.cos(2.0 * np.pi * (doy[None, :] - peak) / DAYS_PER_YEAR))
     yearly /= np.exp(amplitude**2 / 4.0)  # keep the annual mean near 1 (Bessel I0 ~ 1 + a^2/4)
 
     def effect(attr: str, mask: np.ndarray) -> np.ndarray:

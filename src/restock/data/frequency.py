@@ -1,10 +1,10 @@
 """One calendar per dataset: each series' own frequency, and refusing files that mix them.
 
-The panel puts every series on one calendar (``schema.infer_frequency``, from the distinct
-dates of the whole history). A file that mixes daily, weekly and monthly series, or a
-weekly file sent into a daily history, would silently be treated as daily: weekly totals
-zero-filled on six days of seven. So each series' spacing is classified and a mix refused,
-naming an example series of each frequency.
+The panel puts every series on one calendar (``infer_frequency``, from the distinct dates
+of the whole history; what that calendar implies is in ``restock.calendar``). A file that
+mixes daily, weekly and monthly series, or a weekly file sent into a daily history, would
+silently be treated as daily: weekly totals zero-filled on six days of seven. So each
+series' spacing is classified and a mix refused, naming an example series of each frequency.
 
 Rows are recorded on days something sold, so a slow mover in a daily shop can have gaps of
 weeks. Only a clear pattern counts: at least ``MIN_DATES`` distinct dates, a median gap of
@@ -70,6 +70,26 @@ def classify(dates: pd.Series, groups: np.ndarray | None = None,
     label[daily] = "D"
     label[n < min_dates] = ""
     return label
+
+
+def infer_frequency(dates: pd.Series | pd.DatetimeIndex) -> str:
+    """The pandas offset alias of a dataset's calendar: ``D``, ``W-<DAY>``, ``MS`` or ``ME``.
+
+    Uses the median gap between distinct dates so that a few missing days do not turn a
+    daily shop into an irregular one; weekly and monthly anchors keep the input's own
+    weekday or month boundary so forecasts continue the same calendar.
+    """
+    unique = pd.DatetimeIndex(pd.unique(pd.to_datetime(pd.Series(dates)))).sort_values()
+    if len(unique) < 2:
+        return "D"
+    gap = float(np.median(np.diff(unique.asi8)) / 86_400e9)
+    if gap < 4:
+        return "D"
+    if gap < 20:
+        return "W-" + _WEEKDAYS[pd.Series(unique.dayofweek).mode().iloc[0]]
+    if (unique.is_month_end).mean() > 0.5:
+        return "ME"
+    return "MS"
 
 
 def _modal(groups: np.ndarray, values: np.ndarray, size: int,

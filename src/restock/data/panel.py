@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from restock.data.schema import days_per_period, infer_frequency
+from restock.calendar import horizon_steps
+from restock.data.frequency import infer_frequency
 
 TOTAL_ID = "__total__"
 #: a series whose last sale is longer ago than this, at the dataset's end, is discontinued
@@ -113,18 +113,6 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
     return Panel(long=long, series=series, freq=freq)
 
 
-#: the precomputed horizon by frequency when RESTOCK_MAX_HORIZON_DAYS is not set: a year
-#: of days, two years of weeks or months (monthly planners ask for 18-24 months)
-DEFAULT_HORIZON_PERIODS = {"D": 365, "W": 104, "M": 24}
-
-
-def model_horizon(freq: str, max_horizon_days: int = 0) -> int:
-    """Periods a retrain precomputes: ``max_horizon_days`` if set, else by frequency."""
-    if max_horizon_days > 0:
-        return horizon_steps(max_horizon_days, freq)
-    return DEFAULT_HORIZON_PERIODS.get(freq[0], 365)
-
-
 def _prices(data: pd.DataFrame, calendar: pd.DatetimeIndex) -> pd.DataFrame:
     """``unique_id, ds, price``: each period's mean uploaded price, carried over the periods
     without one (a price holds until it changes; before the first one, the first one)."""
@@ -144,8 +132,3 @@ def _last_sale(wide: pd.DataFrame, observed: pd.DataFrame | None) -> pd.Series:
         fallback = (observed if observed is not None else wide.notna()).iloc[::-1].idxmax()
         last[never] = fallback[never]
     return last
-
-
-def horizon_steps(days: float, freq: str) -> int:
-    """How many periods of ``freq`` cover ``days`` calendar days (at least one)."""
-    return max(1, int(np.ceil(days / days_per_period(freq) - 1e-9)))

@@ -412,33 +412,3 @@ def parse_sales_csv(
         skipped=found[: DataValidationError.MAX_LISTED], skipped_total=int(bad_rows.sum()),
         ignored_columns=ignored, frequency=upload_frequency(frame),
     )
-
-
-def infer_frequency(dates: pd.Series | pd.DatetimeIndex) -> str:
-    """The pandas offset alias of a dataset's calendar: ``D``, ``W-<DAY>``, ``MS`` or ``ME``.
-
-    Uses the median gap between distinct dates so that a few missing days do not turn a
-    daily shop into an irregular one; weekly and monthly anchors keep the input's own
-    weekday or month boundary so forecasts continue the same calendar.
-    """
-    unique = pd.DatetimeIndex(pd.unique(pd.to_datetime(pd.Series(dates)))).sort_values()
-    if len(unique) < 2:
-        return "D"
-    gap = float(np.median(np.diff(unique.asi8)) / 86_400e9)
-    if gap < 4:
-        return "D"
-    if gap < 20:
-        weekday = pd.Series(unique.dayofweek).mode().iloc[0]
-        return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][weekday]
-    if (unique.is_month_end).mean() > 0.5:
-        return "ME"
-    return "MS"
-
-
-def days_per_period(freq: str) -> float:
-    """Calendar days one step of ``freq`` spans on average (horizons are asked in days)."""
-    if freq.startswith("W"):
-        return 7.0
-    if freq in ("MS", "ME", "M"):
-        return 365.25 / 12
-    return 1.0

@@ -157,6 +157,9 @@ class SalesStore:
         self.uploads_dir = Path(uploads_dir)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.limits = limits
+        #: called with each applied upload's ``seq`` after it commits (live accuracy
+        #: scoring); a listener's error is logged and never fails the upload
+        self.after_upload: list[Callable[[int], None]] = []
         # create or upgrade the schema (alembic, under a lock: safe when processes start
         # together; adopts a database made before migrations existed)
         migrations.upgrade(self.engine)
@@ -235,12 +238,23 @@ class SalesStore:
                 inserted=inserted, updated=updated, status="applied"))
             total = conn.execute(sa.select(sa.func.count()).select_from(tables.sales)).scalar_one()
             series = self._count_series(conn)
+        self._notify(seq)
         return UploadResult(
             upload_id=upload_id, filename=filename, rows_read=parsed.rows_read,
             inserted=int(inserted), updated=int(updated), skipped=parsed.skipped_total,
             total_rows=int(total), series=int(series), ignored_columns=parsed.ignored_columns,
             skipped_problems=[p.to_dict() for p in parsed.skipped],
         )
+
+    def _notify(self, seq: int) -> None:
+        """Run the ``after_upload`` listeners: the upload has committed and stands whatever
+        they do, so their errors are logged, not raised."""
+        for listener in self.after_upload:
+            try:
+                listener(seq)
+            except Exception:  # noqa: BLE001 - an upload never fails for a listener
+                log.exception("after-upload step %r failed for upload %d; the upload stands",
+                              getattr(listener, "__qualname__", listener), seq)
 
     def _serialise_uploads(self, conn: sa.Connection) -> None:
         """One upload at a time per database (per schema on PostgreSQL), as SQLite's BEGIN

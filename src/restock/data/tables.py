@@ -68,3 +68,28 @@ job_events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+accuracy_points = sa.Table(
+    "accuracy_points",
+    metadata,
+    # one row per forecast a once-active model version made and the actual that came later:
+    # re-uploading the same actuals overwrites the row (idempotent), a correction updates it
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("product_id", sa.String(200), primary_key=True),
+    sa.Column("store_id", sa.String(200), primary_key=True, server_default=""),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("category", sa.String(200), nullable=False, server_default=""),
+    sa.Column("cutoff", sa.Date, nullable=False),
+    sa.Column("frequency", sa.String(20), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("actual", sa.Float, nullable=False),
+    sa.Column("yhat", sa.Float, nullable=False),
+    sa.Column("yhat_lower", sa.Float, nullable=False),
+    sa.Column("yhat_upper", sa.Float, nullable=False),
+    sa.Column("naive", sa.Float, nullable=False),
+    sa.Column("scale", sa.Float),
+    sa.Column("backtest_mase", sa.Float),
+    sa.Column("upload_seq", sa.Integer, nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_accuracy_points_date", accuracy_points.c.date)

@@ -17,11 +17,16 @@ result backend. The division of labour:
   a thread while the holder lives) claims the oldest queued job from the database, runs
   the same ``run_job`` as the embedded thread, and repeats until nothing is queued. That
   keeps FIFO and "one retrain at a time" true however many workers run.
-- **Large catalogues fan out.** While a worker runs a retrain, its Prophet fits (with at
-  least ``_MIN_SERIES_FOR_POOL`` series) go to the cluster as shard tasks
-  (``SHARD_SIZE`` series each, answered with ``model_to_json`` strings) whenever other pool
-  slots exist; more workers shorten the retrain. The retrain's own slot only waits, so a
-  lone worker with ``--concurrency 1`` fits locally instead of waiting for itself.
+- **Large catalogues fan out.** While a worker runs a retrain, the members' independent
+  per-series work goes to the cluster as shard tasks whenever other pool slots exist
+  (``restock.models.fanout``; one task per kind, ``restock.<kind>_shard``): Prophet's fits
+  with at least ``_MIN_SERIES_FOR_POOL`` series (``SHARD_SIZE`` series a shard, answered
+  with ``model_to_json`` strings) and the statistical members' StatsForecast chunks
+  (``SHARD_SERIES`` series a shard, history and forecasts as Arrow), for the members costly
+  enough to pool. More workers shorten the retrain. The global LightGBM member (one model
+  over all series), the LSTM and the combination stay on the retrain's worker. The
+  retrain's own slot only waits, so a lone worker with ``--concurrency 1`` fits locally
+  instead of waiting for itself.
 - **Cancellation** is the job row's ``cancel_requested`` flag, which every progress event
   reads back (``JobRecords.progress``): the pipeline stops at its next event with
   ``JobCancelled``. A queued job is cancelled outright and never claimed.
@@ -51,12 +56,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import redis
 import sqlalchemy as sa
 from celery import Celery
@@ -68,7 +71,8 @@ from restock.jobs.base import Event, Job, JobQueue, Task
 from restock.jobs.records import JobRecords
 from restock.jobs.runner import run_job
 from restock.jobs.shards import ShardCollector, shard_heartbeat, time_limit, worker_name
-from restock.models.frames import Series
+from restock.models import prophet, statistical
+from restock.models.fanout import ShardWork, shard_with
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,8 @@ WORKER_LOST: dict[str, Any] = {
     "message": "the worker running this retrain died (killed or out of memory); the "
                "previous model is still active, submit the retrain again"}
 DRAIN_TASK = "restock.drain"
-SHARD_TASK = "restock.prophet_shard"
+#: every kind of shard a retrain may send to the workers (each gets its own task)
+SHARD_WORKS: tuple[ShardWork[Any, Any], ...] = (prophet.SHARDS, statistical.SHARDS)
 
 
 class ClusterLockLost(RestockError):
@@ -264,17 +269,19 @@ class CeleryJobQueue(JobQueue):
             if not self.drain():
                 raise celery_task.retry(countdown=self.settings.job_lock_ttl / 2)
 
-        @self.celery.task(name=SHARD_TASK, bind=True)
-        def prophet_shard(celery_task: Any, shard: list[dict[str, Any]],
-                          config: dict[str, Any]) -> list[Any]:
-            from restock.models.prophet import fit_batch
+        self._drain_task = drain
+        self._shard_tasks = {work.name: self._register_shard_task(work) for work in SHARD_WORKS}
 
+    def _register_shard_task(self, work: ShardWork[Any, Any]) -> Any:
+        """The task ``restock.<kind>_shard``: run one shard of ``work`` under a heartbeat."""
+
+        @self.celery.task(name=shard_task_name(work), bind=True)
+        def shard(celery_task: Any, data: Any, config: dict[str, Any]) -> Any:
             with shard_heartbeat(self.redis, self.settings.redis_prefix,
                                  celery_task.request.id, worker_name()):
-                return fit_batch([decode_series(s) for s in shard], config)
+                return work.encode_result(work.run(work.decode(data), config))
 
-        self._drain_task = drain
-        self._shard_task = prophet_shard
+        return shard
 
     # -- the interface ---------------------------------------------------------------------
 
@@ -351,41 +358,37 @@ class CeleryJobQueue(JobQueue):
                 return True
 
     def _sharding(self) -> AbstractContextManager[None]:
-        """Fan Prophet fits out to the cluster when some pool slot besides ours exists."""
-        from restock.models.prophet import fit_batches_with
-
+        """Fan shards of per-series fits (Prophet, the statistical members) out to the
+        cluster when some pool slot besides ours exists."""
         replies = self.celery.control.inspect(timeout=1.0).stats() or {}
         slots = sum(int(r.get("pool", {}).get("max-concurrency", 0)) for r in replies.values())
         if slots <= 1:
             return nullcontext()
-        log.info("prophet fits go to the cluster's %d other pool slot(s)", slots - 1)
-        return fit_batches_with(self._shard_map)
+        log.info("per-series fits go to the cluster's %d other pool slot(s)", slots - 1)
+        return shard_with(self.shard_map)
 
-    def _shard_map(self, shards: list[list[Series]], config: dict[str, Any]
-                   ) -> Iterator[list[Any]]:
-        """Send the shards; yield each shard's results as it lands (``ShardCollector``
-        re-sends a shard whose worker died, once). Leaving early (cancelled, failed)
-        revokes the shards still pending."""
-        collector = ShardCollector(self._send_shard, self.redis, self.settings.redis_prefix,
-                                   [[encode_series(s) for s in shard] for shard in shards],
-                                   config)
+    def shard_map(self, work: ShardWork[Any, Any], shards: Iterable[Any],
+                  config: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+        """Send the shards as ``restock.<kind>_shard`` tasks; yield each one's
+        ``(index, result)`` as it lands (``ShardCollector`` re-sends a shard whose worker
+        died, once). Leaving early (cancelled, failed) revokes the shards still pending."""
+        task = self._shard_tasks[work.name]
+
+        def send(payload: tuple[Any, float], config: dict[str, Any]) -> Any:
+            # a hard limit only: a soft one would surface inside the fit, which may
+            # record it as one failed series and carry on with the next
+            data, limit = payload
+            return task.apply_async((data, config), time_limit=limit)
+
+        payloads = [(work.encode(shard), time_limit(work.series(shard))) for shard in shards]
+        collector = ShardCollector(send, self.redis, self.settings.redis_prefix, payloads,
+                                   config, label=work.name)
         try:
             yield from collector
         finally:
             collector.close()
 
-    def _send_shard(self, shard: list[dict[str, Any]], config: dict[str, Any]) -> Any:
-        # a hard limit only: a soft one would surface inside fit_batch, which records
-        # it as one failed series and carries on with the next
-        return self._shard_task.apply_async((shard, config), time_limit=time_limit(len(shard)))
 
-
-def encode_series(series: Series) -> dict[str, Any]:
-    """A ``Series`` as JSON for a shard task (dates as epoch seconds)."""
-    return {"uid": series.uid, "ds": (series.ds.asi8 // 10**9).tolist(),
-            "y": series.y.tolist()}
-
-
-def decode_series(data: dict[str, Any]) -> Series:
-    return Series(uid=data["uid"], ds=pd.DatetimeIndex(pd.to_datetime(data["ds"], unit="s")),
-                  y=np.asarray(data["y"], dtype=float))
+def shard_task_name(work: ShardWork[Any, Any]) -> str:
+    """``restock.prophet_shard``, ``restock.statistical_shard``: the kind shows in logs."""
+    return f"restock.{work.name}_shard"

@@ -1,4 +1,6 @@
-"""Prophet shards on the cluster, watched so that a lost worker costs seconds, not an hour.
+"""A retrain's shards on the cluster (Prophet's and the statistical members' per-series
+fits, see ``restock.models.fanout``), watched so that a lost worker costs seconds, not an
+hour.
 
 A shard task is ``acks_late``: when the worker running it dies, Redis hands its message
 to another worker only after the broker's visibility timeout (an hour), and until then the
@@ -107,8 +109,8 @@ def worker_name() -> str:
     return f"{os.getppid()}@{socket.gethostname()}"
 
 
-#: sends one shard (its encoded series and config) and returns its result handle
-SendShard = Callable[[list[dict[str, Any]], dict[str, Any]], AsyncResult]
+#: sends one shard (as the collector was given it) with the config; returns its result handle
+SendShard = Callable[[Any, dict[str, Any]], AsyncResult]
 
 
 @dataclass(eq=False)
@@ -116,23 +118,25 @@ class Attempt:
     """One shard's current task: its result handle and what the watch has seen of it."""
 
     index: int
-    shard: list[dict[str, Any]]
+    shard: Any
     result: AsyncResult
     number: int = 1
     seen: bool = False
 
 
 class ShardCollector:
-    """Send shards, yield each one's results as it lands, re-send a lost one once.
+    """Send shards, yield each one's result as it lands, re-send a lost one once.
 
-    ``send`` dispatches one shard; ``client``/``prefix`` locate the heartbeat keys.
-    Iterating yields result lists in completion order; ``close`` revokes what is left.
+    ``send`` dispatches one shard; ``client``/``prefix`` locate the heartbeat keys;
+    ``label`` names the kind of shard in the log. Iterating yields ``(shard index,
+    result)`` in completion order; ``close`` revokes what is left.
     """
 
     def __init__(self, send: SendShard, client: redis.Redis, prefix: str,
-                 shards: list[list[dict[str, Any]]], config: dict[str, Any], *,
+                 shards: list[Any], config: dict[str, Any], *, label: str = "",
                  poll: float = 0.1, stall: float = STALL) -> None:
         self.send = send
+        self.label = label
         self.client = client
         self.prefix = prefix
         self.config = config
@@ -143,7 +147,7 @@ class ShardCollector:
         self._active_at = time.monotonic()
         self._checked_at = time.monotonic()
 
-    def __iter__(self) -> Iterator[list[Any]]:
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
         while self.pending:
             ready = [a for a in self.pending if a.result.ready()]
             for attempt in ready:
@@ -153,9 +157,9 @@ class ShardCollector:
                     self._resend(attempt, "its task failed with "
                                  f"{type(attempt.result.result).__name__}")
                     continue
-                rows = attempt.result.get(disable_sync_subtasks=False)
+                result = attempt.result.get(disable_sync_subtasks=False)
                 attempt.result.forget()
-                yield [tuple(row) for row in rows]
+                yield attempt.index, result
             if not ready:
                 if time.monotonic() - self._checked_at >= CHECK:
                     self._watch()
@@ -204,7 +208,7 @@ class ShardCollector:
                 "a worker fitting part of this retrain was lost twice (killed, out of "
                 "memory or over its time limit); the previous model is still active, "
                 "submit the retrain again", {"shard": attempt.index, "reason": why})
-        log.warning("prophet shard %d lost (%s): sending it again", attempt.index, why)
+        log.warning("%s shard %d lost (%s): sending it again", self.label, attempt.index, why)
         self.resent += 1
         self.pending.append(Attempt(attempt.index, attempt.shard,
                                     self.send(attempt.shard, self.config),

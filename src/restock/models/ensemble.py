@@ -34,18 +34,18 @@ from typing import Any, Callable, Literal, Mapping, Sequence, Self, TypeVar
 import numpy as np
 import pandas as pd
 
+from restock.calendar import frequency_of
 from restock.errors import InvalidParameterError
 from restock.models.backtest import BacktestResult, backtest
 from restock.models.base import Forecaster, ProgressFn, no_progress
 from restock.models.frames import init_params
 from restock.models.intervals import interval_half_widths
-from restock.models.metrics import mase_scales, score_series, season_length, summarize
+from restock.models.metrics import mase_scales, score_series, summarize
 from restock.models.selection import Choice, apply_choice, select
 
 FORMAT_VERSION = 2
 SEED_WEIGHTS = {"prophet": 0.6, "lstm": 0.4}
 #: backtest horizon by seasonal period: four weeks of daily data, a quarter of weekly, a year of monthly
-_BACKTEST_H = {7: 28, 5: 20, 52: 13, 12: 12, 4: 4}
 #: at most this share of the shortest usable history is held out by the backtest
 _HOLDOUT_SHARE = 0.5
 _MEMBER_PACKAGE = "restock.models."
@@ -359,7 +359,7 @@ def default_backtest_h(df: pd.DataFrame, freq: str, windows: int = 3) -> int:
     it is at least a quarter as long as the longest (a product launched last week should
     not shrink everyone's backtest).
     """
-    natural = _BACKTEST_H.get(season_length(freq), 8)
+    natural = frequency_of(freq).backtest_horizon
     lengths = df.groupby("unique_id").size().to_numpy()
     if len(lengths) == 0:
         return natural

@@ -60,17 +60,15 @@ from mlforecast.target_transforms import BaseTargetTransform
 from utilsforecast.preprocessing import fill_gaps
 from utilsforecast.processing import backtest_splits
 
+from restock.calendar import YEARLY_MIN_SPAN_DAYS, frequency_of
 from restock.models.base import Forecaster, ProgressFn, no_progress
 from restock.models.frames import forecast_frame, init_params
-from restock.models.metrics import season_length
 
 FORMAT_VERSION = 1
 #: a series needs this many observations: one lag and one target
 _MIN_LENGTH = 2
 #: a lag or window may use at most this share of the median series length
 _MAX_LAG_SHARE = 0.5
-#: two years of history before yearly calendar features (as Prophet and the LSTM)
-_YEARLY_SPAN_DAYS = 2 * 365 - 1
 _PRICE = "price"
 
 
@@ -115,12 +113,13 @@ def plan_features(
     not have them. Yearly calendar features need two years of history, or the trees would
     learn last year's one-off events as a calendar effect.
     """
-    season = season_length(freq)
+    frequency = frequency_of(freq)
+    season = frequency.season_length
     lags, rolling, seasonal = _PLANS.get(season, _PLANS[1])
     limit = max(season, int(np.median(lengths) * _MAX_LAG_SHARE)) if len(lengths) else season
-    yearly = span_days >= _YEARLY_SPAN_DAYS
+    yearly = span_days >= YEARLY_MIN_SPAN_DAYS
     dates: list[str] = []
-    if season in (5, 7):
+    if frequency.within_week:
         dates = ["dayofweek", "day"] + (["month", "dayofyear"] if yearly else [])
     elif season == 52:
         dates = ["week", "month"] if yearly else []
@@ -134,7 +133,7 @@ def plan_features(
         rolling=[w for w in rolling if w <= limit],
         seasonal=keep_seasonal,
         date_features=dates,
-        holidays_country=holidays_country if season in (5, 7) else "",
+        holidays_country=holidays_country if frequency.within_week else "",
         price=price,
     )
 
@@ -394,7 +393,7 @@ class GBMForecaster(Forecaster):
             date_features.append(HolidayFeature(plan.holidays_country))
         window = self.scale_window
         if window is None:
-            window = max(4, season_length(self.freq_))
+            window = max(4, frequency_of(self.freq_).season_length)
         return MLForecast(
             models=[],
             freq=self.freq_,

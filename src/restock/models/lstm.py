@@ -48,41 +48,28 @@ from typing import Any, Callable, ClassVar, Iterator, Self
 import numpy as np
 import pandas as pd
 import torch
-from pandas.tseries.frequencies import to_offset
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from restock.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR, YEARLY_MIN_SPAN_DAYS, frequency_of
 from restock.models.backtest import drop_last, with_steps
 from restock.models.base import Forecaster, ProgressFn, future_dates, no_progress
 
 FORMAT_VERSION = 1
 
-#: default input window (steps) and output block per frequency kind
-_DEFAULT_WINDOW = {"daily": 28, "weekly": 26, "monthly": 24, "other": 24}
-_DEFAULT_OUTPUT = {"daily": 7, "weekly": 4, "monthly": 6, "other": 1}
-
-
-def _freq_kind(freq: str) -> str:
-    """Classify a pandas offset as daily, weekly or monthly (the calendars restock serves)."""
-    offset = to_offset(freq)
-    name = type(offset).__name__
-    if name in ("Day", "BusinessDay", "CustomBusinessDay") and offset.n == 1:
-        return "daily"
-    if name == "Week" and offset.n == 1:
-        return "weekly"
-    if name in ("MonthBegin", "MonthEnd", "BusinessMonthBegin", "BusinessMonthEnd"):
-        return "monthly" if offset.n == 1 else "other"
-    return "other"
+#: default input window (steps) and output block by frequency code; others: 24 and 1
+_DEFAULT_WINDOW = {"D": 28, "B": 28, "W": 26, "M": 24}
+_DEFAULT_OUTPUT = {"D": 7, "B": 7, "W": 4, "M": 6}
 
 
 def _calendar_features(dates: pd.DatetimeIndex, weekday: bool, yearly: bool) -> np.ndarray:
     """Sin/cos of the weekday and/or day of year: smooth, bounded, known for future dates."""
     columns: list[np.ndarray] = []
     if weekday:
-        angle = 2 * np.pi * dates.dayofweek.to_numpy() / 7.0
+        angle = 2 * np.pi * dates.dayofweek.to_numpy() / DAYS_PER_WEEK
         columns += [np.sin(angle), np.cos(angle)]
     if yearly:
-        angle = 2 * np.pi * (dates.dayofyear.to_numpy() - 1) / 365.25
+        angle = 2 * np.pi * (dates.dayofyear.to_numpy() - 1) / DAYS_PER_YEAR
         columns += [np.sin(angle), np.cos(angle)]
     if not columns:
         return np.zeros((len(dates), 0), dtype=np.float32)
@@ -225,19 +212,20 @@ class LSTMForecaster(Forecaster):
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Train the global network on every usable series of ``df`` (``unique_id, ds, y``)."""
         started = time.perf_counter()
-        kind = _freq_kind(freq)
+        frequency = frequency_of(freq)
         series = _split_series(df, freq)
         lengths = np.array([len(v) for _, _, v in series], dtype=int)
         median_length = int(np.median(lengths)) if len(lengths) else 0
-        window = self.window or max(2, min(_DEFAULT_WINDOW[kind], median_length // 2))
-        output_size = self.output_size or _DEFAULT_OUTPUT[kind]
+        default_window = _DEFAULT_WINDOW.get(frequency.code, 24)
+        window = self.window or max(2, min(default_window, median_length // 2))
+        output_size = self.output_size or _DEFAULT_OUTPUT.get(frequency.code, 1)
         span_days = max(((d[-1] - d[0]).days for _, d, _ in series), default=0)
 
         self.freq_ = freq
         self.window_ = window
         self.output_size_ = output_size
-        self.weekday_features_ = kind == "daily"
-        self.yearly_features_ = span_days >= 2 * 365 - 1 and kind != "other"
+        self.weekday_features_ = frequency.within_week
+        self.yearly_features_ = span_days >= YEARLY_MIN_SPAN_DAYS and frequency.within_year
         self.skipped_ = {}
         usable = []
         for uid, dates, values in series:

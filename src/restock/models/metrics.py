@@ -2,11 +2,11 @@
 
 MASE is the headline score because it is comparable across series of any volume: errors
 are divided by the in-sample MAE of the seasonal naive forecast (season 7 for daily, 52
-weekly, 12 monthly data; lag 1 when the history is shorter than a season plus one, or
-when the seasonal scale is zero). A history on which even the lag-1 naive makes no error
-(a constant series) has no scale, so its MASE is undefined (NaN) and means skip it
-rather than divide by zero. The benchmarks and the backtest metrics use these functions,
-so a figure in ``metrics.json`` means the same as one in ``bench/results``.
+weekly, 12 monthly data, from ``restock.calendar``; lag 1 when the history is shorter than
+a season plus one, or when the seasonal scale is zero). A history on which even the lag-1
+naive makes no error (a constant series) has no scale, so its MASE is undefined (NaN) and
+means skip it rather than divide by zero. The benchmarks and the backtest metrics use these
+functions, so a figure in ``metrics.json`` means the same as one in ``bench/results``.
 """
 
 from __future__ import annotations
@@ -15,29 +15,8 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.frequencies import to_offset
 
-#: seasonal period per pandas offset class (daily data: weekly cycle; weekly and monthly: yearly)
-_SEASONS = {
-    "Day": 7,
-    "BusinessDay": 5,
-    "Week": 52,
-    "MonthBegin": 12,
-    "MonthEnd": 12,
-    "BusinessMonthBegin": 12,
-    "BusinessMonthEnd": 12,
-    "QuarterBegin": 4,
-    "QuarterEnd": 4,
-}
-
-
-def season_length(freq: str) -> int:
-    """The seasonal period of data at pandas frequency ``freq`` (1 when it has none)."""
-    offset = to_offset(freq)
-    if offset.n != 1:
-        return 1
-    return _SEASONS.get(type(offset).__name__, 1)
-
+from restock.calendar import frequency_of
 
 def mase_scale(y_train: np.ndarray, season: int) -> float:
     """In-sample MAE of the seasonal naive forecast: the MASE denominator (NaN if zero)."""
@@ -83,7 +62,7 @@ def bias(y: np.ndarray, yhat: np.ndarray) -> float:
 
 def mase_scales(train: pd.DataFrame, freq: str) -> pd.Series:
     """``mase_scale`` of every series of a long frame (``unique_id, ds, y``), by unique_id."""
-    season = season_length(freq)
+    season = frequency_of(freq).season_length
     ordered = train.sort_values(["unique_id", "ds"])
     return ordered.groupby("unique_id", sort=True)["y"].agg(
         lambda y: mase_scale(y.to_numpy(), season)

@@ -13,7 +13,9 @@ Prophet is the seed's interpretable member. What changes here:
   so forking it is unsafe; workers start by ``forkserver`` (``spawn`` where that is not
   available), take batches of series to amortise the start-up and return
   ``model_to_json`` strings. Progress is reported as batches finish, and a ``JobCancelled``
-  raised by the callback cancels the outstanding batches.
+  raised by the callback cancels the outstanding batches. When a Celery retrain fans out
+  (``restock.models.fanout``), catalogues of ``_MIN_SERIES_FOR_POOL`` series or more go to
+  the cluster instead, as shards of ``SHARD_SIZE`` series (``ProphetShards``).
 - **Non-negative output.** Forecasts are clipped at zero; ``clipped_`` counts the clipped
   values per series of the last ``predict`` (the serving layer warns about it).
 
@@ -27,10 +29,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -38,9 +37,11 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from restock.calendar import YEARLY_MIN_SPAN_DAYS, frequency_of
 from restock.models.base import Forecaster, ProgressFn, future_dates, no_progress
+from restock.models.fanout import (ShardWork, on_cluster, run_shards, series_from_wire,
+                                   series_to_wire)
 from restock.models.frames import forecast_frame, Series, init_params, iter_series
-from restock.models.metrics import season_length
 from restock.processes import safe_context
 
 FORMAT_VERSION = 1
@@ -199,31 +200,33 @@ def _file_name(uid: str) -> str:
     return f"{quoted}.json"
 
 
-#: (series id, model JSON or None, skip reason[, precomputed raw forecast or None])
+#: (series id, model JSON or None, skip reason[, precomputed raw forecast or None]);
+#: a list rather than a tuple once it has crossed the broker as JSON
 Result = tuple[Any, ...]
-#: Fits batches somewhere else: gets the batches and the fit config, calls ``fit_batch``
-#: on each wherever it likes, yields each batch's results as they arrive (any order).
-BatchMap = Callable[[list[list[Series]], dict[str, Any]], Iterator[list[Result]]]
-#: series per batch handed to a ``BatchMap``: many small shards spread over any number of
-#: workers and report progress often; each still amortises its task overhead
+#: series per shard on the cluster: many small shards spread over any number of workers
+#: and report progress often; each still amortises its task overhead
 SHARD_SIZE = 25
 
-_batch_map: ContextVar[BatchMap | None] = ContextVar("prophet_batch_map", default=None)
+
+class ProphetShards(ShardWork[list[Series], list[Result]]):
+    """A batch of series to fit (``fit_batch``), as JSON series for a shard task."""
+
+    name = "prophet"
+
+    def run(self, shard: list[Series], config: dict[str, Any]) -> list[Result]:
+        return fit_batch(shard, config)
+
+    def series(self, shard: list[Series]) -> int:
+        return len(shard)
+
+    def encode(self, shard: list[Series]) -> Any:
+        return [series_to_wire(s) for s in shard]
+
+    def decode(self, data: Any) -> list[Series]:
+        return [series_from_wire(s) for s in data]
 
 
-@contextmanager
-def fit_batches_with(batch_map: BatchMap) -> Iterator[None]:
-    """Within this block, catalogues big enough for a pool are fitted by ``batch_map``.
-
-    A context variable rather than a constructor argument: the job runner decides where
-    fits run (Celery shards on the workers), while the pipeline, the ensemble and this
-    module stay unaware of any broker; saved hyperparameters stay plain data.
-    """
-    token = _batch_map.set(batch_map)
-    try:
-        yield
-    finally:
-        _batch_map.reset(token)
+SHARDS = ProphetShards()
 
 
 def _run_batches(
@@ -232,10 +235,9 @@ def _run_batches(
     """Fit all tasks, in a process pool when worthwhile, reporting progress per batch."""
     total = len(tasks)
     results: list[Result] = []
-    batch_map = _batch_map.get()
-    if batch_map is not None and total >= _MIN_SERIES_FOR_POOL:
+    if on_cluster() and total >= _MIN_SERIES_FOR_POOL:
         shards = [tasks[i : i + SHARD_SIZE] for i in range(0, total, SHARD_SIZE)]
-        for shard_results in batch_map(shards, config):
+        for _, shard_results in run_shards(SHARDS, shards, config):
             results.extend(shard_results)
             on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
         return results
@@ -309,11 +311,11 @@ def _new_model(series: Series, config: dict[str, Any]) -> Any:
     """An unfitted Prophet with seasonalities chosen from the series' span and frequency."""
     from prophet import Prophet
 
-    kind = season_length(config["freq"])
+    frequency = frequency_of(config["freq"])
     span_days = (series.ds[-1] - series.ds[0]).days if len(series.ds) > 1 else 0
-    weekly = kind in (5, 7) and span_days >= 14
-    yearly: bool | int = span_days >= 2 * 365 and kind in (5, 7, 52, 12)
-    if yearly and kind == 12:
+    weekly = frequency.within_week and span_days >= 14
+    yearly: bool | int = span_days >= YEARLY_MIN_SPAN_DAYS and frequency.within_year
+    if yearly and frequency.code == "M":
         yearly = 5  # monthly data: 12 points a year support a low Fourier order only
     model = Prophet(
         growth="linear",
@@ -324,7 +326,7 @@ def _new_model(series: Series, config: dict[str, Any]) -> Any:
         changepoint_prior_scale=config["changepoint_prior_scale"],
         seasonality_mode=config["seasonality_mode"],
     )
-    if config["holidays_country"] and kind in (5, 7):
+    if config["holidays_country"] and frequency.within_week:
         model.add_country_holidays(country_name=config["holidays_country"])
     return model
 

@@ -11,7 +11,7 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   or more (naive when shorter than a season): it is the ensemble's fallback and the MASE
   yardstick.
 - **Seasonality only where the history can carry it.** The season comes from the
-  frequency (``metrics.season_length``); ETS fits it only with two full seasons of
+  frequency (``restock.calendar``); ETS fits it only with two full seasons of
   history (less cannot separate season from level), MSTL adds the yearly cycle to the
   weekly one only with two full years of daily data.
 - **One pass.** ``fit`` runs ``StatsForecast.forecast``, which fits and forecasts each
@@ -30,6 +30,12 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   (``restock.processes``): a fork of the threaded web server could hang. Series go
   to statsforecast in chunks of ``CHUNK_SERIES``, and ``on_progress`` is called between
   chunks, so a long fit reports progress and can be cancelled.
+- **The cluster.** When a Celery retrain fans out (``restock.models.fanout``), the chunks
+  of a member worth a pool (``pool_min_series``) become shard tasks of ``SHARD_SERIES``
+  series on the workers, as Prophet's fits do, watched by ``restock.jobs.shards``; the
+  chunk's history and forecasts cross the broker as Arrow (``ChunkWork``), so the
+  forecasts are the in-process ones to the bit. Seasonal naive and the intermittent
+  family always run here: a task costs more than their whole fit.
 
 Artifacts: ``statistical/<alias>.parquet`` (``unique_id, step, ds, <alias>``: the raw,
 unclipped forecasts) and ``statistical/<alias>.json`` (format, hyperparameters,
@@ -43,25 +49,29 @@ import multiprocessing
 import os
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
+from restock.calendar import frequency_of, seasonal_periods
 from restock.errors import InvalidParameterError
 from restock.models.base import Forecaster, ProgressFn, no_progress
+from restock.models.fanout import (ShardWork, frame_from_wire, frame_to_wire, on_cluster,
+                                   run_shards)
 from restock.models.frames import init_params
-from restock.models.metrics import season_length
 
 FORMAT_VERSION = 1
 FOLDER = "statistical"
-#: steps ``fit`` forecasts when the caller did not set ``precompute_h``: the registry's
-#: default horizon (a year of days, two years of weeks or months)
-DEFAULT_STEPS = {7: 365, 5: 260, 52: 104, 12: 24, 4: 8}
 #: series per StatsForecast call; progress (and cancellation) happens between calls
 CHUNK_SERIES = 200
+#: series per shard task when chunks go to the cluster's workers (``fanout``): AutoETS
+#: on two years of daily data takes a few seconds for these, so shards spread over every
+#: free pool slot and a lost one costs little to send again
+SHARD_SERIES = 50
 #: season length statsforecast sees for "no seasonality"
 NONSEASONAL = 1
 
@@ -88,7 +98,7 @@ class StatisticalForecaster(Forecaster):
 
     #: set by the caller before ``fit`` (the ensemble does): the number of steps ``fit``
     #: forecasts and keeps; ``predict(h)`` up to it returns those values. Not a
-    #: hyperparameter (not saved); 0 means ``DEFAULT_STEPS`` for the frequency.
+    #: hyperparameter (not saved); 0 means the frequency's default horizon.
     precompute_h: int = 0
 
     def __init__(self, n_jobs: int = 1) -> None:
@@ -118,8 +128,9 @@ class StatisticalForecaster(Forecaster):
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Fit every series of ``df`` and forecast ``precompute_h`` steps in one pass."""
-        season = season_length(freq)
-        steps = int(self.precompute_h) or DEFAULT_STEPS.get(season, 24)
+        frequency = frequency_of(freq)
+        season = frequency.season_length
+        steps = int(self.precompute_h) or frequency.default_horizon
         history = _clean(df)
         lengths = history.groupby("unique_id", sort=True).size()
         on_progress(0.0, f"{self.alias}: fitting {len(lengths)} series")
@@ -230,24 +241,15 @@ class StatisticalForecaster(Forecaster):
         for name, value in (("h", h), ("n_windows", n_windows), ("step_size", step_size)):
             if int(value) < 1:
                 raise InvalidParameterError(f"cross_validate: {name} must be >= 1, got {value}")
-        season = season_length(freq)
+        season = frequency_of(freq).season_length
         test_size = h + (n_windows - 1) * step_size
         history = _clean(df)
         train = history.groupby("unique_id", sort=True).size() - test_size
         on_progress(0.0, f"{self.alias}: backtesting {len(train)} series")
         groups, _ = self._plan(train[train >= 1], season)
-        forward = self.has_forward and not refit
-
-        def run(sf: Any, part: pd.DataFrame) -> pd.DataFrame:
-            windows = {"df": part, "h": h, "n_windows": n_windows, "step_size": step_size}
-            if forward:
-                try:
-                    return sf.cross_validation(**windows, refit=False)
-                except Exception:  # noqa: BLE001 - statsforecast does not catch forward errors
-                    pass  # (e.g. a model fitted on positive data meeting zeros): refit below
-            return sf.cross_validation(**windows, refit=True)
-
-        frames = list(self._run(history, freq, groups, run, on_progress, "backtested"))
+        work = {"op": "cross_validation", "h": h, "n_windows": n_windows,
+                "step_size": step_size, "forward": self.has_forward and not refit}
+        frames = list(self._run(history, freq, groups, work, on_progress, "backtested"))
         on_progress(1.0, f"{self.alias}: backtest done")
         columns = ["unique_id", "window", "step", self.alias]
         if not frames:
@@ -286,8 +288,8 @@ class StatisticalForecaster(Forecaster):
     ) -> pd.DataFrame:
         """Raw forecasts of every planned series: ``unique_id, step, ds, <alias>`` (NaN
         where statsforecast failed), sorted; the dates are statsforecast's own."""
-        run = lambda sf, part: sf.forecast(df=part, h=steps)  # noqa: E731
-        frames = list(self._run(history, freq, groups, run, on_progress, "fitted"))
+        work = {"op": "forecast", "h": steps}
+        frames = list(self._run(history, freq, groups, work, on_progress, "fitted"))
         columns = {"unique_id": object, "step": int, "ds": "datetime64[ns]", self.alias: float}
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
@@ -315,31 +317,60 @@ class StatisticalForecaster(Forecaster):
         history: pd.DataFrame,
         freq: str,
         groups: dict[SeasonSpec, list[str]],
-        call: Callable[[Any, pd.DataFrame], pd.DataFrame],
+        work: dict[str, Any],
         on_progress: ProgressFn,
         verb: str,
     ) -> Iterator[pd.DataFrame]:
-        """``call(StatsForecast, chunk)`` for every chunk of every group, with progress."""
+        """``work`` (see ``run_chunk``) on every chunk of every group, with progress.
+
+        The chunks run here, or as shards on the cluster's workers when the job runner
+        sends them there (``fanout.on_cluster``) and the member is costly enough to pool
+        (``pool_min_series``): then they are ``SHARD_SERIES`` series each, so that they
+        spread over every free pool slot.
+        """
+        total = sum(len(uids) for uids in groups.values())
+        remote = on_cluster() and total >= self.pool_min_series
+        size = SHARD_SERIES if remote else CHUNK_SERIES
+        chunks = [
+            (season, uids[start : start + size])
+            for season, uids in groups.items()
+            for start in range(0, len(uids), size)
+        ]
+        # lazily: here, one chunk's copy of the history at a time
+        shards = ((season, history[history["unique_id"].isin(uids)]) for season, uids in chunks)
+        config = {"alias": self.alias, "params": self.get_params(), "freq": freq, **work}
+        done = 0
+        for index, frame in run_shards(ChunkWork(self), shards, config, here=not remote):
+            yield frame
+            done += len(chunks[index][1])
+            on_progress(done / total, f"{self.alias}: {verb} {done}/{total} series")
+
+    def run_chunk(self, season: SeasonSpec, part: pd.DataFrame, config: dict[str, Any]
+                  ) -> pd.DataFrame:
+        """One ``StatsForecast`` call on the series of ``part``: ``config["op"]`` is
+        ``forecast`` (``h`` steps) or ``cross_validation`` (``h``, ``n_windows``,
+        ``step_size``; fitted once when ``forward``, see ``cross_validate``)."""
         from statsforecast import StatsForecast
         from statsforecast.models import NaNModel
 
-        total = sum(len(uids) for uids in groups.values())
-        done = 0
-        for season, uids in groups.items():
-            model = self._make_model(season)
-            for start in range(0, len(uids), CHUNK_SERIES):
-                chunk = uids[start : start + CHUNK_SERIES]
-                sf = StatsForecast(
-                    models=[model],
-                    freq=freq,
-                    n_jobs=self._workers(len(chunk)),
-                    fallback_model=NaNModel(),
-                )
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # statsmodels/numpy chatter per series
-                    yield call(sf, history[history["unique_id"].isin(chunk)])
-                done += len(chunk)
-                on_progress(done / total, f"{self.alias}: {verb} {done}/{total} series")
+        sf = StatsForecast(
+            models=[self._make_model(season)],
+            freq=config["freq"],
+            n_jobs=self._workers(part["unique_id"].nunique()),
+            fallback_model=NaNModel(),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # statsmodels/numpy chatter per series
+            if config["op"] == "forecast":
+                return sf.forecast(df=part, h=config["h"])
+            windows = {"df": part, "h": config["h"], "n_windows": config["n_windows"],
+                       "step_size": config["step_size"]}
+            if config["forward"]:
+                try:
+                    return sf.cross_validation(**windows, refit=False)
+                except Exception:  # noqa: BLE001 - statsforecast does not catch forward errors
+                    pass  # (e.g. a model fitted on positive data meeting zeros): refit below
+            return sf.cross_validation(**windows, refit=True)
 
     def _workers(self, n_series: int) -> int:
         """Processes for a chunk: ``n_jobs`` capped by the cores, 1 where a pool cannot help."""
@@ -369,6 +400,48 @@ def _failed(frame: pd.DataFrame, alias: str, by: list[str]) -> np.ndarray:
 def _empty(columns: list[str], alias: str) -> pd.DataFrame:
     dtypes = {"unique_id": object, "window": int, "step": int, alias: float}
     return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in columns})
+
+
+#: one chunk: the season length its series' model gets, and their history
+Chunk = tuple[SeasonSpec, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class ChunkWork(ShardWork[Chunk, pd.DataFrame]):
+    """A chunk of series for ``run_chunk``, as a shard: Arrow for the history and the
+    forecasts, JSON for the rest.
+
+    ``member`` runs the chunk here; in a worker's shard task (``member`` None) the member
+    is rebuilt from the config's alias and hyperparameters.
+    """
+
+    name: ClassVar[str] = "statistical"
+    member: StatisticalForecaster | None = None
+
+    def run(self, shard: Chunk, config: dict[str, Any]) -> pd.DataFrame:
+        member = self.member or MEMBERS[config["alias"]](**config["params"])
+        return member.run_chunk(*shard, config)
+
+    def series(self, shard: Chunk) -> int:
+        return int(shard[1]["unique_id"].nunique())
+
+    def encode(self, shard: Chunk) -> Any:
+        return {"season": shard[0], "history": frame_to_wire(shard[1])}
+
+    def decode(self, data: Any) -> Chunk:
+        season = data["season"]  # MSTL's several periods arrive as a JSON list
+        return (tuple(season) if isinstance(season, list) else season,
+                frame_from_wire(data["history"]))
+
+    def encode_result(self, result: pd.DataFrame) -> Any:
+        return frame_to_wire(result)
+
+    def decode_result(self, data: Any) -> pd.DataFrame:
+        return frame_from_wire(data)
+
+
+#: the statistical members' shard kind, as a worker's shard task runs it
+SHARDS = ChunkWork()
 
 
 # -- the members ------------------------------------------------------------------------
@@ -459,9 +532,6 @@ class MSTLForecaster(StatisticalForecaster):
 
     alias = "mstl"
 
-    #: the second, yearly period for daily data
-    YEARLY = {7: 365}
-
     def _skip_reason(self, season: int, n: int) -> str | None:
         if season < 2:
             return "mstl needs a seasonal frequency (daily, weekly, monthly, quarterly)"
@@ -470,9 +540,9 @@ class MSTLForecaster(StatisticalForecaster):
         return None
 
     def _season_for(self, season: int, n: int) -> SeasonSpec:
-        yearly = self.YEARLY.get(season)
-        if yearly is not None and n >= 2 * yearly:
-            return (season, yearly)
+        periods = seasonal_periods(season)
+        if len(periods) > 1 and n >= 2 * periods[-1]:
+            return periods
         return season
 
     def _make_model(self, season: SeasonSpec) -> Any:

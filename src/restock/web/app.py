@@ -1,56 +1,40 @@
 """The application factory: settings in, a fully wired Flask app out.
 
-``create_app`` builds the store, registry, forecast service and job queue once and keeps
-them in ``app.extensions["restock"]`` (never in module globals), so tests can build as
-many independent apps as they like and nothing happens at import time.
+``create_app`` builds the store, registry, forecast service and job queue once and installs
+them as the app's ``Services`` (``web/services.py``, which the blueprints import instead
+of this module), so tests can build as many independent apps as they like and nothing
+happens at import time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
+from restock.accuracy import AccuracyTracker
 from restock.config import Settings
 from restock.data.store import SalesStore
 from restock.jobs import JobQueue, JobRecords, Task, ThreadJobQueue
 from restock.jobs.tasks import make_retrain_task
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
+from restock.web import accuracy, data, forecast, health, jobs, models, retrain, ui
+from restock.web.errors import register_error_handlers
 from restock.web.jsonbody import FiniteJSONProvider
+from restock.web.security import (install_auth, install_cors, install_host_check,
+                                  install_limiter, install_origin_check, install_request_ids,
+                                  install_security_headers)
+from restock.web.services import Services
 from restock.web.streams import StreamHub, install_streams
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-
-
-@dataclass
-class Services:
-    """What the views use; one instance per app."""
-
-    settings: Settings
-    store: SalesStore
-    registry: ModelRegistry
-    forecasts: ForecastService
-    queue: JobQueue
-    heartbeat: float
-    streams: StreamHub
-
-    def close(self) -> None:
-        """Stop the queue's thread and release the database (tests, worker exit)."""
-        self.streams.close()
-        self.queue.shutdown(timeout=10)
-        self.store.close()
-
-
-def services() -> Services:
-    return current_app.extensions["restock"]
 
 
 def build_queue(settings: Settings, store: SalesStore, task: Task,
@@ -90,19 +74,13 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
 
     store = SalesStore.from_settings(settings)
     registry = ModelRegistry(settings.models_dir, keep=settings.keep_versions)
+    AccuracyTracker.attach(store, registry)  # score served forecasts as actuals arrive
     forecasts = ForecastService(settings, store, registry)
     queue = build_queue(settings, store, task or make_retrain_task(settings, store, registry),
                         started_at)
     streams = StreamHub(queue, heartbeat, max_streams=settings.max_streams,
                         max_streams_per_client=settings.max_streams_per_client)
-    app.extensions["restock"] = Services(settings, store, registry, forecasts, queue, heartbeat,
-                                         streams)
-
-    from restock.web import data, forecast, health, jobs, models, retrain, ui
-    from restock.web.errors import register_error_handlers
-    from restock.web.security import (install_auth, install_cors, install_host_check,
-                                      install_limiter, install_origin_check,
-                                      install_request_ids, install_security_headers)
+    Services(settings, store, registry, forecasts, queue, heartbeat, streams).install(app)
 
     install_request_ids(app)
     install_host_check(app, settings.allowed_hosts)
@@ -113,7 +91,8 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     install_security_headers(app)
     register_error_handlers(app)
     install_streams(app, streams)
-    for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, data.bp, models.bp, ui.bp):
+    for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, accuracy.bp, data.bp,
+                      models.bp, ui.bp):
         app.register_blueprint(blueprint)
     limiter.limit(settings.ratelimit_retrain, methods=["POST"])(retrain.bp)
     limiter.exempt(health.healthz)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, stream_with_context
 from werkzeug.wrappers import Response
 
-from restock.web.app import services
+from restock.web.services import services
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, SeriesPage, SeriesQuery
 

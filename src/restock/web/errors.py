@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from restock.errors import (
@@ -20,21 +20,18 @@ from restock.errors import (
     JobNotFoundError,
     ModelNotFoundError,
     NoModelError,
+    NoScoresError,
     PlotNotFoundError,
+    RequestValidationError,
     RestockError,
     TrainingError,
     UnknownSeriesError,
     UnsupportedFileError,
 )
+from restock.web.services import services
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
-
-
-class RequestValidationError(RestockError):
-    """A request body, form or query string does not match its pydantic model."""
-
-    code = "invalid_request"
 
 
 class DisallowedHostError(RestockError):
@@ -57,6 +54,7 @@ STATUS: dict[type[RestockError], int] = {
     ModelNotFoundError: 404,
     JobNotFoundError: 404,
     PlotNotFoundError: 404,
+    NoScoresError: 404,
     NoModelError: 409,
     JobConflictError: 409,
     UnsupportedFileError: 415,
@@ -114,7 +112,7 @@ def _too_large() -> tuple[str, dict[str, float | None]]:
 
     A chunked upload has no declared length: werkzeug stops reading at the limit.
     """
-    limit = current_app.extensions["restock"].settings.max_upload_mb
+    limit = services().settings.max_upload_mb
     sent = request.content_length
     size = None if sent is None else round(sent / MB, 1)
     if size is None:

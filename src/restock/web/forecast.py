@@ -9,7 +9,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
-from restock.web.app import services
+from restock.web.services import services
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, ForecastRequest, ForecastResponse
 

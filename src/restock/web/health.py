@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from restock.web.app import services
+from restock.web.services import services
 from restock.web.openapi import api, openapi_document, responses
 from restock.web.schemas import Health, Liveness
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 from werkzeug.wrappers import Response
 
-from restock.web.app import services
+from restock.web.services import services
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, JobBody
 from restock.web.sse import last_event_id, sse_response

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from restock.web.app import services
+from restock.web.services import services
 from restock.web.openapi import api, responses
 from restock.web.schemas import Activated, ErrorBody, ModelList
 

@@ -1,7 +1,7 @@
 """The spectree instance: validates requests against ``schemas`` and builds the OpenAPI doc.
 
 Views are decorated with ``api.validate(...)``; a validation failure is turned into the
-one error shape (``RequestValidationError`` -> 422) instead of spectree's own body. The
+one error shape (``restock.query.invalid_request`` -> 422) instead of spectree's own body. The
 spec is generated from the decorated routes of whichever app asks first; every app the
 factory builds has the same routes, so the cached document is the same for all.
 """
@@ -15,7 +15,7 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import BadRequest
 
 from restock import __version__
-from restock.web.errors import RequestValidationError
+from restock.query import invalid_request, problems_of
 from restock.web.schemas import ErrorBody
 
 
@@ -33,14 +33,7 @@ def reject_invalid(req: Any, _resp: Any, error: Exception | None, _instance: Any
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
         raise BadRequest("the request body is null; send a JSON object")
     if error is not None:
-        found = error.errors(include_url=False, include_input=False)  # type: ignore[attr-defined]
-        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-                    for e in found]
-        first = problems[0] if problems else {"loc": [], "msg": "invalid"}
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise RequestValidationError(
-            f"the request does not match the schema: {'.'.join(first['loc']) or 'body'}: "
-            f"{first['msg']}{more}", {"problems": problems})
+        raise invalid_request(problems_of(error))  # type: ignore[arg-type]
 
 
 api = SpecTree(

@@ -10,7 +10,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.wrappers import Response
 
-from restock.web.app import services
+from restock.web.services import services
 from restock.web.openapi import api, reject_invalid, responses
 from restock.web.schemas import ErrorBody, RetrainAccepted, RetrainForm
 from restock.web.sse import sse_response

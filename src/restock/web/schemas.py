@@ -7,13 +7,13 @@ accepts. Request models forbid unknown fields, so a typo (``lead_time`` for
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import date
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Filter = Id | Annotated[list[Id], Field(min_length=1, max_length=1000)] | None
+from restock.query import ForecastQuery, Id, InventoryPolicy
 
 
 class Request(BaseModel):
@@ -112,37 +112,9 @@ class JobBody(Body):
 
 # -- forecast -------------------------------------------------------------------------------
 
-#: bounds far beyond any real inventory that keep every plan number a finite float
-#: (EOQ = sqrt(2 K D / h) overflows for K = 1e308, h = 1e-308)
-MAX_COST = 1e12
-MIN_HOLDING_COST = 1e-9
-MAX_UNITS = 1e15
-
-
-class ForecastRequest(Request):
-    days: int | None = Field(None, ge=1, description="horizon in calendar days (default 30)")
-    periods: int | None = Field(None, ge=1, description="horizon in the data's periods")
-    product_id: Filter = None
-    store_id: Filter = None
-    category: Filter = None
-    service_level: float = Field(0.95, gt=0.5, lt=1)
-    lead_time_days: float = Field(7.0, gt=0, le=3650)
-    lead_time_std_days: float = Field(0.0, ge=0, le=3650)
-    review_period_days: float = Field(0.0, ge=0, le=3650)
-    on_hand: float | None = Field(None, ge=-MAX_UNITS, le=MAX_UNITS,
-                                  description="stock now; default: the latest stored")
-    ordering_cost: float | None = Field(None, gt=0, le=MAX_COST,
-                                        description="per order; EOQ with holding")
-    holding_cost: float | None = Field(None, ge=MIN_HOLDING_COST, le=MAX_COST,
-                                       description="per unit per year")
-    cover_days: float = Field(30.0, ge=0, le=3650)
-    plot: bool = Field(False, description="render a PNG; its URL comes back as plot_url")
-
-    @model_validator(mode="after")
-    def _one_horizon(self) -> "ForecastRequest":
-        if self.days is not None and self.periods is not None:
-            raise ValueError("give either days or periods, not both")
-        return self
+class ForecastRequest(ForecastQuery, InventoryPolicy):
+    """The ``POST /forecast`` body: a query and its inventory policy, declared in
+    ``restock.query`` (their bounds are published here and read by the browser clients)."""
 
 
 class ForecastRow(Body):
@@ -221,3 +193,68 @@ class ModelList(Body):
 
 class Activated(Body):
     model_version: str
+
+
+# -- live accuracy (restock.accuracy) -------------------------------------------------------
+
+class AccuracyQuery(Request):
+    """``GET /accuracy``: the ``/forecast`` filters (repeat one for OR), a version, dates."""
+
+    product_id: list[Id] | None = None
+    store_id: list[Id] | None = None
+    category: list[Id] | None = None
+    version: str | None = Field(None, min_length=1, max_length=64,
+                                description="one model version (default: every scored one)")
+    start: date | None = Field(None, description="first forecast date to score (YYYY-MM-DD)")
+    end: date | None = Field(None, description="last forecast date to score (YYYY-MM-DD)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AccuracyQuery":
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+class AccuracyScore(Body):
+    model_version: str
+    level: Literal["series", "category", "store", "total"]
+    product_id: str | None = Field(description="set on series rows")
+    store_id: str | None = Field(description="set on series and store rows")
+    category: str | None = Field(description="set on series and category rows")
+    series: int
+    periods: int
+    first_date: str
+    last_date: str
+    actual: float
+    forecast: float
+    mase: float | None = Field(description="MAE over the in-sample seasonal naive MAE")
+    wape: float | None = Field(description="absolute error over actual volume")
+    bias: float | None = Field(description="(forecast - actual) over actual volume; > 0 over")
+    coverage: float = Field(description="share of actuals inside the forecast interval")
+    fva: float | None = Field(
+        description="forecast value added: 1 - MASE / MASE of seasonal naive from the cutoff")
+
+
+class AccuracyVersion(Body):
+    model_version: str
+    cutoff: str = Field(description="the last date the version was trained on")
+    frequency: str
+    first_date: str
+    last_date: str
+    periods: int
+    series: int
+    backtest_mase: float | None = Field(description="mean backtest MASE of the selection")
+    live_mase: float | None = Field(description="mean live MASE of the selection")
+
+
+class AccuracyWarning(ForecastWarning):
+    model_version: str
+
+
+class AccuracyReport(Body):
+    selection: dict[str, list[str]]
+    start: str | None
+    end: str | None
+    versions: list[AccuracyVersion]
+    scores: list[AccuracyScore]
+    warnings: list[AccuracyWarning]

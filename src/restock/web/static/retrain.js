@@ -1,1257 +1,952 @@
 /* restock retrain page: upload -> live training stream -> result -> forecast.
  *
- * No build step, no dependencies. Served by Flask at /static/retrain.js for the page at
- * /ui and /retrain.html. The API lives on the same origin, or at ?api=<base URL>.
- *
- * The training stream is read with fetch() + a ReadableStream reader (not EventSource)
- * so the bearer token and Last-Event-ID can be sent; the parser follows the WHATWG
- * text/event-stream rules, and an event is only counted once its blank line arrived, so
- * a reconnect resumes exactly after the last complete event.
+ * No build step, no dependencies: an ES module served by Flask at /static/retrain.js for the
+ * page at /ui and /retrain.html. The API calls, the upload, the training stream (reconnect
+ * and resume with Last-Event-ID), the error shape and the forecast form's bounds come from
+ * ./client.js, the one client the React component (frontend/) uses too. The API lives on the
+ * same origin, or at ?api=<base URL>.
  */
-(function () {
-  'use strict';
+import {
+  ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
+  STAGES, STAGE_LABELS, createClient, describeError, forecastBody, historyToChart, inputAttrs,
+  periodName, totalEpochs
+} from './client.js';
 
-  var STAGES = ['validate', 'merge', 'backtest', 'prophet', 'lstm', 'ensemble', 'forecast', 'save', 'activate', 'done'];
-  var STAGE_LABELS = {
-    validate: 'Validate', merge: 'Merge', backtest: 'Backtest', prophet: 'Prophet', lstm: 'LSTM',
-    ensemble: 'Ensemble', forecast: 'Forecast', save: 'Save', activate: 'Activate', done: 'Done'
-  };
-  var TERMINAL = { succeeded: true, failed: true, cancelled: true };
-  var TOKEN_KEY = 'restock.token';
-  var HEARTBEAT_TIMEOUT_MS = 45000; // server sends a comment every 15 s
-  var MAX_FAILED_RECONNECTS = 30;
-  var MAX_LOG_LINES = 1000;
+var TOKEN_KEY = 'restock.token';
+var MAX_LOG_LINES = 1000;
 
-  var params = new URLSearchParams(window.location.search);
-  var API_BASE = (params.get('api') || '').replace(/\/+$/, '');
+var params = new URLSearchParams(window.location.search);
+var API_BASE = (params.get('api') || '').replace(/\/+$/, '');
 
-  function $(id) { return document.getElementById(id); }
+function $(id) { return document.getElementById(id); }
 
-  // ---------------------------------------------------------------- helpers
-  function apiUrl(path) {
-    if (!path) return API_BASE || '/';
-    if (/^[a-z][a-z0-9+.-]*:/i.test(path)) return path; // already absolute
-    if (path.charAt(0) !== '/') path = '/' + path;
-    return API_BASE + path;
-  }
+// ---------------------------------------------------------------- helpers
+function getToken() {
+  try { return window.sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+}
+function setToken(value) {
+  try {
+    if (value) window.sessionStorage.setItem(TOKEN_KEY, value);
+    else window.sessionStorage.removeItem(TOKEN_KEY);
+  } catch (e) { /* storage disabled: token lives for this page only */ memoryToken = value; }
+}
+var memoryToken = '';
+function token() { return getToken() || memoryToken; }
 
-  function getToken() {
-    try { return window.sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
-  }
-  function setToken(value) {
-    try {
-      if (value) window.sessionStorage.setItem(TOKEN_KEY, value);
-      else window.sessionStorage.removeItem(TOKEN_KEY);
-    } catch (e) { /* storage disabled: token lives for this page only */ memoryToken = value; }
-  }
-  var memoryToken = '';
-  function token() { return getToken() || memoryToken; }
+var client = createClient({ apiBaseUrl: API_BASE, getToken: token });
 
-  function headers(extra) {
-    var h = {};
-    var t = token();
-    if (t) h.Authorization = 'Bearer ' + t;
-    if (extra) for (var k in extra) if (Object.prototype.hasOwnProperty.call(extra, k)) h[k] = extra[k];
-    return h;
-  }
+function fmtNum(v, digits) {
+  if (v === null || v === undefined || v === '') return '–';
+  if (typeof v !== 'number') return String(v);
+  if (!isFinite(v)) return String(v);
+  var d = digits === undefined ? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2) : digits;
+  return v.toLocaleString(undefined, { maximumFractionDigits: d, minimumFractionDigits: 0 });
+}
+function fmtBytes(n) {
+  if (n < 1024) return n + ' B';
+  if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KB';
+  return (n / 1024 / 1024).toFixed(1) + ' MB';
+}
+function fmtElapsed(ms) {
+  var s = Math.max(0, Math.floor(ms / 1000));
+  var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  var mm = (m < 10 ? '0' : '') + m, ss = (sec < 10 ? '0' : '') + sec;
+  return h ? h + ':' + mm + ':' + ss : mm + ':' + ss;
+}
+function el(tag, attrs, text) {
+  var n = document.createElement(tag);
+  if (attrs) for (var k in attrs) if (attrs[k] !== undefined && attrs[k] !== null) n.setAttribute(k, attrs[k]);
+  if (text !== undefined && text !== null) n.textContent = text;
+  return n;
+}
+function setBar(bar, fraction, indeterminate) {
+  var pct = fraction === null || fraction === undefined || isNaN(fraction) ? 0 : Math.max(0, Math.min(1, fraction)) * 100;
+  bar.classList.toggle('indeterminate', !!indeterminate);
+  bar.setAttribute('aria-valuenow', String(Math.round(pct)));
+  if (indeterminate) bar.removeAttribute('aria-valuenow');
+  bar.firstElementChild.style.width = pct + '%';
+}
 
-  function ApiError(status, code, message, details, retryAfter) {
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.message = message;
-    this.details = details || null;
-    this.retryAfter = retryAfter || null;
-  }
-  ApiError.prototype = Object.create(Error.prototype);
-  ApiError.prototype.constructor = ApiError;
+// ------------------------------------------------------------------- page
+var ui = {};
+var selectedFile = null;
+var job = null;          // {id, statusUrl, eventsUrl, started, stream, timer, finished}
+var health = null;
+var seriesItems = [];
+var lastForecast = null;
 
-  var DEFAULT_MESSAGES = {
-    400: 'The server rejected the request as malformed.',
-    401: 'The server needs an access token, or refused the one given. Enter it under "Access token".',
-    403: 'This token is not allowed to do that.',
-    404: 'Not found on the server.',
-    405: 'The server does not allow this method here.',
-    409: 'Conflict: the server is busy with another operation, or the job already finished.',
-    413: 'The file is larger than the server accepts.',
-    415: 'The server accepts CSV files only.',
-    422: 'The data was rejected; nothing was stored.',
-    429: 'Too many requests: the server is rate limiting.',
-    500: 'The server failed with an internal error.',
-    502: 'Bad gateway: the API server behind the proxy did not answer.',
-    503: 'The server is unavailable right now.',
-    504: 'The server timed out.'
-  };
-  var CODE_NAMES = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 422: 'invalid_data', 429: 'rate_limited' };
-
-  function errorFromResponse(status, statusText, text, retryAfter) {
-    var body = null;
-    try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
-    var e = body && body.error && typeof body.error === 'object' ? body.error : null;
-    var code = (e && e.code) || CODE_NAMES[status] || (status >= 500 ? 'server_error' : 'http_' + status);
-    var message = (e && e.message) || (body && typeof body.error === 'string' ? body.error : null) ||
-      DEFAULT_MESSAGES[status] || ('The server answered ' + status + ' ' + (statusText || '') + '.');
-    if (!e && text && !body) {
-      // Not our JSON shape (a proxy page, a crash): say so, with the start of what came back.
-      var snippet = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
-      if (snippet) message += ' (response: "' + snippet + '")';
-    }
-    if (status === 429 && retryAfter) message += ' Try again in ' + retryAfter + ' s.';
-    return new ApiError(status, code, message, e && e.details, retryAfter);
-  }
-
-  function parseBody(status, statusText, text, retryAfter) {
-    if (status >= 200 && status < 300) {
-      if (!text) return null;
-      try { return JSON.parse(text); } catch (e) {
-        throw new ApiError(status, 'bad_response', 'The server answered ' + status + ' but the body is not JSON.');
-      }
-    }
-    throw errorFromResponse(status, statusText, text, retryAfter);
-  }
-
-  function networkError(what, e) {
-    return new ApiError(0, 'network_error', what + ': the server at ' + (API_BASE || window.location.origin) +
-      ' could not be reached' + (e && e.message ? ' (' + e.message + ')' : '') + '.');
-  }
-
-  function apiJson(method, path, body, signal) {
-    var opts = { method: method, headers: headers(body !== undefined ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' }), cache: 'no-store' };
-    if (body !== undefined) opts.body = JSON.stringify(body);
-    if (signal) opts.signal = signal;
-    return fetch(apiUrl(path), opts).then(function (resp) {
-      return resp.text().then(function (text) {
-        return parseBody(resp.status, resp.statusText, text, resp.headers.get('Retry-After'));
+function showError(err, target) {
+  var box = target || ui.errorBox;
+  if (box === ui.errorBox) {
+    ui.errorText.textContent = describe(err);
+    var tbody = ui.errorTable.tBodies[0];
+    tbody.textContent = '';
+    var problems = err && err.details && Array.isArray(err.details.problems) ? err.details.problems : null;
+    if (problems && problems.length) {
+      problems.forEach(function (p) {
+        var tr = el('tr');
+        tr.appendChild(el('td', { 'class': 'num' }, p.row === null || p.row === undefined ? '–' : String(p.row)));
+        tr.appendChild(el('td', null, p.column === null || p.column === undefined ? '–' : String(p.column)));
+        tr.appendChild(el('td', null, p.problem === undefined ? JSON.stringify(p) : String(p.problem)));
+        tbody.appendChild(tr);
       });
-    }, function (e) {
-      if (e && e.name === 'AbortError') throw e;
-      throw networkError(method + ' ' + path + ' failed', e);
-    });
-  }
-
-  function fmtNum(v, digits) {
-    if (v === null || v === undefined || v === '') return '–';
-    if (typeof v !== 'number') return String(v);
-    if (!isFinite(v)) return String(v);
-    var d = digits === undefined ? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2) : digits;
-    return v.toLocaleString(undefined, { maximumFractionDigits: d, minimumFractionDigits: 0 });
-  }
-  function fmtBytes(n) {
-    if (n < 1024) return n + ' B';
-    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KB';
-    return (n / 1024 / 1024).toFixed(1) + ' MB';
-  }
-  function fmtElapsed(ms) {
-    var s = Math.max(0, Math.floor(ms / 1000));
-    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-    var mm = (m < 10 ? '0' : '') + m, ss = (sec < 10 ? '0' : '') + sec;
-    return h ? h + ':' + mm + ':' + ss : mm + ':' + ss;
-  }
-  function el(tag, attrs, text) {
-    var n = document.createElement(tag);
-    if (attrs) for (var k in attrs) if (attrs[k] !== undefined && attrs[k] !== null) n.setAttribute(k, attrs[k]);
-    if (text !== undefined && text !== null) n.textContent = text;
-    return n;
-  }
-  function setBar(bar, fraction, indeterminate) {
-    var pct = fraction === null || fraction === undefined || isNaN(fraction) ? 0 : Math.max(0, Math.min(1, fraction)) * 100;
-    bar.classList.toggle('indeterminate', !!indeterminate);
-    bar.setAttribute('aria-valuenow', String(Math.round(pct)));
-    if (indeterminate) bar.removeAttribute('aria-valuenow');
-    bar.firstElementChild.style.width = pct + '%';
-  }
-
-  // ------------------------------------------------------------- SSE parser
-  /** Incremental text/event-stream parser (WHATWG rules). onEvent({type, data, id}). */
-  function SSEParser(onEvent, onComment, onRetry) {
-    this.buf = '';
-    this.dataLines = [];
-    this.type = '';
-    this.idBuffer = null;     // last "id:" field seen
-    this.lastEventId = null;  // committed only when an event is dispatched
-    this.onEvent = onEvent;
-    this.onComment = onComment || function () {};
-    this.onRetry = onRetry || function () {};
-  }
-  SSEParser.prototype.push = function (chunk) {
-    this.buf += chunk;
-    for (;;) {
-      var i = -1, c;
-      for (var j = 0; j < this.buf.length; j++) {
-        c = this.buf.charCodeAt(j);
-        if (c === 10 || c === 13) { i = j; break; }
-      }
-      if (i < 0) return;
-      var skip = 1;
-      if (this.buf.charCodeAt(i) === 13) {
-        if (i + 1 >= this.buf.length) return; // a CR at the end might be half of CRLF: wait
-        if (this.buf.charCodeAt(i + 1) === 10) skip = 2;
-      }
-      var line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + skip);
-      this.line(line);
-    }
-  };
-  SSEParser.prototype.line = function (line) {
-    if (line === '') { this.dispatch(); return; }
-    if (line.charAt(0) === ':') { this.onComment(line.slice(1)); return; }
-    var idx = line.indexOf(':');
-    var field = idx < 0 ? line : line.slice(0, idx);
-    var value = idx < 0 ? '' : line.slice(idx + 1);
-    if (value.charAt(0) === ' ') value = value.slice(1);
-    if (field === 'event') this.type = value;
-    else if (field === 'data') this.dataLines.push(value);
-    else if (field === 'id') { if (value.indexOf('\u0000') < 0) this.idBuffer = value; }
-    else if (field === 'retry') { if (/^\d+$/.test(value)) this.onRetry(parseInt(value, 10)); }
-  };
-  SSEParser.prototype.dispatch = function () {
-    this.lastEventId = this.idBuffer;
-    if (!this.dataLines.length) { this.type = ''; return; }
-    var ev = { type: this.type || 'message', data: this.dataLines.join('\n'), id: this.lastEventId };
-    this.type = '';
-    this.dataLines = [];
-    this.onEvent(ev);
-  };
-
-  /**
-   * Follow a job's event stream until a terminal event (done / error), reconnecting with
-   * Last-Event-ID when the connection drops. Events with an id at or below the last one
-   * seen are ignored, so a server replaying too much never repeats a line.
-   */
-  function followJob(opts) {
-    var state = { aborted: false, ctrl: null, lastId: opts.lastEventId || null, lastNum: -Infinity, retryMs: 1000, terminal: false };
-    var failures = 0;
-    var terminalSeen = false;
-
-    function sleep(ms) {
-      return new Promise(function (resolve) {
-        var t = setTimeout(resolve, ms);
-        state.wake = function () { clearTimeout(t); resolve(); };
-      });
-    }
-
-    function handle(ev) {
-      var num = ev.id !== null && /^-?\d+$/.test(ev.id) ? parseInt(ev.id, 10) : null;
-      if (num !== null) {
-        if (num <= state.lastNum) return; // replayed: already shown
-        state.lastNum = num;
-      }
-      if (ev.id !== null) state.lastId = ev.id;
-      var data;
-      try { data = JSON.parse(ev.data); } catch (e) { data = { message: ev.data }; }
-      if (ev.type === 'done' || ev.type === 'error') state.terminal = true;
-      opts.onEvent(ev.type, data, ev.id);
-    }
-
-    function connectOnce() {
-      state.ctrl = new AbortController();
-      // No Cache-Control request header: cache 'no-store' does that, and the header is not
-      // CORS-safelisted (the server's preflight does not allow it).
-      var h = headers({ Accept: 'text/event-stream' });
-      if (state.lastId !== null) h['Last-Event-ID'] = state.lastId;
-      var watchdog = null;
-      function arm() {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(function () { if (state.ctrl) state.ctrl.abort(); }, HEARTBEAT_TIMEOUT_MS);
-      }
-      return fetch(opts.url, { headers: h, signal: state.ctrl.signal, cache: 'no-store' }).then(function (resp) {
-        if (!resp.ok) {
-          return resp.text().catch(function () { return ''; }).then(function (text) {
-            var err = errorFromResponse(resp.status, resp.statusText, text, resp.headers.get('Retry-After'));
-            err.fatal = resp.status >= 400 && resp.status < 500 && resp.status !== 408 && resp.status !== 429;
-            throw err;
-          });
-        }
-        var ctype = resp.headers.get('Content-Type') || '';
-        if (ctype.indexOf('text/event-stream') < 0) {
-          var e = new ApiError(resp.status, 'bad_response', 'The events URL did not answer with an event stream (Content-Type: ' + (ctype || 'none') + ').');
-          e.fatal = true;
-          throw e;
-        }
-        opts.onConnection('open', { lastId: state.lastId });
-        failures = 0;
-        arm();
-        var reader = resp.body.getReader();
-        var decoder = new TextDecoder('utf-8');
-        var parser = new SSEParser(handle, function () { /* heartbeat */ }, function (ms) { state.retryMs = ms; });
-        function pump() {
-          return reader.read().then(function (r) {
-            if (r.done) { clearTimeout(watchdog); return; }
-            arm();
-            parser.push(decoder.decode(r.value, { stream: true }));
-            if (state.terminal || state.aborted) {
-              clearTimeout(watchdog);
-              reader.cancel().catch(function () {});
-              return;
-            }
-            return pump();
-          });
-        }
-        return pump();
-      }).catch(function (e) {
-        clearTimeout(watchdog);
-        throw e;
-      });
-    }
-
-    function loop() {
-      if (state.aborted || state.terminal) return Promise.resolve();
-      opts.onConnection(failures === 0 && state.lastId === null ? 'connecting' : 'reconnecting', { lastId: state.lastId, attempt: failures });
-      return connectOnce().then(function () { return null; }, function (e) { return e; }).then(function (err) {
-        if (state.aborted || state.terminal) return;
-        if (err && err.fatal) { opts.onFatal(err); return; }
-        // The stream ended or broke before a terminal event.
-        failures += 1;
-        return apiJson('GET', opts.statusUrl).then(function (job) { return job; }, function () { return null; }).then(function (job) {
-          if (state.aborted || state.terminal) return;
-          if (job && TERMINAL[job.status]) {
-            if (terminalSeen) { opts.onJobFinished(job); return; }
-            terminalSeen = true; // one more pass to collect the events we missed
-            return loop();
-          }
-          if (failures > MAX_FAILED_RECONNECTS) {
-            opts.onFatal(new ApiError(0, 'stream_lost', 'Lost the connection to the training stream after ' + failures + ' attempts' + (err ? ' (' + err.message + ')' : '') + '. The job may still be running on the server.'));
-            return;
-          }
-          var delay = Math.min(state.retryMs * Math.pow(2, Math.max(0, failures - 1)), 15000);
-          opts.onConnection('waiting', { delay: delay, attempt: failures, error: err, lastId: state.lastId });
-          return sleep(delay).then(loop);
-        });
-      });
-    }
-
-    loop().catch(function (e) { if (!state.aborted) opts.onFatal(e); });
-    return {
-      stop: function () {
-        state.aborted = true;
-        if (state.ctrl) state.ctrl.abort();
-        if (state.wake) state.wake();
-      },
-      reconnectNow: function () { if (state.ctrl) state.ctrl.abort(); if (state.wake) state.wake(); }
-    };
-  }
-
-  // ---------------------------------------------------------------- upload
-  function uploadCsv(file, fields, onProgress) {
-    return new Promise(function (resolve, reject) {
-      var xhr = new XMLHttpRequest();
-      xhr.open('POST', apiUrl('/retrain'));
-      var h = headers({ Accept: 'application/json' });
-      for (var k in h) xhr.setRequestHeader(k, h[k]);
-      xhr.upload.onprogress = function (e) { onProgress(e.lengthComputable ? e.loaded / e.total : null, e.loaded, e.lengthComputable ? e.total : file.size); };
-      xhr.upload.onload = function () { onProgress(1, file.size, file.size, true); };
-      xhr.onload = function () {
-        try { resolve(parseBody(xhr.status, xhr.statusText, xhr.responseText, xhr.getResponseHeader('Retry-After'))); } catch (e) { reject(e); }
-      };
-      xhr.onerror = function () {
-        reject(new ApiError(0, 'network_error', 'The upload failed: the connection to the server was lost or refused' +
-          (file.size > 10 * 1024 * 1024 ? ' (a ' + fmtBytes(file.size) + ' file may be over the server\'s size limit)' : '') + '.'));
-      };
-      xhr.ontimeout = function () { reject(new ApiError(0, 'timeout', 'The upload timed out.')); };
-      xhr.onabort = function () { reject(new ApiError(0, 'aborted', 'The upload was aborted.')); };
-      var fd = new FormData();
-      fd.append('file', file, file.name);
-      for (var f in fields) if (fields[f]) fd.append(f, fields[f]);
-      xhr.send(fd);
-    });
-  }
-
-  // ------------------------------------------------------------------- page
-  var ui = {};
-  var selectedFile = null;
-  var job = null;          // {id, statusUrl, eventsUrl, started, stream, timer, finished}
-  var health = null;
-  var seriesItems = [];
-  var lastForecast = null;
-
-  function showError(err, target) {
-    var box = target || ui.errorBox;
-    if (box === ui.errorBox) {
-      ui.errorText.textContent = describe(err);
-      var tbody = ui.errorTable.tBodies[0];
-      tbody.textContent = '';
-      var problems = err && err.details && Array.isArray(err.details.problems) ? err.details.problems : null;
-      if (problems && problems.length) {
-        problems.forEach(function (p) {
-          var tr = el('tr');
-          tr.appendChild(el('td', { 'class': 'num' }, p.row === null || p.row === undefined ? '–' : String(p.row)));
-          tr.appendChild(el('td', null, p.column === null || p.column === undefined ? '–' : String(p.column)));
-          tr.appendChild(el('td', null, p.problem === undefined ? JSON.stringify(p) : String(p.problem)));
-          tbody.appendChild(tr);
-        });
-        ui.errorTableWrap.hidden = false;
-        var total = typeof err.details.total === 'number' ? err.details.total : problems.length;
-        if (total > problems.length) {
-          ui.errorMore.textContent = (total - problems.length).toLocaleString() + ' more problem' + (total - problems.length === 1 ? '' : 's') + ' not listed (' + total.toLocaleString() + ' in all).';
-          ui.errorMore.hidden = false;
-        } else {
-          ui.errorMore.hidden = true;
-        }
+      ui.errorTableWrap.hidden = false;
+      var total = typeof err.details.total === 'number' ? err.details.total : problems.length;
+      if (total > problems.length) {
+        ui.errorMore.textContent = (total - problems.length).toLocaleString() + ' more problem' + (total - problems.length === 1 ? '' : 's') + ' not listed (' + total.toLocaleString() + ' in all).';
+        ui.errorMore.hidden = false;
       } else {
-        ui.errorTableWrap.hidden = true;
         ui.errorMore.hidden = true;
       }
-      box.hidden = false;
-      box.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
     } else {
-      box.textContent = describe(err);
-      box.hidden = false;
+      ui.errorTableWrap.hidden = true;
+      ui.errorMore.hidden = true;
     }
-    if (window.console) console.error('[restock]', err);
+    box.hidden = false;
+    box.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  } else {
+    box.textContent = describe(err);
+    box.hidden = false;
   }
-  function describe(err) {
-    if (!err) return 'Unknown error.';
-    if (err instanceof ApiError) {
-      var prefix = err.status ? 'HTTP ' + err.status + ' · ' + err.code + ': ' : (err.code ? err.code + ': ' : '');
-      var msg = prefix + sentence(err.message);
-      if (err.status === 422 && err.details && err.details.problems) {
-        msg += (/\bstored\b/.test(err.message) ? '' : ' Nothing was stored.') + (ui.optSkip && !ui.optSkip.checked ? ' Tick "Skip bad rows" to store the good rows anyway.' : '');
-      } else if (err.details && !err.details.problems && typeof err.details === 'object') {
-        var extra = detailsText(err.details);
-        if (extra) msg += '\n' + extra;
-      }
-      return msg;
+  if (window.console) console.error('[restock]', err);
+}
+// The shared one-line description, with what this page can add: where to enter a token, what
+// to tick for a file with bad rows, the details of any other error.
+function describe(err) {
+  var msg = describeError(err);
+  if (err instanceof ApiError) {
+    if (err.status === 401) msg += ' Enter it under "Access token".';
+    if (err.status === 422 && err.details && err.details.problems) {
+      msg += (/\bstored\b/.test(err.message) ? '' : ' Nothing was stored.') + (ui.optSkip && !ui.optSkip.checked ? ' Tick "Skip bad rows" to store the good rows anyway.' : '');
+    } else if (err.details && !err.details.problems && typeof err.details === 'object') {
+      var extra = detailsText(err.details);
+      if (extra) msg += '\n' + extra;
     }
-    return (err.name || 'Error') + ': ' + (err.message || String(err));
   }
-  function sentence(text) {
-    text = String(text === undefined || text === null ? '' : text).trim();
-    return !text || /[.!?:)]$/.test(text) ? text : text + '.';
-  }
-  function detailsText(d) {
-    try {
-      if (Array.isArray(d)) return d.map(function (x) { return typeof x === 'string' ? x : JSON.stringify(x); }).join('\n');
-      var parts = [];
-      for (var k in d) parts.push(k + ': ' + (typeof d[k] === 'string' ? d[k] : JSON.stringify(d[k])));
-      return parts.join('\n');
-    } catch (e) { return ''; }
-  }
-  function clearError() { ui.errorBox.hidden = true; }
+  return msg;
+}
+function detailsText(d) {
+  try {
+    if (Array.isArray(d)) return d.map(function (x) { return typeof x === 'string' ? x : JSON.stringify(x); }).join('\n');
+    var parts = [];
+    for (var k in d) parts.push(k + ': ' + (typeof d[k] === 'string' ? d[k] : JSON.stringify(d[k])));
+    return parts.join('\n');
+  } catch (e) { return ''; }
+}
+function clearError() { ui.errorBox.hidden = true; }
 
-  // ---- health / token
-  function refreshHealth() {
-    return apiJson('GET', '/').then(function (h) {
-      health = h || {};
-      var parts = ['Server ' + (health.status || 'ok')];
-      if (health.model_version) {
-        parts.push('model ' + health.model_version + (health.trained_at ? ' (trained ' + new Date(health.trained_at).toLocaleString() + ')' : ''));
-      } else {
-        parts.push('no model yet');
-      }
-      if (health.rows !== undefined && health.rows !== null) parts.push(fmtNum(health.rows, 0) + ' rows');
-      if (health.series !== undefined && health.series !== null) parts.push(fmtNum(health.series, 0) + ' series');
-      if (health.queue !== undefined && health.queue !== null) parts.push(queueText(health.queue));
-      ui.serverStatus.textContent = parts.join(' · ');
-      ui.serverStatus.classList.remove('bad');
-      setModelAvailable(health.model_version || null);
-      return health;
-    }, function (err) {
-      ui.serverStatus.textContent = describe(err);
-      ui.serverStatus.classList.add('bad');
-      if (err.status === 401) { ui.tokenPanel.open = true; }
-      return null;
-    });
-  }
+// ---- health / token
+function refreshHealth() {
+  return client.json('GET', '/').then(function (h) {
+    health = h || {};
+    var parts = ['Server ' + (health.status || 'ok')];
+    if (health.model_version) {
+      parts.push('model ' + health.model_version + (health.trained_at ? ' (trained ' + new Date(health.trained_at).toLocaleString() + ')' : ''));
+    } else {
+      parts.push('no model yet');
+    }
+    if (health.rows !== undefined && health.rows !== null) parts.push(fmtNum(health.rows, 0) + ' rows');
+    if (health.series !== undefined && health.series !== null) parts.push(fmtNum(health.series, 0) + ' series');
+    if (health.queue !== undefined && health.queue !== null) parts.push(queueText(health.queue));
+    ui.serverStatus.textContent = parts.join(' · ');
+    ui.serverStatus.classList.remove('bad');
+    setModelAvailable(health.model_version || null);
+    if (!requestFields) loadRequestFields();
+    return health;
+  }, function (err) {
+    ui.serverStatus.textContent = describe(err);
+    ui.serverStatus.classList.add('bad');
+    if (err.status === 401) { ui.tokenPanel.open = true; }
+    return null;
+  });
+}
 
-  function queueText(q) {
-    if (typeof q !== 'object') return 'queue: ' + q;
-    var bits = [];
-    if (typeof q.running === 'number') bits.push(q.running + ' running');
-    if (typeof q.queued === 'number') bits.push(q.queued + ' queued');
-    return 'training queue: ' + (bits.length ? bits.join(', ') : 'unknown');
-  }
+function queueText(q) {
+  if (typeof q !== 'object') return 'queue: ' + q;
+  var bits = [];
+  if (typeof q.running === 'number') bits.push(q.running + ' running');
+  if (typeof q.queued === 'number') bits.push(q.queued + ' queued');
+  return 'training queue: ' + (bits.length ? bits.join(', ') : 'unknown');
+}
 
-  function updateTokenState() {
-    ui.tokenState.textContent = token() ? 'A token is set and sent with every request.' : 'No token set.';
-  }
+function updateTokenState() {
+  ui.tokenState.textContent = token() ? 'A token is set and sent with every request.' : 'No token set.';
+}
 
-  // ---- upload
-  function pickFile(file) {
-    selectedFile = file || null;
-    ui.fileName.textContent = file ? file.name + ' · ' + fmtBytes(file.size) : '';
-    ui.uploadButton.disabled = !file || !!(job && !job.finished);
-    clearError();
-  }
+// ---- upload
+function pickFile(file) {
+  selectedFile = file || null;
+  ui.fileName.textContent = file ? file.name + ' · ' + fmtBytes(file.size) : '';
+  ui.uploadButton.disabled = !file || !!(job && !job.finished);
+  clearError();
+}
 
-  function startUpload(ev) {
-    if (ev) ev.preventDefault();
-    clearError();
-    if (!selectedFile) { showError(new ApiError(0, 'no_file', 'Choose a CSV file first.')); ui.fileInput.focus(); return; }
-    if (selectedFile.size === 0) { showError(new ApiError(0, 'empty_file', 'The file "' + selectedFile.name + '" is empty.')); return; }
-    if (job && !job.finished) { showError(new ApiError(0, 'busy', 'A training job is still running; wait for it or cancel it.')); return; }
-    var fields = { weights: ui.optWeights.value };
-    if (ui.optSkip.checked) fields.on_error = 'skip';
-    if (ui.optLast.checked) fields.on_duplicate = 'last';
+function startUpload(ev) {
+  if (ev) ev.preventDefault();
+  clearError();
+  if (!selectedFile) { showError(new ApiError(0, 'no_file', 'Choose a CSV file first.')); ui.fileInput.focus(); return; }
+  if (selectedFile.size === 0) { showError(new ApiError(0, 'empty_file', 'The file "' + selectedFile.name + '" is empty.')); return; }
+  if (job && !job.finished) { showError(new ApiError(0, 'busy', 'A training job is still running; wait for it or cancel it.')); return; }
+  var fields = { weights: ui.optWeights.value };
+  if (ui.optSkip.checked) fields.on_error = 'skip';
+  if (ui.optLast.checked) fields.on_duplicate = 'last';
 
-    ui.uploadButton.disabled = true;
-    ui.uploadSummary.hidden = true;
-    ui.uploadProgressWrap.hidden = false;
-    ui.uploadProgress.classList.remove('failed');
-    setBar(ui.uploadProgress, 0);
-    ui.uploadProgressText.textContent = '0%';
-    var file = selectedFile;
-    uploadCsv(file, fields, function (fraction, loaded, total, finished) {
-      if (finished) {
-        setBar(ui.uploadProgress, 1);
-        ui.uploadProgressText.textContent = 'Sent ' + fmtBytes(total) + ' · the server is checking the file…';
-      } else if (fraction === null) {
-        setBar(ui.uploadProgress, 0, true);
-        ui.uploadProgressText.textContent = fmtBytes(loaded) + ' sent';
-      } else {
-        setBar(ui.uploadProgress, fraction);
-        ui.uploadProgressText.textContent = fmtBytes(loaded) + ' of ' + fmtBytes(total) + ' (' + Math.round(fraction * 100) + '%)';
-      }
-    }).then(function (resp) {
+  ui.uploadButton.disabled = true;
+  ui.uploadSummary.hidden = true;
+  ui.uploadProgressWrap.hidden = false;
+  ui.uploadProgress.classList.remove('failed');
+  setBar(ui.uploadProgress, 0);
+  ui.uploadProgressText.textContent = '0%';
+  var file = selectedFile;
+  client.upload(file, fields, function (p) {
+    if (p.sent) {
       setBar(ui.uploadProgress, 1);
-      ui.uploadProgressText.textContent = 'Accepted';
-      if (!resp || !resp.job_id) throw new ApiError(202, 'bad_response', 'The server accepted the upload but returned no job id.');
-      var up = resp.upload || {};
-      var bits = [];
-      ['rows_read', 'inserted', 'updated', 'skipped'].forEach(function (k) {
-        if (up[k] !== undefined && up[k] !== null) bits.push(k.replace('_', ' ') + ': ' + fmtNum(up[k], 0));
-      });
-      ui.uploadSummary.textContent = 'Upload accepted (' + file.name + '). ' + bits.join(' · ');
-      ui.uploadSummary.hidden = false;
-      startJob(resp);
-    }).catch(function (err) {
-      if (err && err.status) setBar(ui.uploadProgress, 1); // the server answered: all was sent
-      ui.uploadProgress.classList.add('failed');
-      ui.uploadProgressText.textContent = err && err.status ? 'Rejected by the server' : 'Failed';
-      showError(err);
-      ui.uploadButton.disabled = !selectedFile;
+      ui.uploadProgressText.textContent = 'Sent ' + fmtBytes(p.total) + ' · the server is checking the file…';
+    } else if (p.fraction === null) {
+      setBar(ui.uploadProgress, 0, true);
+      ui.uploadProgressText.textContent = fmtBytes(p.loaded) + ' sent';
+    } else {
+      setBar(ui.uploadProgress, p.fraction);
+      ui.uploadProgressText.textContent = fmtBytes(p.loaded) + ' of ' + fmtBytes(p.total) + ' (' + Math.round(p.fraction * 100) + '%)';
+    }
+  }).promise.then(function (resp) {
+    setBar(ui.uploadProgress, 1);
+    ui.uploadProgressText.textContent = 'Accepted';
+    if (!resp || !resp.job_id) throw new ApiError(202, 'bad_response', 'The server accepted the upload but returned no job id.');
+    var up = resp.upload || {};
+    var bits = [];
+    ['rows_read', 'inserted', 'updated', 'skipped'].forEach(function (k) {
+      if (up[k] !== undefined && up[k] !== null) bits.push(k.replace('_', ' ') + ': ' + fmtNum(up[k], 0));
     });
-  }
+    ui.uploadSummary.textContent = 'Upload accepted (' + file.name + '). ' + bits.join(' · ');
+    ui.uploadSummary.hidden = false;
+    startJob(resp);
+  }).catch(function (err) {
+    if (err && err.status) setBar(ui.uploadProgress, 1); // the server answered: all was sent
+    ui.uploadProgress.classList.add('failed');
+    ui.uploadProgressText.textContent = err && err.status ? 'Rejected by the server' : 'Failed';
+    showError(err);
+    ui.uploadButton.disabled = !selectedFile;
+  });
+}
 
-  // ---- training
-  function renderStages(current, failed) {
-    var idx = current ? STAGES.indexOf(current) : -1;
-    Array.prototype.forEach.call(ui.stageList.children, function (li, i) {
-      var state = 'pending';
-      if (current === 'done') state = 'done';
-      else if (idx >= 0 && i < idx) state = 'done';
-      else if (i === idx) state = failed ? 'failed' : 'current';
-      li.setAttribute('data-state', state);
-      if (state === 'current' || state === 'failed') li.setAttribute('aria-current', 'step');
-      else li.removeAttribute('aria-current');
-      var label = STAGE_LABELS[STAGES[i]];
-      li.setAttribute('aria-label', label + ' (' + (state === 'current' ? 'in progress' : state) + ')');
-    });
-  }
+// ---- training
+function renderStages(current, failed) {
+  var idx = current ? STAGES.indexOf(current) : -1;
+  Array.prototype.forEach.call(ui.stageList.children, function (li, i) {
+    var state = 'pending';
+    if (current === 'done') state = 'done';
+    else if (idx >= 0 && i < idx) state = 'done';
+    else if (i === idx) state = failed ? 'failed' : 'current';
+    li.setAttribute('data-state', state);
+    if (state === 'current' || state === 'failed') li.setAttribute('aria-current', 'step');
+    else li.removeAttribute('aria-current');
+    var label = STAGE_LABELS[STAGES[i]];
+    li.setAttribute('aria-label', label + ' (' + (state === 'current' ? 'in progress' : state) + ')');
+  });
+}
 
-  function setJobStatus(status) {
-    ui.jobStatus.textContent = status;
-    ui.jobStatus.className = 'status-pill ' + status;
-  }
+function setJobStatus(status) {
+  ui.jobStatus.textContent = status;
+  ui.jobStatus.className = 'status-pill ' + status;
+}
 
-  function startJob(resp) {
-    if (job && job.stream) job.stream.stop();
-    if (job && job.timer) clearInterval(job.timer);
-    var id = resp.job_id;
-    job = {
-      id: id,
-      statusUrl: resp.status_url || '/jobs/' + encodeURIComponent(id),
-      eventsUrl: resp.events_url || '/jobs/' + encodeURIComponent(id) + '/events',
-      started: Date.now(), finished: false, stage: null, cancelling: false
-    };
-    ui.trainingSection.hidden = false;
-    ui.resultSection.hidden = true;
-    ui.jobId.textContent = id;
-    setJobStatus(resp.status || 'queued');
-    ui.elapsed.textContent = '00:00';
-    ui.eventLog.textContent = '';
-    ui.eventCount.textContent = '0';
-    ui.stageMessage.textContent = 'Waiting for the worker…';
-    ui.overallProgressText.textContent = '0%';
-    setBar(ui.overallProgress, 0);
-    ui.epochBlock.hidden = true;
+function startJob(resp) {
+  if (job && job.stream) job.stream.stop();
+  if (job && job.timer) clearInterval(job.timer);
+  var id = resp.job_id;
+  job = {
+    id: id,
+    statusUrl: resp.status_url || '/jobs/' + encodeURIComponent(id),
+    eventsUrl: resp.events_url || '/jobs/' + encodeURIComponent(id) + '/events',
+    started: Date.now(), finished: false, stage: null, cancelling: false
+  };
+  ui.trainingSection.hidden = false;
+  ui.resultSection.hidden = true;
+  ui.jobId.textContent = id;
+  setJobStatus(resp.status || 'queued');
+  ui.elapsed.textContent = '00:00';
+  ui.eventLog.textContent = '';
+  ui.eventCount.textContent = '0';
+  ui.stageMessage.textContent = 'Waiting for the worker…';
+  ui.overallProgressText.textContent = '0%';
+  setBar(ui.overallProgress, 0);
+  ui.epochBlock.hidden = true;
+  ui.connection.textContent = '';
+  ui.connection.classList.remove('bad');
+  ui.cancelButton.disabled = false;
+  ui.cancelButton.hidden = false;
+  renderStages(null);
+  job.timer = setInterval(function () { ui.elapsed.textContent = fmtElapsed(Date.now() - job.started); }, 1000);
+  ui.trainingSection.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  var thisJob = job;
+  job.stream = client.followJob({
+    eventsUrl: job.eventsUrl,
+    statusUrl: job.statusUrl,
+    onEvent: function (type, data, id) { if (job === thisJob) onJobEvent(type, data, id); },
+    onConnection: function (s, info) { if (job === thisJob) onConnection(s, info); },
+    onFatal: function (err) { if (job === thisJob) finishJob('failed', err); },
+    onJobFinished: function (st) { if (job === thisJob) onJobFinishedFromStatus(st); }
+  });
+}
+
+function logLine(id, text, cls) {
+  var li = el('li', { 'data-event-id': id === null || id === undefined ? '' : id, 'class': cls || null }, text);
+  if (id !== null && id !== undefined && /^\d+$/.test(String(id))) li.value = parseInt(id, 10);
+  ui.eventLog.appendChild(li);
+  while (ui.eventLog.children.length > MAX_LOG_LINES) ui.eventLog.removeChild(ui.eventLog.firstChild);
+  ui.eventCount.textContent = String(Number(ui.eventCount.textContent) + 1);
+  ui.eventLog.scrollTop = ui.eventLog.scrollHeight;
+}
+
+function onConnection(s, info) {
+  if (s === 'open') {
+    ui.connection.textContent = info.lastId !== null ? 'Reconnected; resumed after event ' + info.lastId + '.' : 'Connected to the training stream.';
+    ui.connection.classList.remove('bad');
+  } else if (s === 'waiting') {
+    ui.connection.textContent = 'Connection lost' + (info.error ? ' (' + info.error.message + ')' : '') + '. Reconnecting in ' + Math.round(info.delay / 1000) + ' s (attempt ' + info.attempt + ')' + (info.lastId !== null ? ', resuming after event ' + info.lastId : '') + '…';
+    ui.connection.classList.add('bad');
+  } else if (s === 'reconnecting') {
+    ui.connection.textContent = 'Reconnecting' + (info.lastId !== null ? ', resuming after event ' + info.lastId : '') + '…';
+  } else if (s === 'connecting') {
+    ui.connection.textContent = 'Connecting to the training stream…';
+  }
+}
+
+function onJobEvent(type, data, id) {
+  data = data || {};
+  if (type === 'progress') {
+    if (job.finished) return;
+    setJobStatus(job.cancelling ? 'cancelling' : 'running');
+    if (data.stage) { job.stage = data.stage; renderStages(data.stage); }
+    if (typeof data.progress === 'number') {
+      setBar(ui.overallProgress, data.progress);
+      ui.overallProgressText.textContent = Math.round(data.progress * 100) + '%';
+    }
+    var label = STAGE_LABELS[data.stage] || data.stage || '';
+    var epochs = totalEpochs(data);
+    ui.stageMessage.textContent = (label ? label + ': ' : '') + (data.message || '');
+    if (data.epoch !== undefined && data.epoch !== null) {
+      ui.epochBlock.hidden = false;
+      setBar(ui.epochProgress, epochs ? data.epoch / epochs : 0, !epochs);
+      ui.epochText.textContent = 'LSTM epoch ' + data.epoch + (epochs ? ' of ' + epochs : '');
+      var loss = [];
+      if (typeof data.loss === 'number') loss.push('loss ' + data.loss.toPrecision(4));
+      if (typeof data.val_loss === 'number') loss.push('val loss ' + data.val_loss.toPrecision(4));
+      ui.epochLoss.textContent = loss.join(' · ');
+    }
+    var epochNote = data.epoch !== undefined && data.epoch !== null && !/epoch/i.test(data.message || '')
+      ? ' (epoch ' + data.epoch + (epochs ? '/' + epochs : '') + (typeof data.loss === 'number' ? ', loss ' + data.loss.toPrecision(4) : '') + ')' : '';
+    logLine(id, '[' + (data.stage || '?') + '] ' + (typeof data.progress === 'number' ? Math.round(data.progress * 100) + '% ' : '') + (data.message || '') + epochNote);
+  } else if (type === 'done') {
+    logLine(id, '[done] model ' + (data.model_version || '?'), 'ok');
+    finishJob('succeeded', null, data);
+  } else if (type === 'error') {
+    logLine(id, '[error] ' + (data.code ? data.code + ': ' : '') + (data.message || ''), 'bad');
+    if (data.code === 'cancelled') finishJob('cancelled');
+    else finishJob('failed', new ApiError(0, data.code || 'training_failed', 'Training failed' + (job.stage ? ' during "' + job.stage + '"' : '') + ': ' + (data.message || 'no message')));
+  } else {
+    logLine(id, '[' + type + '] ' + JSON.stringify(data));
+  }
+}
+
+function onJobFinishedFromStatus(st) {
+  logLine(null, '[status] job ' + st.status + ' (from GET ' + job.statusUrl + ')');
+  if (st.status === 'succeeded') finishJob('succeeded', null, { model_version: st.model_version, metrics: null });
+  else if (st.status === 'cancelled') finishJob('cancelled');
+  else finishJob('failed', new ApiError(0, (st.error && st.error.code) || 'training_failed', 'Training failed: ' + (st.error ? (st.error.message || JSON.stringify(st.error)) : 'no reason given')));
+}
+
+function finishJob(status, err, done) {
+  if (job.finished) return;
+  job.finished = true;
+  clearInterval(job.timer);
+  ui.elapsed.textContent = fmtElapsed(Date.now() - job.started);
+  if (job.stream) job.stream.stop();
+  setJobStatus(status);
+  ui.cancelButton.disabled = true;
+  ui.cancelButton.hidden = true;
+  ui.uploadButton.disabled = !selectedFile;
+  if (status === 'succeeded') {
+    renderStages('done');
+    setBar(ui.overallProgress, 1);
+    ui.overallProgressText.textContent = '100%';
+    ui.stageMessage.textContent = 'Training finished.';
     ui.connection.textContent = '';
     ui.connection.classList.remove('bad');
-    ui.cancelButton.disabled = false;
-    ui.cancelButton.hidden = false;
-    renderStages(null);
-    job.timer = setInterval(function () { ui.elapsed.textContent = fmtElapsed(Date.now() - job.started); }, 1000);
-    ui.trainingSection.scrollIntoView({ block: 'start', behavior: 'smooth' });
-    var thisJob = job;
-    job.stream = followJob({
-      url: apiUrl(job.eventsUrl),
-      statusUrl: job.statusUrl,
-      onEvent: function (type, data, id) { if (job === thisJob) onJobEvent(type, data, id); },
-      onConnection: function (s, info) { if (job === thisJob) onConnection(s, info); },
-      onFatal: function (err) { if (job === thisJob) finishJob('failed', err); },
-      onJobFinished: function (st) { if (job === thisJob) onJobFinishedFromStatus(st); }
-    });
-  }
-
-  function logLine(id, text, cls) {
-    var li = el('li', { 'data-event-id': id === null || id === undefined ? '' : id, 'class': cls || null }, text);
-    if (id !== null && id !== undefined && /^\d+$/.test(String(id))) li.value = parseInt(id, 10);
-    ui.eventLog.appendChild(li);
-    while (ui.eventLog.children.length > MAX_LOG_LINES) ui.eventLog.removeChild(ui.eventLog.firstChild);
-    ui.eventCount.textContent = String(Number(ui.eventCount.textContent) + 1);
-    ui.eventLog.scrollTop = ui.eventLog.scrollHeight;
-  }
-
-  function onConnection(s, info) {
-    if (s === 'open') {
-      ui.connection.textContent = info.lastId !== null ? 'Reconnected; resumed after event ' + info.lastId + '.' : 'Connected to the training stream.';
-      ui.connection.classList.remove('bad');
-    } else if (s === 'waiting') {
-      ui.connection.textContent = 'Connection lost' + (info.error ? ' (' + info.error.message + ')' : '') + '. Reconnecting in ' + Math.round(info.delay / 1000) + ' s (attempt ' + info.attempt + ')' + (info.lastId !== null ? ', resuming after event ' + info.lastId : '') + '…';
-      ui.connection.classList.add('bad');
-    } else if (s === 'reconnecting') {
-      ui.connection.textContent = 'Reconnecting' + (info.lastId !== null ? ', resuming after event ' + info.lastId : '') + '…';
-    } else if (s === 'connecting') {
-      ui.connection.textContent = 'Connecting to the training stream…';
-    }
-  }
-
-  function onJobEvent(type, data, id) {
-    data = data || {};
-    if (type === 'progress') {
-      if (job.finished) return;
-      setJobStatus(job.cancelling ? 'cancelling' : 'running');
-      if (data.stage) { job.stage = data.stage; renderStages(data.stage); }
-      if (typeof data.progress === 'number') {
-        setBar(ui.overallProgress, data.progress);
-        ui.overallProgressText.textContent = Math.round(data.progress * 100) + '%';
-      }
-      var label = STAGE_LABELS[data.stage] || data.stage || '';
-      var epochs = data.epochs || totalEpochs(data.message);
-      ui.stageMessage.textContent = (label ? label + ': ' : '') + (data.message || '');
-      if (data.epoch !== undefined && data.epoch !== null) {
-        ui.epochBlock.hidden = false;
-        setBar(ui.epochProgress, epochs ? data.epoch / epochs : 0, !epochs);
-        ui.epochText.textContent = 'LSTM epoch ' + data.epoch + (epochs ? ' of ' + epochs : '');
-        var loss = [];
-        if (typeof data.loss === 'number') loss.push('loss ' + data.loss.toPrecision(4));
-        if (typeof data.val_loss === 'number') loss.push('val loss ' + data.val_loss.toPrecision(4));
-        ui.epochLoss.textContent = loss.join(' · ');
-      }
-      var epochNote = data.epoch !== undefined && data.epoch !== null && !/epoch/i.test(data.message || '')
-        ? ' (epoch ' + data.epoch + (epochs ? '/' + epochs : '') + (typeof data.loss === 'number' ? ', loss ' + data.loss.toPrecision(4) : '') + ')' : '';
-      logLine(id, '[' + (data.stage || '?') + '] ' + (typeof data.progress === 'number' ? Math.round(data.progress * 100) + '% ' : '') + (data.message || '') + epochNote);
-    } else if (type === 'done') {
-      logLine(id, '[done] model ' + (data.model_version || '?'), 'ok');
-      finishJob('succeeded', null, data);
-    } else if (type === 'error') {
-      logLine(id, '[error] ' + (data.code ? data.code + ': ' : '') + (data.message || ''), 'bad');
-      if (data.code === 'cancelled') finishJob('cancelled');
-      else finishJob('failed', new ApiError(0, data.code || 'training_failed', 'Training failed' + (job.stage ? ' during "' + job.stage + '"' : '') + ': ' + (data.message || 'no message')));
-    } else {
-      logLine(id, '[' + type + '] ' + JSON.stringify(data));
-    }
-  }
-
-  // The total of epochs: the event's "epochs", else the "epoch 3/20" of its message.
-  function totalEpochs(message) {
-    var m = /epoch\s+\d+\s*\/\s*(\d+)/i.exec(message || '');
-    return m ? parseInt(m[1], 10) : null;
-  }
-
-  function onJobFinishedFromStatus(st) {
-    logLine(null, '[status] job ' + st.status + ' (from GET ' + job.statusUrl + ')');
-    if (st.status === 'succeeded') finishJob('succeeded', null, { model_version: st.model_version, metrics: null });
-    else if (st.status === 'cancelled') finishJob('cancelled');
-    else finishJob('failed', new ApiError(0, (st.error && st.error.code) || 'training_failed', 'Training failed: ' + (st.error ? (st.error.message || JSON.stringify(st.error)) : 'no reason given')));
-  }
-
-  function finishJob(status, err, done) {
-    if (job.finished) return;
-    job.finished = true;
-    clearInterval(job.timer);
-    ui.elapsed.textContent = fmtElapsed(Date.now() - job.started);
-    if (job.stream) job.stream.stop();
-    setJobStatus(status);
-    ui.cancelButton.disabled = true;
-    ui.cancelButton.hidden = true;
-    ui.uploadButton.disabled = !selectedFile;
-    if (status === 'succeeded') {
-      renderStages('done');
-      setBar(ui.overallProgress, 1);
-      ui.overallProgressText.textContent = '100%';
-      ui.stageMessage.textContent = 'Training finished.';
-      ui.connection.textContent = '';
-      ui.connection.classList.remove('bad');
-      showResult(done || {});
-      refreshHealth();
-    } else if (status === 'cancelled') {
-      renderStages(job.stage, true);
-      ui.stageMessage.textContent = 'Training cancelled. The active model did not change.';
-      ui.connection.textContent = '';
-    } else {
-      renderStages(job.stage, true);
-      ui.stageMessage.textContent = 'Training stopped.';
-      showError(err);
-    }
-  }
-
-  function cancelJob() {
-    if (!job || job.finished) return;
-    ui.cancelButton.disabled = true;
-    job.cancelling = true;
-    setJobStatus('cancelling');
-    var thisJob = job;
-    apiJson('DELETE', job.statusUrl).then(function (resp) {
-      if (job !== thisJob || job.finished) return;
-      logLine(null, '[cancel] requested');
-      if (resp && resp.status === 'cancelled') finishJob('cancelled');
-      else ui.stageMessage.textContent = 'Cancelling: the job stops at its next step…';
-    }, function (err) {
-      if (job !== thisJob) return;
-      job.cancelling = false;
-      ui.cancelButton.disabled = false;
-      setJobStatus('running');
-      showError(err);
-    });
-  }
-
-  // ---- result
-  var MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal naive', prophet: 'Prophet', lstm: 'LSTM' };
-  function showResult(done) {
-    ui.resultSection.hidden = false;
-    ui.modelVersion.textContent = done.model_version || '(unknown)';
-    var tbody = ui.metricsTable.tBodies[0];
-    tbody.textContent = '';
-    var m = done.metrics || null;
-    ui.accuracySummary.className = 'accuracy';
-    if (!m) {
-      ui.accuracySummary.textContent = 'The job finished; its backtest metrics were not in the stream.';
-      ui.metricsTable.hidden = true;
-      return;
-    }
-    ui.metricsTable.hidden = false;
-    var keys = ['ensemble', 'seasonal_naive', 'prophet', 'lstm'].filter(function (k) { return m[k]; });
-    Object.keys(m).forEach(function (k) { if (keys.indexOf(k) < 0 && m[k] && typeof m[k] === 'object') keys.push(k); });
-    var best = null;
-    keys.forEach(function (k) { if (typeof m[k].mase === 'number' && (best === null || m[k].mase < m[best].mase)) best = k; });
-    keys.forEach(function (k) {
-      var row = m[k];
-      var tr = el('tr', { 'data-model': k, 'class': k === best ? 'best' : null });
-      tr.appendChild(el('th', { scope: 'row' }, (MEMBER_LABELS[k] || k) + (k === best ? ' (best)' : '')));
-      ['mase', 'wape', 'smape', 'bias'].forEach(function (c) {
-        tr.appendChild(el('td', { 'class': 'num', 'data-testid': 'metric-' + k + '-' + c }, fmtNum(row[c], 3)));
-      });
-      tbody.appendChild(tr);
-    });
-    var e = m.ensemble && m.ensemble.mase, n = m.seasonal_naive && m.seasonal_naive.mase;
-    if (typeof e === 'number' && typeof n === 'number') {
-      var better = e < n;
-      var rel = n > 0 ? Math.abs(1 - e / n) * 100 : null;
-      ui.accuracySummary.textContent = 'Backtest MASE: ensemble ' + fmtNum(e, 3) + ' vs seasonal naive ' + fmtNum(n, 3) + ' — ' +
-        (e === n ? 'no better than the naive baseline.' : (rel !== null ? rel.toFixed(1) + '% ' : '') + (better ? 'lower error than the naive baseline.' : 'higher error than the naive baseline.'));
-      ui.accuracySummary.classList.add(better ? 'good' : 'bad');
-    } else {
-      ui.accuracySummary.textContent = 'Ensemble MASE: ' + fmtNum(e, 3) + '; seasonal naive MASE: ' + fmtNum(n, 3) + '.';
-    }
-  }
-
-  // ---- forecast form
-  function setModelAvailable(version) {
-    if (version) {
-      ui.forecastModel.textContent = 'Active model: ' + version;
-      var first = ui.forecastForm.hidden;
-      ui.forecastForm.hidden = false;
-      if (first || ui.forecastForm.getAttribute('data-version') !== version) {
-        ui.forecastForm.setAttribute('data-version', version);
-        loadSeries();
-      }
-    } else {
-      ui.forecastModel.textContent = 'No model is active yet: upload data to train one.';
-      ui.forecastForm.hidden = true;
-    }
-  }
-
-  function loadSeries() {
-    var pageSize = 500, maxPages = 20, items = [];
-    ui.seriesStatus.textContent = 'Loading series…';
-    function page(offset, n) {
-      return apiJson('GET', '/series?limit=' + pageSize + '&offset=' + offset).then(function (resp) {
-        var got = (resp && resp.items) || [];
-        items = items.concat(got);
-        var total = resp && typeof resp.total === 'number' ? resp.total : items.length;
-        if (got.length && items.length < total && n + 1 < maxPages) return page(offset + got.length, n + 1);
-        return total;
-      });
-    }
-    return page(0, 0).then(function (total) {
-      seriesItems = items;
-      fillPickers();
-      ui.seriesStatus.textContent = items.length < total
-        ? 'Showing the first ' + items.length.toLocaleString() + ' of ' + total.toLocaleString() + ' series in the pickers.'
-        : items.length.toLocaleString() + ' series available.';
-    }, function (err) {
-      ui.seriesStatus.textContent = 'Could not load the series list: ' + describe(err);
-    });
-  }
-
-  function uniqueSorted(values) {
-    var seen = {}, out = [];
-    values.forEach(function (v) { if (v !== null && v !== undefined && v !== '' && !seen[v]) { seen[v] = 1; out.push(String(v)); } });
-    return out.sort(function (a, b) { return a.localeCompare(b, undefined, { numeric: true }); });
-  }
-  function fillSelect(select, values, allLabel) {
-    var keep = select.value;
-    select.textContent = '';
-    select.appendChild(el('option', { value: '' }, allLabel));
-    values.forEach(function (v) { select.appendChild(el('option', { value: v }, v)); });
-    select.value = values.indexOf(keep) >= 0 ? keep : '';
-  }
-  function fillPickers() {
-    var store = ui.fcStore.value, cat = ui.fcCategory.value;
-    fillSelect(ui.fcCategory, uniqueSorted(seriesItems.map(function (s) { return s.category; })), 'All categories');
-    fillSelect(ui.fcStore, uniqueSorted(seriesItems.map(function (s) { return s.store_id; })), 'All stores');
-    ui.fcStore.value = store && Array.prototype.some.call(ui.fcStore.options, function (o) { return o.value === store; }) ? store : '';
-    ui.fcCategory.value = cat && Array.prototype.some.call(ui.fcCategory.options, function (o) { return o.value === cat; }) ? cat : '';
-    filterProducts();
-  }
-  function filterProducts() {
-    var store = ui.fcStore.value, cat = ui.fcCategory.value;
-    var products = uniqueSorted(seriesItems.filter(function (s) {
-      return (!store || String(s.store_id) === store) && (!cat || String(s.category) === cat);
-    }).map(function (s) { return s.product_id; }));
-    fillSelect(ui.fcProduct, products, 'All products');
-  }
-
-  function numberField(input, name, body, errors) {
-    var raw = input.value.trim();
-    if (raw === '') return;
-    var v = Number(raw);
-    if (!isFinite(v) || !input.checkValidity()) { errors.push(input); return; }
-    body[name] = v;
-  }
-
-  function submitForecast(ev) {
-    ev.preventDefault();
-    ui.forecastError.hidden = true;
-    var body = {};
-    var bad = [];
-    if (ui.fcProduct.value) body.product_id = ui.fcProduct.value;
-    if (ui.fcStore.value) body.store_id = ui.fcStore.value;
-    if (ui.fcCategory.value) body.category = ui.fcCategory.value;
-    [[ui.fcDays, 'days'], [ui.fcServiceLevel, 'service_level'], [ui.fcLeadTime, 'lead_time_days'], [ui.fcOnHand, 'on_hand'],
-     [ui.fcLeadTimeStd, 'lead_time_std_days'], [ui.fcReviewPeriod, 'review_period_days'], [ui.fcOrderingCost, 'ordering_cost'],
-     [ui.fcHoldingCost, 'holding_cost'], [ui.fcCoverDays, 'cover_days']].forEach(function (p) { numberField(p[0], p[1], body, bad); });
-    if (ui.fcDays.value.trim() === '') bad.unshift(ui.fcDays);
-    if (bad.length) {
-      bad[0].reportValidity();
-      showError(new ApiError(0, 'invalid_input', 'Check the field "' + (document.querySelector('label[for="' + bad[0].id + '"]') || bad[0]).textContent.trim() + '": ' + (bad[0].validationMessage || 'invalid value') + '.'), ui.forecastError);
-      bad[0].focus();
-      return;
-    }
-    body.plot = true;
-    ui.forecastSubmit.disabled = true;
-    ui.forecastSubmit.textContent = 'Loading…';
-    apiJson('POST', '/forecast', body).then(function (resp) {
-      lastForecast = resp;
-      renderForecast(resp);
-    }, function (err) {
-      showError(err, ui.forecastError);
-    }).then(function () {
-      ui.forecastSubmit.disabled = false;
-      ui.forecastSubmit.textContent = 'Show forecast';
-    });
-  }
-
-  var INVENTORY_FIELDS = [
-    ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
-    ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
-    ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
-    ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
-    ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
-    ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate']
-  ];
-  function fmtInventory(key, v) {
-    if (key === 'order_now') return v === true ? 'Yes' : v === false ? 'No' : fmtNum(v);
-    if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return (v * 100).toFixed(1).replace(/\.0$/, '') + '%';
-    if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
-    if (typeof v === 'boolean') return v ? 'Yes' : 'No';
-    if (v !== null && typeof v === 'object') return JSON.stringify(v);
-    return fmtNum(v);
-  }
-  function humanize(k) { return k.replace(/_/g, ' ').replace(/^./, function (c) { return c.toUpperCase(); }); }
-
-  function renderForecast(resp) {
-    resp = resp || {};
-    ui.forecastOutput.hidden = false;
-    var sel = resp.selection;
-    var selText = sel && typeof sel === 'object'
-      ? Object.keys(sel).filter(function (k) { return sel[k] !== null && sel[k] !== undefined && sel[k] !== '' && !(Array.isArray(sel[k]) && !sel[k].length); })
-        .map(function (k) { return humanize(k) + ': ' + (Array.isArray(sel[k]) ? sel[k].join(', ') : typeof sel[k] === 'object' ? JSON.stringify(sel[k]) : sel[k]); }).join(' · ')
-      : (sel ? String(sel) : '');
-    ui.forecastTitleLine.textContent = 'Model ' + (resp.model_version || '?') + ' · ' + (selText || 'all series') + (resp.frequency ? ' · ' + resp.frequency : '');
-
-    var inv = resp.inventory || {};
-    ui.orderBanner.hidden = true;
-    if (inv.order_now === true) {
-      ui.orderBanner.className = 'alert error';
-      ui.orderBanner.textContent = 'Order now: stock is at or below the reorder point' + (inv.suggested_order_qty !== undefined && inv.suggested_order_qty !== null ? '. Suggested order: ' + fmtNum(inv.suggested_order_qty) + ' units.' : '.');
-      ui.orderBanner.hidden = false;
-    }
-    ui.inventory.textContent = '';
-    var shown = {};
-    function addMetric(key, label) {
-      shown[key] = 1;
-      if (!(key in inv)) return;
-      var d = el('div', { 'data-testid': 'inv-' + key, 'data-key': key, 'class': key === 'order_now' && inv[key] === true ? 'highlight' : null });
-      d.appendChild(el('dt', null, label));
-      d.appendChild(el('dd', null, fmtInventory(key, inv[key])));
-      ui.inventory.appendChild(d);
-    }
-    INVENTORY_FIELDS.forEach(function (f) { addMetric(f[0], f[1]); });
-    Object.keys(inv).forEach(function (k) { if (!shown[k] && (inv[k] === null || typeof inv[k] !== 'object')) addMetric(k, humanize(k)); });
-
-    ui.warnings.textContent = '';
-    var order = { critical: 0, warning: 1, info: 2 };
-    var warnings = (resp.warnings || []).slice().sort(function (a, b) { return (order[a.severity] === undefined ? 3 : order[a.severity]) - (order[b.severity] === undefined ? 3 : order[b.severity]); });
-    if (!warnings.length) {
-      ui.warnings.appendChild(el('li', { 'class': 'none', 'data-severity': 'none' }, 'No warnings.'));
-    }
-    warnings.forEach(function (w) {
-      var li = el('li', { 'data-severity': w.severity || 'info', 'data-code': w.code || '' });
-      li.appendChild(el('span', { 'class': 'sev' }, w.severity || 'info'));
-      li.appendChild(document.createTextNode(w.message || ''));
-      if (w.code) li.appendChild(el('span', { 'class': 'code' }, '(' + w.code + ')'));
-      ui.warnings.appendChild(li);
-    });
-
-    if (resp.plot_url) {
-      ui.plotLink.href = apiUrl(resp.plot_url);
-      ui.plotLink.setAttribute('data-plot-url', resp.plot_url);
-      ui.plotLink.hidden = false;
-    } else {
-      ui.plotLink.hidden = true;
-    }
-
-    var tbody = ui.forecastTable.tBodies[0];
-    tbody.textContent = '';
-    (resp.forecast || []).forEach(function (p) {
-      var tr = el('tr');
-      tr.appendChild(el('td', null, p.date));
-      ['yhat', 'yhat_lower', 'yhat_upper', 'prophet', 'lstm'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, fmtNum(p[k]))); });
-      tbody.appendChild(tr);
-    });
-
-    drawChart(resp);
-    ui.forecastOutput.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
-  }
-
-  // When a token is needed, the PNG link is fetched with the header and opened as a blob.
-  function openPlot(ev) {
-    if (!token()) return; // a plain link works
-    ev.preventDefault();
-    var href = ui.plotLink.href;
-    var win = window.open('', '_blank');
-    fetch(href, { headers: headers() }).then(function (resp) {
-      if (!resp.ok) return resp.text().then(function (t) { throw errorFromResponse(resp.status, resp.statusText, t); });
-      return resp.blob();
-    }).then(function (blob) {
-      var u = URL.createObjectURL(blob);
-      if (win) win.location.href = u; else window.location.href = u;
-    }).catch(function (err) {
-      if (win) win.close();
-      showError(err, ui.forecastError);
-    });
-  }
-
-  // ---- chart (inline SVG)
-  var SVGNS = 'http://www.w3.org/2000/svg';
-  function svgEl(tag, attrs, text) {
-    var n = document.createElementNS(SVGNS, tag);
-    if (attrs) for (var k in attrs) if (attrs[k] !== undefined && attrs[k] !== null) n.setAttribute(k, attrs[k]);
-    if (text !== undefined) n.textContent = text;
-    return n;
-  }
-  function parseDate(s) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(s));
-    if (m) return Date.UTC(+m[1], +m[2] - 1, +m[3]);
-    var t = Date.parse(s);
-    return isNaN(t) ? null : t;
-  }
-  function niceTicks(max, count) {
-    if (!(max > 0)) return { max: 1, ticks: [0, 1] };
-    var raw = max / count;
-    var mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    var step = [1, 2, 2.5, 5, 10].map(function (f) { return f * mag; }).filter(function (s) { return s >= raw; })[0];
-    var top = Math.ceil(max / step) * step, ticks = [];
-    for (var v = 0; v <= top + step / 2; v += step) ticks.push(+v.toPrecision(12));
-    return { max: top, ticks: ticks };
-  }
-  function fmtDate(t, withYear) {
-    var d = new Date(t);
-    return d.toLocaleDateString(undefined, withYear ? { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' } : { month: 'short', day: 'numeric', timeZone: 'UTC' });
-  }
-
-  var chartState = null;
-  function drawChart(resp) {
-    var svg = ui.chart;
-    svg.textContent = '';
-    ui.tooltip.hidden = true;
-    var fc = (resp.forecast || []).filter(function (p) { return parseDate(p.date) !== null; });
-    var histAll = (resp.history || []).filter(function (p) { return parseDate(p.date) !== null; });
-    var keep = Math.max(90, fc.length * 4);
-    var hist = histAll.slice(-keep);
-    var inv = resp.inventory || {};
-    var width = Math.max(300, Math.round(ui.chartWrap.clientWidth || 800));
-    var height = Math.round(Math.max(240, Math.min(400, width * 0.5)));
-    var narrow = width < 520;
-    var m = { top: 16, right: narrow ? 44 : 60, bottom: 34, left: narrow ? 40 : 52 };
-    svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
-    svg.setAttribute('width', width);
-    svg.setAttribute('height', height);
-    svg.appendChild(svgEl('title', null, 'Forecast chart'));
-    if (!fc.length && !hist.length) {
-      svg.appendChild(svgEl('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle' }, 'No data to draw.'));
-      chartState = null;
-      return;
-    }
-
-    // rows keyed by date: history and forecast on one time axis
-    var rowsByT = {};
-    hist.forEach(function (p) { var t = parseDate(p.date); (rowsByT[t] = rowsByT[t] || { t: t, date: p.date }).quantity = p.quantity; });
-    fc.forEach(function (p) {
-      var t = parseDate(p.date), r = (rowsByT[t] = rowsByT[t] || { t: t, date: p.date });
-      r.yhat = p.yhat; r.lower = p.yhat_lower; r.upper = p.yhat_upper; r.prophet = p.prophet; r.lstm = p.lstm;
-    });
-    var rows = Object.keys(rowsByT).map(function (k) { return rowsByT[k]; }).sort(function (a, b) { return a.t - b.t; });
-
-    // projected stock: on hand at the last history date, minus cumulative forecast demand
-    var onHand = typeof inv.on_hand === 'number' ? inv.on_hand : null;
-    if (onHand !== null && fc.length) {
-      var stock = onHand;
-      var lastHist = hist.length ? parseDate(hist[hist.length - 1].date) : null;
-      if (lastHist !== null && rowsByT[lastHist]) rowsByT[lastHist].stock = onHand;
-      fc.forEach(function (p) { stock = Math.max(0, stock - (typeof p.yhat === 'number' ? p.yhat : 0)); rowsByT[parseDate(p.date)].stock = stock; });
-    }
-    var rop = typeof inv.reorder_point === 'number' ? inv.reorder_point : null;
-
-    var t0 = rows[0].t, t1 = rows[rows.length - 1].t;
-    if (t1 === t0) t1 = t0 + 86400000;
-    var demandMax = 0, stockMax = 0;
-    rows.forEach(function (r) {
-      [r.quantity, r.yhat, r.upper].forEach(function (v) { if (typeof v === 'number' && v > demandMax) demandMax = v; });
-      if (typeof r.stock === 'number' && r.stock > stockMax) stockMax = r.stock;
-    });
-    if (rop !== null && rop > stockMax) stockMax = rop;
-    if (onHand !== null && onHand > stockMax) stockMax = onHand;
-    var yL = niceTicks(demandMax * 1.05, 5);
-    var hasRight = rop !== null || onHand !== null;
-    var yR = niceTicks(stockMax * 1.05, 5);
-    var pw = width - m.left - m.right, ph = height - m.top - m.bottom;
-    function x(t) { return m.left + (t - t0) / (t1 - t0) * pw; }
-    function yl(v) { return m.top + ph - v / yL.max * ph; }
-    function yr(v) { return m.top + ph - v / yR.max * ph; }
-
-    // grid + axes
-    var g = svgEl('g');
-    yL.ticks.forEach(function (v) {
-      g.appendChild(svgEl('line', { 'class': 'grid-line', x1: m.left, x2: m.left + pw, y1: yl(v), y2: yl(v) }));
-      g.appendChild(svgEl('text', { x: m.left - 6, y: yl(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
-    });
-    if (hasRight) yR.ticks.forEach(function (v) {
-      g.appendChild(svgEl('text', { x: m.left + pw + 6, y: yr(v) + 4, 'text-anchor': 'start' }, fmtNum(v)));
-    });
-    var nx = Math.max(2, Math.floor(pw / (narrow ? 80 : 110)));
-    var spanYears = new Date(t0).getUTCFullYear() !== new Date(t1).getUTCFullYear();
-    for (var i = 0; i <= nx; i++) {
-      var tt = t0 + (t1 - t0) * i / nx;
-      g.appendChild(svgEl('line', { 'class': 'axis', x1: x(tt), x2: x(tt), y1: m.top + ph, y2: m.top + ph + 4 }));
-      g.appendChild(svgEl('text', { x: x(tt), y: m.top + ph + 18, 'text-anchor': i === 0 ? 'start' : i === nx ? 'end' : 'middle' }, fmtDate(tt, spanYears && (i === 0 || i === nx))));
-    }
-    g.appendChild(svgEl('line', { 'class': 'axis', x1: m.left, x2: m.left + pw, y1: m.top + ph, y2: m.top + ph }));
-    g.appendChild(svgEl('text', { x: m.left, y: 11, 'text-anchor': 'start' }, 'demand / ' + (resp.frequency === 'weekly' ? 'week' : resp.frequency === 'monthly' ? 'month' : 'day')));
-    if (hasRight) g.appendChild(svgEl('text', { x: m.left + pw, y: 11, 'text-anchor': 'end' }, 'stock (units)'));
-    svg.appendChild(g);
-
-    function pathOf(points) {
-      return points.map(function (p, k) { return (k ? 'L' : 'M') + p[0].toFixed(1) + ',' + p[1].toFixed(1); }).join('');
-    }
-    // interval band
-    var bandRows = rows.filter(function (r) { return typeof r.lower === 'number' && typeof r.upper === 'number'; });
-    if (bandRows.length) {
-      var up = bandRows.map(function (r) { return [x(r.t), yl(Math.max(0, r.upper))]; });
-      var lo = bandRows.slice().reverse().map(function (r) { return [x(r.t), yl(Math.max(0, r.lower))]; });
-      svg.appendChild(svgEl('path', { 'class': 'band', 'data-testid': 'chart-band', d: pathOf(up.concat(lo)) + 'Z' }));
-    }
-    // today divider
-    if (hist.length && fc.length) {
-      var tl = parseDate(hist[hist.length - 1].date);
-      svg.appendChild(svgEl('line', { 'class': 'today', x1: x(tl), x2: x(tl), y1: m.top, y2: m.top + ph }));
-    }
-    var histRows = rows.filter(function (r) { return typeof r.quantity === 'number'; });
-    if (histRows.length) svg.appendChild(svgEl('path', { 'class': 'history', 'data-testid': 'chart-history', d: pathOf(histRows.map(function (r) { return [x(r.t), yl(r.quantity)]; })) }));
-    var fcRows = rows.filter(function (r) { return typeof r.yhat === 'number'; });
-    if (fcRows.length) svg.appendChild(svgEl('path', { 'class': 'forecast', 'data-testid': 'chart-forecast', d: pathOf(fcRows.map(function (r) { return [x(r.t), yl(Math.max(0, r.yhat))]; })) }));
-    var stockRows = rows.filter(function (r) { return typeof r.stock === 'number'; });
-    if (stockRows.length > 1) svg.appendChild(svgEl('path', { 'class': 'stock', 'data-testid': 'chart-stock', d: pathOf(stockRows.map(function (r) { return [x(r.t), yr(r.stock)]; })) }));
-    if (rop !== null) {
-      svg.appendChild(svgEl('line', { 'class': 'rop', 'data-testid': 'chart-reorder-point', x1: m.left, x2: m.left + pw, y1: yr(rop), y2: yr(rop) }));
-      svg.appendChild(svgEl('text', { 'class': 'rop-label', x: m.left + pw - 4, y: yr(rop) - 5, 'text-anchor': 'end' }, 'reorder point ' + fmtNum(rop)));
-    }
-    if (histAll.length > hist.length) {
-      svg.appendChild(svgEl('text', { x: m.left + 4, y: m.top + 12 }, 'last ' + hist.length + ' of ' + histAll.length + ' history points'));
-    }
-
-    // hover layer
-    var cursor = svgEl('line', { 'class': 'cursor', y1: m.top, y2: m.top + ph, visibility: 'hidden' });
-    var dotH = svgEl('circle', { 'class': 'dot-h', r: 3.5, visibility: 'hidden' });
-    var dotF = svgEl('circle', { 'class': 'dot-f', r: 3.5, visibility: 'hidden' });
-    var dotS = svgEl('circle', { 'class': 'dot-s', r: 3, visibility: 'hidden' });
-    svg.appendChild(cursor); svg.appendChild(dotH); svg.appendChild(dotF); svg.appendChild(dotS);
-    var overlay = svgEl('rect', { x: m.left, y: m.top, width: pw, height: ph, fill: 'transparent', 'data-testid': 'chart-overlay' });
-    svg.appendChild(overlay);
-    chartState = { rows: rows, x: x, yl: yl, yr: yr, m: m, pw: pw, ph: ph, width: width, cursor: cursor, dotH: dotH, dotF: dotF, dotS: dotS, index: null, resp: resp };
-
-    function nearest(px) {
-      var best = 0, bd = Infinity;
-      for (var k = 0; k < rows.length; k++) { var d = Math.abs(x(rows[k].t) - px); if (d < bd) { bd = d; best = k; } }
-      return best;
-    }
-    overlay.addEventListener('pointermove', function (e) {
-      var rect = svg.getBoundingClientRect();
-      var scale = width / (rect.width || width);
-      showPoint(nearest((e.clientX - rect.left) * scale));
-    });
-    overlay.addEventListener('pointerleave', hidePoint);
-  }
-
-  function showPoint(k) {
-    var s = chartState;
-    if (!s || !s.rows.length) return;
-    k = Math.max(0, Math.min(s.rows.length - 1, k));
-    s.index = k;
-    var r = s.rows[k];
-    var cx = s.x(r.t);
-    s.cursor.setAttribute('x1', cx); s.cursor.setAttribute('x2', cx); s.cursor.setAttribute('visibility', 'visible');
-    function dot(d, v, scale) {
-      if (typeof v === 'number') { d.setAttribute('cx', cx); d.setAttribute('cy', scale(Math.max(0, v))); d.setAttribute('visibility', 'visible'); }
-      else d.setAttribute('visibility', 'hidden');
-    }
-    dot(s.dotH, r.quantity, s.yl); dot(s.dotF, r.yhat, s.yl); dot(s.dotS, r.stock, s.yr);
-    var lines = [fmtDate(r.t, true)];
-    if (typeof r.quantity === 'number') lines.push('Actual: ' + fmtNum(r.quantity));
-    if (typeof r.yhat === 'number') lines.push('Forecast: ' + fmtNum(r.yhat) + (typeof r.lower === 'number' ? ' (' + fmtNum(r.lower) + ' – ' + fmtNum(r.upper) + ')' : ''));
-    if (typeof r.prophet === 'number' || typeof r.lstm === 'number') lines.push('Prophet ' + fmtNum(r.prophet) + ' · LSTM ' + fmtNum(r.lstm));
-    if (typeof r.stock === 'number') lines.push('Projected stock: ' + fmtNum(r.stock));
-    var inv = s.resp.inventory || {};
-    if (typeof inv.reorder_point === 'number') lines.push('Reorder point: ' + fmtNum(inv.reorder_point));
-    ui.tooltip.textContent = '';
-    lines.forEach(function (l, i) { if (i) ui.tooltip.appendChild(document.createElement('br')); ui.tooltip.appendChild(document.createTextNode(l)); });
-    ui.tooltip.hidden = false;
-    var rect = ui.chart.getBoundingClientRect();
-    var scale = (rect.width || s.width) / s.width;
-    var left = cx * scale + 12;
-    var tw = ui.tooltip.offsetWidth;
-    if (left + tw > (rect.width || s.width)) left = cx * scale - tw - 12;
-    ui.tooltip.style.left = Math.max(0, left) + 'px';
-    ui.tooltip.style.top = (s.m.top * scale + 4) + 'px';
-  }
-  function hidePoint() {
-    var s = chartState;
-    ui.tooltip.hidden = true;
-    if (!s) return;
-    [s.cursor, s.dotH, s.dotF, s.dotS].forEach(function (n) { n.setAttribute('visibility', 'hidden'); });
-  }
-  function chartKey(e) {
-    var s = chartState;
-    if (!s) return;
-    var k = s.index === null ? s.rows.length - 1 : s.index;
-    var firstFc = s.rows.findIndex(function (r) { return typeof r.yhat === 'number'; });
-    if (e.key === 'ArrowLeft') k -= e.shiftKey ? 7 : 1;
-    else if (e.key === 'ArrowRight') k += e.shiftKey ? 7 : 1;
-    else if (e.key === 'Home') k = 0;
-    else if (e.key === 'End') k = s.rows.length - 1;
-    else if (e.key === 'Escape') { hidePoint(); return; }
-    else return;
-    e.preventDefault();
-    if (s.index === null && e.key !== 'Home' && e.key !== 'End' && firstFc >= 0) k = firstFc;
-    showPoint(k);
-  }
-
-  // ---------------------------------------------------------------- wiring
-  function init() {
-    ['server-status', 'token-panel', 'token-form', 'token-input', 'token-clear', 'token-state', 'upload-form', 'drop-zone',
-     'file-input', 'file-name', 'opt-weights', 'opt-skip', 'opt-last', 'upload-button', 'upload-progress-wrap', 'upload-progress',
-     'upload-progress-text', 'upload-summary', 'error-box', 'error-text', 'error-table-wrap', 'error-table', 'error-more',
-     'training-section', 'job-id', 'job-status', 'elapsed', 'cancel-button', 'connection-status', 'stage-list', 'stage-message',
-     'overall-progress', 'overall-progress-text', 'epoch-block', 'epoch-text', 'epoch-loss', 'epoch-progress', 'event-log',
-     'event-count', 'result-section', 'model-version', 'accuracy-summary', 'metrics-table', 'forecast-model', 'forecast-form',
-     'fc-product', 'fc-store', 'fc-category', 'fc-days', 'fc-service-level', 'fc-lead-time', 'fc-on-hand', 'fc-lead-time-std',
-     'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'series-status', 'forecast-submit',
-     'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
-     'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table'
-    ].forEach(function (id) {
-      var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
-      ui[key] = $(id);
-    });
-    ui.connection = ui.connectionStatus;
-    ui.chart = ui.forecastChart;
-    ui.tooltip = ui.chartTooltip;
-    ui.inventory = ui.inventoryMetrics;
-    ui.warnings = ui.warningsList;
-
-    STAGES.forEach(function (s) { ui.stageList.appendChild(el('li', { 'data-stage': s, 'data-state': 'pending', 'data-testid': 'stage-' + s }, STAGE_LABELS[s])); });
-
-    // token
-    ui.tokenInput.value = token();
-    updateTokenState();
-    if (!token() && params.get('token')) { /* never read tokens from the URL: they leak into logs */ }
-    ui.tokenForm.addEventListener('submit', function (e) {
-      e.preventDefault();
-      setToken(ui.tokenInput.value.trim());
-      updateTokenState();
-      refreshHealth();
-    });
-    ui.tokenClear.addEventListener('click', function () {
-      ui.tokenInput.value = '';
-      setToken('');
-      updateTokenState();
-      refreshHealth();
-    });
-
-    // file selection, drag and drop
-    ui.fileInput.addEventListener('change', function () { pickFile(ui.fileInput.files && ui.fileInput.files[0]); });
-    ['dragenter', 'dragover'].forEach(function (t) {
-      ui.dropZone.addEventListener(t, function (e) { e.preventDefault(); if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy'; ui.dropZone.classList.add('dragover'); });
-    });
-    ['dragleave', 'dragend'].forEach(function (t) { ui.dropZone.addEventListener(t, function () { ui.dropZone.classList.remove('dragover'); }); });
-    ui.dropZone.addEventListener('drop', function (e) {
-      e.preventDefault();
-      ui.dropZone.classList.remove('dragover');
-      var files = e.dataTransfer && e.dataTransfer.files;
-      if (!files || !files.length) { showError(new ApiError(0, 'no_file', 'Nothing usable was dropped: drop a CSV file.')); return; }
-      if (files.length > 1) { showError(new ApiError(0, 'too_many_files', 'Drop one CSV file at a time.')); return; }
-      try { ui.fileInput.files = files; } catch (err) { /* older browsers: keep our own reference */ }
-      pickFile(files[0]);
-    });
-    // a file dropped outside the zone must not navigate away from the page
-    window.addEventListener('dragover', function (e) { e.preventDefault(); });
-    window.addEventListener('drop', function (e) { if (!ui.dropZone.contains(e.target)) e.preventDefault(); });
-    ui.uploadForm.addEventListener('submit', startUpload);
-    ui.cancelButton.addEventListener('click', cancelJob);
-
-    // forecast
-    ui.forecastForm.addEventListener('submit', submitForecast);
-    ui.fcStore.addEventListener('change', filterProducts);
-    ui.fcCategory.addEventListener('change', filterProducts);
-    ui.plotLink.addEventListener('click', openPlot);
-    ui.chart.addEventListener('keydown', chartKey);
-    ui.chart.addEventListener('blur', hidePoint);
-    var resizeTimer = null;
-    window.addEventListener('resize', function () {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(function () { if (lastForecast && !ui.forecastOutput.hidden) drawChart(lastForecast); }, 150);
-    });
-
-    window.addEventListener('unhandledrejection', function (e) {
-      showError(new ApiError(0, 'unexpected', 'Unexpected error: ' + (e.reason && e.reason.message ? e.reason.message : String(e.reason))));
-    });
-
+    showResult(done || {});
     refreshHealth();
+  } else if (status === 'cancelled') {
+    renderStages(job.stage, true);
+    ui.stageMessage.textContent = 'Training cancelled. The active model did not change.';
+    ui.connection.textContent = '';
+  } else {
+    renderStages(job.stage, true);
+    ui.stageMessage.textContent = 'Training stopped.';
+    showError(err);
+  }
+}
+
+function cancelJob() {
+  if (!job || job.finished) return;
+  ui.cancelButton.disabled = true;
+  job.cancelling = true;
+  setJobStatus('cancelling');
+  var thisJob = job;
+  client.json('DELETE', job.statusUrl).then(function (resp) {
+    if (job !== thisJob || job.finished) return;
+    logLine(null, '[cancel] requested');
+    if (resp && resp.status === 'cancelled') finishJob('cancelled');
+    else ui.stageMessage.textContent = 'Cancelling: the job stops at its next step…';
+  }, function (err) {
+    if (job !== thisJob) return;
+    job.cancelling = false;
+    ui.cancelButton.disabled = false;
+    setJobStatus('running');
+    showError(err);
+  });
+}
+
+// ---- result
+function showResult(done) {
+  ui.resultSection.hidden = false;
+  ui.modelVersion.textContent = done.model_version || '(unknown)';
+  var tbody = ui.metricsTable.tBodies[0];
+  tbody.textContent = '';
+  var m = done.metrics || null;
+  ui.accuracySummary.className = 'accuracy';
+  if (!m) {
+    ui.accuracySummary.textContent = 'The job finished; its backtest metrics were not in the stream.';
+    ui.metricsTable.hidden = true;
+    return;
+  }
+  ui.metricsTable.hidden = false;
+  var keys = ['ensemble', 'seasonal_naive', 'prophet', 'lstm'].filter(function (k) { return m[k]; });
+  Object.keys(m).forEach(function (k) { if (keys.indexOf(k) < 0 && m[k] && typeof m[k] === 'object') keys.push(k); });
+  var best = null;
+  keys.forEach(function (k) { if (typeof m[k].mase === 'number' && (best === null || m[k].mase < m[best].mase)) best = k; });
+  keys.forEach(function (k) {
+    var row = m[k];
+    var tr = el('tr', { 'data-model': k, 'class': k === best ? 'best' : null });
+    tr.appendChild(el('th', { scope: 'row' }, (MEMBER_LABELS[k] || k) + (k === best ? ' (best)' : '')));
+    ['mase', 'wape', 'smape', 'bias'].forEach(function (c) {
+      tr.appendChild(el('td', { 'class': 'num', 'data-testid': 'metric-' + k + '-' + c }, fmtNum(row[c], 3)));
+    });
+    tbody.appendChild(tr);
+  });
+  var e = m.ensemble && m.ensemble.mase, n = m.seasonal_naive && m.seasonal_naive.mase;
+  if (typeof e === 'number' && typeof n === 'number') {
+    var better = e < n;
+    var rel = n > 0 ? Math.abs(1 - e / n) * 100 : null;
+    ui.accuracySummary.textContent = 'Backtest MASE: ensemble ' + fmtNum(e, 3) + ' vs seasonal naive ' + fmtNum(n, 3) + ' — ' +
+      (e === n ? 'no better than the naive baseline.' : (rel !== null ? rel.toFixed(1) + '% ' : '') + (better ? 'lower error than the naive baseline.' : 'higher error than the naive baseline.'));
+    ui.accuracySummary.classList.add(better ? 'good' : 'bad');
+  } else {
+    ui.accuracySummary.textContent = 'Ensemble MASE: ' + fmtNum(e, 3) + '; seasonal naive MASE: ' + fmtNum(n, 3) + '.';
+  }
+}
+
+// ---- forecast form
+function setModelAvailable(version) {
+  if (version) {
+    ui.forecastModel.textContent = 'Active model: ' + version;
+    var first = ui.forecastForm.hidden;
+    ui.forecastForm.hidden = false;
+    if (first || ui.forecastForm.getAttribute('data-version') !== version) {
+      ui.forecastForm.setAttribute('data-version', version);
+      loadSeries();
+    }
+  } else {
+    ui.forecastModel.textContent = 'No model is active yet: upload data to train one.';
+    ui.forecastForm.hidden = true;
+  }
+}
+
+function loadSeries() {
+  var pageSize = 500, maxPages = 20, items = [];
+  ui.seriesStatus.textContent = 'Loading series…';
+  function page(offset, n) {
+    return client.json('GET', '/series?limit=' + pageSize + '&offset=' + offset).then(function (resp) {
+      var got = (resp && resp.items) || [];
+      items = items.concat(got);
+      var total = resp && typeof resp.total === 'number' ? resp.total : items.length;
+      if (got.length && items.length < total && n + 1 < maxPages) return page(offset + got.length, n + 1);
+      return total;
+    });
+  }
+  return page(0, 0).then(function (total) {
+    seriesItems = items;
+    fillPickers();
+    ui.seriesStatus.textContent = items.length < total
+      ? 'Showing the first ' + items.length.toLocaleString() + ' of ' + total.toLocaleString() + ' series in the pickers.'
+      : items.length.toLocaleString() + ' series available.';
+  }, function (err) {
+    ui.seriesStatus.textContent = 'Could not load the series list: ' + describe(err);
+  });
+}
+
+function uniqueSorted(values) {
+  var seen = {}, out = [];
+  values.forEach(function (v) { if (v !== null && v !== undefined && v !== '' && !seen[v]) { seen[v] = 1; out.push(String(v)); } });
+  return out.sort(function (a, b) { return a.localeCompare(b, undefined, { numeric: true }); });
+}
+function fillSelect(select, values, allLabel) {
+  var keep = select.value;
+  select.textContent = '';
+  select.appendChild(el('option', { value: '' }, allLabel));
+  values.forEach(function (v) { select.appendChild(el('option', { value: v }, v)); });
+  select.value = values.indexOf(keep) >= 0 ? keep : '';
+}
+function fillPickers() {
+  var store = ui.fcStore.value, cat = ui.fcCategory.value;
+  fillSelect(ui.fcCategory, uniqueSorted(seriesItems.map(function (s) { return s.category; })), 'All categories');
+  fillSelect(ui.fcStore, uniqueSorted(seriesItems.map(function (s) { return s.store_id; })), 'All stores');
+  ui.fcStore.value = store && Array.prototype.some.call(ui.fcStore.options, function (o) { return o.value === store; }) ? store : '';
+  ui.fcCategory.value = cat && Array.prototype.some.call(ui.fcCategory.options, function (o) { return o.value === cat; }) ? cat : '';
+  filterProducts();
+}
+function filterProducts() {
+  var store = ui.fcStore.value, cat = ui.fcCategory.value;
+  var products = uniqueSorted(seriesItems.filter(function (s) {
+    return (!store || String(s.store_id) === store) && (!cat || String(s.category) === cat);
+  }).map(function (s) { return s.product_id; }));
+  fillSelect(ui.fcProduct, products, 'All products');
+}
+
+// The request's fields and bounds as the server declares them (null until /openapi.json answered).
+var requestFields = null;
+
+// Give every number input the server's bounds, and its default where the user typed nothing.
+function loadRequestFields() {
+  return client.forecastFields().then(function (fields) {
+    requestFields = fields;
+    ui.boundsStatus.hidden = true;
+    FORECAST_FIELDS.forEach(function (f) {
+      var input = ui.forecastForm.elements.namedItem(f[0]), field = fields[f[0]];
+      if (!input || !field) return;
+      var attrs = inputAttrs(field);
+      ['min', 'max', 'step'].forEach(function (a) { if (a in attrs) input.setAttribute(a, attrs[a]); else input.removeAttribute(a); });
+      if (field.description) input.title = field.description;
+      if (input.value === '' && field.default !== null) input.value = String(field.default);
+    });
+  }, function (err) {
+    ui.boundsStatus.textContent = 'Could not read the request\'s bounds from /openapi.json (' + err.message + '); the server still checks them.';
+    ui.boundsStatus.hidden = false;
+  });
+}
+
+function submitForecast(ev) {
+  ev.preventDefault();
+  ui.forecastError.hidden = true;
+  var values = {};
+  FORECAST_FIELDS.forEach(function (f) { values[f[0]] = ui.forecastForm.elements.namedItem(f[0]).value; });
+  var body;
+  try {
+    body = forecastBody(requestFields, values, { product_id: ui.fcProduct.value, store_id: ui.fcStore.value, category: ui.fcCategory.value });
+  } catch (err) {
+    showError(err, ui.forecastError);
+    ui.forecastForm.elements.namedItem(err.field).focus();
+    return;
+  }
+  ui.forecastSubmit.disabled = true;
+  ui.forecastSubmit.textContent = 'Loading…';
+  client.json('POST', '/forecast', body).then(function (resp) {
+    lastForecast = resp;
+    renderForecast(resp);
+  }, function (err) {
+    showError(err, ui.forecastError);
+  }).then(function () {
+    ui.forecastSubmit.disabled = false;
+    ui.forecastSubmit.textContent = 'Show forecast';
+  });
+}
+
+function fmtInventory(key, v) {
+  if (key === 'order_now') return v === true ? 'Yes' : v === false ? 'No' : fmtNum(v);
+  if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return (v * 100).toFixed(1).replace(/\.0$/, '') + '%';
+  if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
+  if (typeof v === 'boolean') return v ? 'Yes' : 'No';
+  if (v !== null && typeof v === 'object') return JSON.stringify(v);
+  return fmtNum(v);
+}
+function humanize(k) { return k.replace(/_/g, ' ').replace(/^./, function (c) { return c.toUpperCase(); }); }
+
+function renderForecast(resp) {
+  resp = resp || {};
+  ui.forecastOutput.hidden = false;
+  var sel = resp.selection;
+  var selText = sel && typeof sel === 'object'
+    ? Object.keys(sel).filter(function (k) { return sel[k] !== null && sel[k] !== undefined && sel[k] !== '' && !(Array.isArray(sel[k]) && !sel[k].length); })
+      .map(function (k) { return humanize(k) + ': ' + (Array.isArray(sel[k]) ? sel[k].join(', ') : typeof sel[k] === 'object' ? JSON.stringify(sel[k]) : sel[k]); }).join(' · ')
+    : (sel ? String(sel) : '');
+  ui.forecastTitleLine.textContent = 'Model ' + (resp.model_version || '?') + ' · ' + (selText || 'all series') + (resp.frequency ? ' · ' + resp.frequency : '');
+
+  var inv = resp.inventory || {};
+  ui.orderBanner.hidden = true;
+  if (inv.order_now === true) {
+    ui.orderBanner.className = 'alert error';
+    ui.orderBanner.textContent = 'Order now: stock is at or below the reorder point' + (inv.suggested_order_qty !== undefined && inv.suggested_order_qty !== null ? '. Suggested order: ' + fmtNum(inv.suggested_order_qty) + ' units.' : '.');
+    ui.orderBanner.hidden = false;
+  }
+  ui.inventory.textContent = '';
+  var shown = {};
+  function addMetric(key, label) {
+    shown[key] = 1;
+    if (!(key in inv)) return;
+    var d = el('div', { 'data-testid': 'inv-' + key, 'data-key': key, 'class': key === 'order_now' && inv[key] === true ? 'highlight' : null });
+    d.appendChild(el('dt', null, label));
+    d.appendChild(el('dd', null, fmtInventory(key, inv[key])));
+    ui.inventory.appendChild(d);
+  }
+  INVENTORY_FIELDS.forEach(function (f) { addMetric(f[0], f[1]); });
+  Object.keys(inv).forEach(function (k) { if (!shown[k] && (inv[k] === null || typeof inv[k] !== 'object')) addMetric(k, humanize(k)); });
+
+  ui.warnings.textContent = '';
+  var warnings = (resp.warnings || []).slice().sort(function (a, b) { return (SEVERITY_ORDER[a.severity] === undefined ? 3 : SEVERITY_ORDER[a.severity]) - (SEVERITY_ORDER[b.severity] === undefined ? 3 : SEVERITY_ORDER[b.severity]); });
+  if (!warnings.length) {
+    ui.warnings.appendChild(el('li', { 'class': 'none', 'data-severity': 'none' }, 'No warnings.'));
+  }
+  warnings.forEach(function (w) {
+    var li = el('li', { 'data-severity': w.severity || 'info', 'data-code': w.code || '' });
+    li.appendChild(el('span', { 'class': 'sev' }, w.severity || 'info'));
+    li.appendChild(document.createTextNode(w.message || ''));
+    if (w.code) li.appendChild(el('span', { 'class': 'code' }, '(' + w.code + ')'));
+    ui.warnings.appendChild(li);
+  });
+
+  if (resp.plot_url) {
+    ui.plotLink.href = client.url(resp.plot_url);
+    ui.plotLink.setAttribute('data-plot-url', resp.plot_url);
+    ui.plotLink.hidden = false;
+  } else {
+    ui.plotLink.hidden = true;
   }
 
-  // exposed for debugging and tests
-  window.restockRetrain = { SSEParser: SSEParser, followJob: followJob, state: function () { return { job: job, health: health, series: seriesItems.length }; } };
+  var tbody = ui.forecastTable.tBodies[0];
+  tbody.textContent = '';
+  (resp.forecast || []).forEach(function (p) {
+    var tr = el('tr');
+    tr.appendChild(el('td', null, p.date));
+    ['yhat', 'yhat_lower', 'yhat_upper', 'prophet', 'lstm'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, fmtNum(p[k]))); });
+    tbody.appendChild(tr);
+  });
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
-  else init();
-})();
+  drawChart(resp);
+  ui.forecastOutput.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+// When a token is needed, the PNG link is fetched with the header and opened as a blob.
+function openPlot(ev) {
+  if (!token()) return; // a plain link works
+  ev.preventDefault();
+  var href = ui.plotLink.href;
+  var win = window.open('', '_blank');
+  client.blob(href).then(function (blob) {
+    var u = URL.createObjectURL(blob);
+    if (win) win.location.href = u; else window.location.href = u;
+  }).catch(function (err) {
+    if (win) win.close();
+    showError(err, ui.forecastError);
+  });
+}
+
+// ---- chart (inline SVG)
+var SVGNS = 'http://www.w3.org/2000/svg';
+function svgEl(tag, attrs, text) {
+  var n = document.createElementNS(SVGNS, tag);
+  if (attrs) for (var k in attrs) if (attrs[k] !== undefined && attrs[k] !== null) n.setAttribute(k, attrs[k]);
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+function parseDate(s) {
+  var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(s));
+  if (m) return Date.UTC(+m[1], +m[2] - 1, +m[3]);
+  var t = Date.parse(s);
+  return isNaN(t) ? null : t;
+}
+function niceTicks(max, count) {
+  if (!(max > 0)) return { max: 1, ticks: [0, 1] };
+  var raw = max / count;
+  var mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  var step = [1, 2, 2.5, 5, 10].map(function (f) { return f * mag; }).filter(function (s) { return s >= raw; })[0];
+  var top = Math.ceil(max / step) * step, ticks = [];
+  for (var v = 0; v <= top + step / 2; v += step) ticks.push(+v.toPrecision(12));
+  return { max: top, ticks: ticks };
+}
+function fmtDate(t, withYear) {
+  var d = new Date(t);
+  return d.toLocaleDateString(undefined, withYear ? { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' } : { month: 'short', day: 'numeric', timeZone: 'UTC' });
+}
+
+var chartState = null;
+function drawChart(resp) {
+  var svg = ui.chart;
+  svg.textContent = '';
+  ui.tooltip.hidden = true;
+  var fc = (resp.forecast || []).filter(function (p) { return parseDate(p.date) !== null; });
+  var histAll = (resp.history || []).filter(function (p) { return parseDate(p.date) !== null; });
+  var hist = histAll.slice(-historyToChart(fc.length));
+  var inv = resp.inventory || {};
+  var width = Math.max(300, Math.round(ui.chartWrap.clientWidth || 800));
+  var height = Math.round(Math.max(240, Math.min(400, width * 0.5)));
+  var narrow = width < 520;
+  var m = { top: 16, right: narrow ? 44 : 60, bottom: 34, left: narrow ? 40 : 52 };
+  svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
+  svg.setAttribute('width', width);
+  svg.setAttribute('height', height);
+  svg.appendChild(svgEl('title', null, 'Forecast chart'));
+  if (!fc.length && !hist.length) {
+    svg.appendChild(svgEl('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle' }, 'No data to draw.'));
+    chartState = null;
+    return;
+  }
+
+  // rows keyed by date: history and forecast on one time axis
+  var rowsByT = {};
+  hist.forEach(function (p) { var t = parseDate(p.date); (rowsByT[t] = rowsByT[t] || { t: t, date: p.date }).quantity = p.quantity; });
+  fc.forEach(function (p) {
+    var t = parseDate(p.date), r = (rowsByT[t] = rowsByT[t] || { t: t, date: p.date });
+    r.yhat = p.yhat; r.lower = p.yhat_lower; r.upper = p.yhat_upper; r.prophet = p.prophet; r.lstm = p.lstm;
+  });
+  var rows = Object.keys(rowsByT).map(function (k) { return rowsByT[k]; }).sort(function (a, b) { return a.t - b.t; });
+
+  // projected stock: on hand at the last history date, minus cumulative forecast demand
+  var onHand = typeof inv.on_hand === 'number' ? inv.on_hand : null;
+  if (onHand !== null && fc.length) {
+    var stock = onHand;
+    var lastHist = hist.length ? parseDate(hist[hist.length - 1].date) : null;
+    if (lastHist !== null && rowsByT[lastHist]) rowsByT[lastHist].stock = onHand;
+    fc.forEach(function (p) { stock = Math.max(0, stock - (typeof p.yhat === 'number' ? p.yhat : 0)); rowsByT[parseDate(p.date)].stock = stock; });
+  }
+  var rop = typeof inv.reorder_point === 'number' ? inv.reorder_point : null;
+
+  var t0 = rows[0].t, t1 = rows[rows.length - 1].t;
+  if (t1 === t0) t1 = t0 + 86400000;
+  var demandMax = 0, stockMax = 0;
+  rows.forEach(function (r) {
+    [r.quantity, r.yhat, r.upper].forEach(function (v) { if (typeof v === 'number' && v > demandMax) demandMax = v; });
+    if (typeof r.stock === 'number' && r.stock > stockMax) stockMax = r.stock;
+  });
+  if (rop !== null && rop > stockMax) stockMax = rop;
+  if (onHand !== null && onHand > stockMax) stockMax = onHand;
+  var yL = niceTicks(demandMax * 1.05, 5);
+  var hasRight = rop !== null || onHand !== null;
+  var yR = niceTicks(stockMax * 1.05, 5);
+  var pw = width - m.left - m.right, ph = height - m.top - m.bottom;
+  function x(t) { return m.left + (t - t0) / (t1 - t0) * pw; }
+  function yl(v) { return m.top + ph - v / yL.max * ph; }
+  function yr(v) { return m.top + ph - v / yR.max * ph; }
+
+  // grid + axes
+  var g = svgEl('g');
+  yL.ticks.forEach(function (v) {
+    g.appendChild(svgEl('line', { 'class': 'grid-line', x1: m.left, x2: m.left + pw, y1: yl(v), y2: yl(v) }));
+    g.appendChild(svgEl('text', { x: m.left - 6, y: yl(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
+  });
+  if (hasRight) yR.ticks.forEach(function (v) {
+    g.appendChild(svgEl('text', { x: m.left + pw + 6, y: yr(v) + 4, 'text-anchor': 'start' }, fmtNum(v)));
+  });
+  var nx = Math.max(2, Math.floor(pw / (narrow ? 80 : 110)));
+  var spanYears = new Date(t0).getUTCFullYear() !== new Date(t1).getUTCFullYear();
+  for (var i = 0; i <= nx; i++) {
+    var tt = t0 + (t1 - t0) * i / nx;
+    g.appendChild(svgEl('line', { 'class': 'axis', x1: x(tt), x2: x(tt), y1: m.top + ph, y2: m.top + ph + 4 }));
+    g.appendChild(svgEl('text', { x: x(tt), y: m.top + ph + 18, 'text-anchor': i === 0 ? 'start' : i === nx ? 'end' : 'middle' }, fmtDate(tt, spanYears && (i === 0 || i === nx))));
+  }
+  g.appendChild(svgEl('line', { 'class': 'axis', x1: m.left, x2: m.left + pw, y1: m.top + ph, y2: m.top + ph }));
+  g.appendChild(svgEl('text', { x: m.left, y: 11, 'text-anchor': 'start' }, 'demand / ' + periodName(resp.frequency)));
+  if (hasRight) g.appendChild(svgEl('text', { x: m.left + pw, y: 11, 'text-anchor': 'end' }, 'stock (units)'));
+  svg.appendChild(g);
+
+  function pathOf(points) {
+    return points.map(function (p, k) { return (k ? 'L' : 'M') + p[0].toFixed(1) + ',' + p[1].toFixed(1); }).join('');
+  }
+  // interval band
+  var bandRows = rows.filter(function (r) { return typeof r.lower === 'number' && typeof r.upper === 'number'; });
+  if (bandRows.length) {
+    var up = bandRows.map(function (r) { return [x(r.t), yl(Math.max(0, r.upper))]; });
+    var lo = bandRows.slice().reverse().map(function (r) { return [x(r.t), yl(Math.max(0, r.lower))]; });
+    svg.appendChild(svgEl('path', { 'class': 'band', 'data-testid': 'chart-band', d: pathOf(up.concat(lo)) + 'Z' }));
+  }
+  // today divider
+  if (hist.length && fc.length) {
+    var tl = parseDate(hist[hist.length - 1].date);
+    svg.appendChild(svgEl('line', { 'class': 'today', x1: x(tl), x2: x(tl), y1: m.top, y2: m.top + ph }));
+  }
+  var histRows = rows.filter(function (r) { return typeof r.quantity === 'number'; });
+  if (histRows.length) svg.appendChild(svgEl('path', { 'class': 'history', 'data-testid': 'chart-history', d: pathOf(histRows.map(function (r) { return [x(r.t), yl(r.quantity)]; })) }));
+  var fcRows = rows.filter(function (r) { return typeof r.yhat === 'number'; });
+  if (fcRows.length) svg.appendChild(svgEl('path', { 'class': 'forecast', 'data-testid': 'chart-forecast', d: pathOf(fcRows.map(function (r) { return [x(r.t), yl(Math.max(0, r.yhat))]; })) }));
+  var stockRows = rows.filter(function (r) { return typeof r.stock === 'number'; });
+  if (stockRows.length > 1) svg.appendChild(svgEl('path', { 'class': 'stock', 'data-testid': 'chart-stock', d: pathOf(stockRows.map(function (r) { return [x(r.t), yr(r.stock)]; })) }));
+  if (rop !== null) {
+    svg.appendChild(svgEl('line', { 'class': 'rop', 'data-testid': 'chart-reorder-point', x1: m.left, x2: m.left + pw, y1: yr(rop), y2: yr(rop) }));
+    svg.appendChild(svgEl('text', { 'class': 'rop-label', x: m.left + pw - 4, y: yr(rop) - 5, 'text-anchor': 'end' }, 'reorder point ' + fmtNum(rop)));
+  }
+  if (histAll.length > hist.length) {
+    svg.appendChild(svgEl('text', { x: m.left + 4, y: m.top + 12 }, 'last ' + hist.length + ' of ' + histAll.length + ' history points'));
+  }
+
+  // hover layer
+  var cursor = svgEl('line', { 'class': 'cursor', y1: m.top, y2: m.top + ph, visibility: 'hidden' });
+  var dotH = svgEl('circle', { 'class': 'dot-h', r: 3.5, visibility: 'hidden' });
+  var dotF = svgEl('circle', { 'class': 'dot-f', r: 3.5, visibility: 'hidden' });
+  var dotS = svgEl('circle', { 'class': 'dot-s', r: 3, visibility: 'hidden' });
+  svg.appendChild(cursor); svg.appendChild(dotH); svg.appendChild(dotF); svg.appendChild(dotS);
+  var overlay = svgEl('rect', { x: m.left, y: m.top, width: pw, height: ph, fill: 'transparent', 'data-testid': 'chart-overlay' });
+  svg.appendChild(overlay);
+  chartState = { rows: rows, x: x, yl: yl, yr: yr, m: m, pw: pw, ph: ph, width: width, cursor: cursor, dotH: dotH, dotF: dotF, dotS: dotS, index: null, resp: resp };
+
+  function nearest(px) {
+    var best = 0, bd = Infinity;
+    for (var k = 0; k < rows.length; k++) { var d = Math.abs(x(rows[k].t) - px); if (d < bd) { bd = d; best = k; } }
+    return best;
+  }
+  overlay.addEventListener('pointermove', function (e) {
+    var rect = svg.getBoundingClientRect();
+    var scale = width / (rect.width || width);
+    showPoint(nearest((e.clientX - rect.left) * scale));
+  });
+  overlay.addEventListener('pointerleave', hidePoint);
+}
+
+function showPoint(k) {
+  var s = chartState;
+  if (!s || !s.rows.length) return;
+  k = Math.max(0, Math.min(s.rows.length - 1, k));
+  s.index = k;
+  var r = s.rows[k];
+  var cx = s.x(r.t);
+  s.cursor.setAttribute('x1', cx); s.cursor.setAttribute('x2', cx); s.cursor.setAttribute('visibility', 'visible');
+  function dot(d, v, scale) {
+    if (typeof v === 'number') { d.setAttribute('cx', cx); d.setAttribute('cy', scale(Math.max(0, v))); d.setAttribute('visibility', 'visible'); }
+    else d.setAttribute('visibility', 'hidden');
+  }
+  dot(s.dotH, r.quantity, s.yl); dot(s.dotF, r.yhat, s.yl); dot(s.dotS, r.stock, s.yr);
+  var lines = [fmtDate(r.t, true)];
+  if (typeof r.quantity === 'number') lines.push('Actual: ' + fmtNum(r.quantity));
+  if (typeof r.yhat === 'number') lines.push('Forecast: ' + fmtNum(r.yhat) + (typeof r.lower === 'number' ? ' (' + fmtNum(r.lower) + ' – ' + fmtNum(r.upper) + ')' : ''));
+  if (typeof r.prophet === 'number' || typeof r.lstm === 'number') lines.push('Prophet ' + fmtNum(r.prophet) + ' · LSTM ' + fmtNum(r.lstm));
+  if (typeof r.stock === 'number') lines.push('Projected stock: ' + fmtNum(r.stock));
+  var inv = s.resp.inventory || {};
+  if (typeof inv.reorder_point === 'number') lines.push('Reorder point: ' + fmtNum(inv.reorder_point));
+  ui.tooltip.textContent = '';
+  lines.forEach(function (l, i) { if (i) ui.tooltip.appendChild(document.createElement('br')); ui.tooltip.appendChild(document.createTextNode(l)); });
+  ui.tooltip.hidden = false;
+  var rect = ui.chart.getBoundingClientRect();
+  var scale = (rect.width || s.width) / s.width;
+  var left = cx * scale + 12;
+  var tw = ui.tooltip.offsetWidth;
+  if (left + tw > (rect.width || s.width)) left = cx * scale - tw - 12;
+  ui.tooltip.style.left = Math.max(0, left) + 'px';
+  ui.tooltip.style.top = (s.m.top * scale + 4) + 'px';
+}
+function hidePoint() {
+  var s = chartState;
+  ui.tooltip.hidden = true;
+  if (!s) return;
+  [s.cursor, s.dotH, s.dotF, s.dotS].forEach(function (n) { n.setAttribute('visibility', 'hidden'); });
+}
+function chartKey(e) {
+  var s = chartState;
+  if (!s) return;
+  var k = s.index === null ? s.rows.length - 1 : s.index;
+  var firstFc = s.rows.findIndex(function (r) { return typeof r.yhat === 'number'; });
+  if (e.key === 'ArrowLeft') k -= e.shiftKey ? 7 : 1;
+  else if (e.key === 'ArrowRight') k += e.shiftKey ? 7 : 1;
+  else if (e.key === 'Home') k = 0;
+  else if (e.key === 'End') k = s.rows.length - 1;
+  else if (e.key === 'Escape') { hidePoint(); return; }
+  else return;
+  e.preventDefault();
+  if (s.index === null && e.key !== 'Home' && e.key !== 'End' && firstFc >= 0) k = firstFc;
+  showPoint(k);
+}
+
+// ---------------------------------------------------------------- wiring
+function init() {
+  ['server-status', 'token-panel', 'token-form', 'token-input', 'token-clear', 'token-state', 'upload-form', 'drop-zone',
+   'file-input', 'file-name', 'opt-weights', 'opt-skip', 'opt-last', 'upload-button', 'upload-progress-wrap', 'upload-progress',
+   'upload-progress-text', 'upload-summary', 'error-box', 'error-text', 'error-table-wrap', 'error-table', 'error-more',
+   'training-section', 'job-id', 'job-status', 'elapsed', 'cancel-button', 'connection-status', 'stage-list', 'stage-message',
+   'overall-progress', 'overall-progress-text', 'epoch-block', 'epoch-text', 'epoch-loss', 'epoch-progress', 'event-log',
+   'event-count', 'result-section', 'model-version', 'accuracy-summary', 'metrics-table', 'forecast-model', 'forecast-form',
+   'fc-product', 'fc-store', 'fc-category', 'fc-days', 'fc-service-level', 'fc-lead-time', 'fc-on-hand', 'fc-lead-time-std',
+   'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'series-status', 'bounds-status', 'forecast-submit',
+   'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
+   'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table'
+  ].forEach(function (id) {
+    var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
+    ui[key] = $(id);
+  });
+  ui.connection = ui.connectionStatus;
+  ui.chart = ui.forecastChart;
+  ui.tooltip = ui.chartTooltip;
+  ui.inventory = ui.inventoryMetrics;
+  ui.warnings = ui.warningsList;
+
+  STAGES.forEach(function (s) { ui.stageList.appendChild(el('li', { 'data-stage': s, 'data-state': 'pending', 'data-testid': 'stage-' + s }, STAGE_LABELS[s])); });
+
+  // token
+  ui.tokenInput.value = token();
+  updateTokenState();
+  if (!token() && params.get('token')) { /* never read tokens from the URL: they leak into logs */ }
+  ui.tokenForm.addEventListener('submit', function (e) {
+    e.preventDefault();
+    setToken(ui.tokenInput.value.trim());
+    updateTokenState();
+    refreshHealth();
+  });
+  ui.tokenClear.addEventListener('click', function () {
+    ui.tokenInput.value = '';
+    setToken('');
+    updateTokenState();
+    refreshHealth();
+  });
+
+  // file selection, drag and drop
+  ui.fileInput.addEventListener('change', function () { pickFile(ui.fileInput.files && ui.fileInput.files[0]); });
+  ['dragenter', 'dragover'].forEach(function (t) {
+    ui.dropZone.addEventListener(t, function (e) { e.preventDefault(); if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy'; ui.dropZone.classList.add('dragover'); });
+  });
+  ['dragleave', 'dragend'].forEach(function (t) { ui.dropZone.addEventListener(t, function () { ui.dropZone.classList.remove('dragover'); }); });
+  ui.dropZone.addEventListener('drop', function (e) {
+    e.preventDefault();
+    ui.dropZone.classList.remove('dragover');
+    var files = e.dataTransfer && e.dataTransfer.files;
+    if (!files || !files.length) { showError(new ApiError(0, 'no_file', 'Nothing usable was dropped: drop a CSV file.')); return; }
+    if (files.length > 1) { showError(new ApiError(0, 'too_many_files', 'Drop one CSV file at a time.')); return; }
+    try { ui.fileInput.files = files; } catch (err) { /* older browsers: keep our own reference */ }
+    pickFile(files[0]);
+  });
+  // a file dropped outside the zone must not navigate away from the page
+  window.addEventListener('dragover', function (e) { e.preventDefault(); });
+  window.addEventListener('drop', function (e) { if (!ui.dropZone.contains(e.target)) e.preventDefault(); });
+  ui.uploadForm.addEventListener('submit', startUpload);
+  ui.cancelButton.addEventListener('click', cancelJob);
+
+  // forecast
+  ui.forecastForm.addEventListener('submit', submitForecast);
+  ui.fcStore.addEventListener('change', filterProducts);
+  ui.fcCategory.addEventListener('change', filterProducts);
+  ui.plotLink.addEventListener('click', openPlot);
+  ui.chart.addEventListener('keydown', chartKey);
+  ui.chart.addEventListener('blur', hidePoint);
+  var resizeTimer = null;
+  window.addEventListener('resize', function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { if (lastForecast && !ui.forecastOutput.hidden) drawChart(lastForecast); }, 150);
+  });
+
+  window.addEventListener('unhandledrejection', function (e) {
+    showError(new ApiError(0, 'unexpected', 'Unexpected error: ' + (e.reason && e.reason.message ? e.reason.message : String(e.reason))));
+  });
+
+  refreshHealth();
+}
+
+// exposed for debugging and tests
+window.restockRetrain = { client: client, state: function () { return { job: job, health: health, series: seriesItems.length }; } };
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+else init();

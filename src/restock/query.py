@@ -1,0 +1,163 @@
+"""What a forecast request may ask, declared once: fields, defaults, bounds and help.
+
+A forecast request is two things: a ``ForecastQuery`` (which series, how far ahead, how much
+history, a chart or not) and an ``InventoryPolicy`` (how stock is planned for it). Everything
+else is derived from these two models, so the bounds cannot disagree again:
+
+- the API body (``restock.web.schemas.ForecastRequest``) is both models together, and
+  ``/openapi.json`` publishes their bounds, which both browser clients read;
+- the CLI's ``forecast`` options are generated from the fields (``restock.cli.forecast``);
+- the README's table of request fields is ``markdown_table()``, which a test checks.
+
+An out-of-range value fails here, with one error (``RequestValidationError``, 422) naming
+the field, whichever door the request came in by.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.fields import FieldInfo
+
+from restock.errors import RequestValidationError
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Filter = Id | Annotated[list[Id], Field(min_length=1, max_length=1000)] | None
+
+#: bounds far beyond any real inventory that keep every plan number a finite float
+#: (EOQ = sqrt(2 K D / h) overflows for K = 1e308, h = 1e-308)
+MAX_COST = 1e12
+MIN_HOLDING_COST = 1e-9
+MAX_UNITS = 1e15
+#: ten years: any lead time, review period or cover beyond it is a typo
+MAX_DAYS = 3650.0
+#: horizons and history beyond what any version holds are refused by the version itself;
+#: these caps only keep a request's numbers sane
+MAX_HORIZON_DAYS = 36_600
+MAX_PERIODS = 5_000
+#: cycle service levels: at 0.5 or below the safety stock would be negative; above 0.9999
+#: z explodes and the normal tail is no longer a credible model of demand
+SERVICE_LEVEL_ABOVE = 0.5
+SERVICE_LEVEL_MAX = 0.9999
+
+
+class _Declared(BaseModel):
+    """Unknown fields are errors (``lead_time`` for ``lead_time_days`` must not be ignored),
+    and NaN/Infinity are never numbers."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class ForecastQuery(_Declared):
+    """Which series to forecast, how far ahead, and what the answer carries."""
+
+    days: int | None = Field(None, ge=1, le=MAX_HORIZON_DAYS,
+                             description="horizon in calendar days (default 30)")
+    periods: int | None = Field(None, ge=1, le=MAX_PERIODS,
+                                description="horizon in the data's periods (instead of days)")
+    product_id: Filter = Field(None, description="a product id or a list of them (default: all)")
+    store_id: Filter = Field(None, description="a store id or a list of them (default: all)")
+    category: Filter = Field(None, description="a category or a list of them (default: all)")
+    history: int = Field(28, ge=0, le=MAX_PERIODS,
+                         description="recent periods of sales history in the answer")
+    plot: bool = Field(False, description="render a PNG chart; its URL comes back as plot_url")
+
+    @model_validator(mode="after")
+    def _one_horizon(self) -> "ForecastQuery":
+        if self.days is not None and self.periods is not None:
+            raise ValueError("give either days or periods, not both")
+        return self
+
+
+class InventoryPolicy(_Declared):
+    """How stock is planned for the forecast: service level, lead time, costs, cover."""
+
+    service_level: float = Field(
+        0.95, gt=SERVICE_LEVEL_ABOVE, le=SERVICE_LEVEL_MAX,
+        description="cycle service level: chance of no stockout in a replenishment cycle")
+    lead_time_days: float = Field(7.0, gt=0, le=MAX_DAYS,
+                                  description="days from placing an order to receiving it")
+    lead_time_std_days: float = Field(0.0, ge=0, le=MAX_DAYS,
+                                      description="standard deviation of the lead time, days")
+    review_period_days: float = Field(0.0, ge=0, le=MAX_DAYS,
+                                      description="days between stock reviews (0: continuous)")
+    on_hand: float | None = Field(None, ge=-MAX_UNITS, le=MAX_UNITS,
+                                  description="units in stock now (default: latest stored)")
+    ordering_cost: float | None = Field(None, gt=0, le=MAX_COST,
+                                        description="cost per order; EOQ with holding_cost")
+    holding_cost: float | None = Field(None, ge=MIN_HOLDING_COST, le=MAX_COST,
+                                       description="holding cost per unit per year; EOQ")
+    cover_days: float = Field(30.0, gt=0, le=MAX_DAYS,
+                              description="order quantity in days of demand when no EOQ")
+
+    @model_validator(mode="after")
+    def _both_costs(self) -> "InventoryPolicy":
+        if (self.ordering_cost is None) != (self.holding_cost is None):
+            missing = "holding_cost" if self.holding_cost is None else "ordering_cost"
+            raise ValueError(f"{missing} is needed too: EOQ uses both ordering and holding cost")
+        return self
+
+
+def bounds_text(field: FieldInfo) -> str:
+    """A field's declared range as ``0.5 < x <= 0.9999`` (empty when it has none)."""
+    found = {name: getattr(m, name) for m in field.metadata
+             for name in ("gt", "ge", "lt", "le") if getattr(m, name, None) is not None}
+    low = next((f"{found[k]:g} {sym} " for k, sym in (("gt", "<"), ("ge", "<=")) if k in found), "")
+    high = next((f" {sym} {found[k]:g}" for k, sym in (("lt", "<"), ("le", "<=")) if k in found),
+                "")
+    return f"{low}x{high}" if low or high else ""
+
+
+def fields() -> dict[str, FieldInfo]:
+    """Every field of a forecast request, the query's first."""
+    return {**ForecastQuery.model_fields, **InventoryPolicy.model_fields}
+
+
+def markdown_table() -> str:
+    """The README's table of request fields (a test keeps the README equal to it)."""
+    lines = ["| field | default | allowed | meaning |", "|---|---|---|---|"]
+    for name, field in fields().items():
+        default = "none" if field.default is None else str(field.default).lower()
+        allowed = bounds_text(field) or ("1-1000 ids of 1-200 characters" if field.annotation == Filter
+                                         else "true or false")
+        lines.append(f"| `{name}` | {default} | {allowed} | "
+                     f"{field.description} |")
+    return "\n".join(lines)
+
+
+def problems_of(error: pydantic.ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as JSON-safe problems: where (``loc``), what (``msg``), ``type``."""
+    return [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_url=False, include_input=False)]
+
+
+def invalid_request(problems: list[dict[str, Any]]) -> RequestValidationError:
+    """The one error for a request that does not match its declaration, naming the field."""
+    first = problems[0] if problems else {"loc": [], "msg": "invalid"}
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return RequestValidationError(
+        f"the request does not match the schema: {'.'.join(first['loc']) or 'body'}: "
+        f"{first['msg']}{more}", {"problems": problems})
+
+
+def parse(model: type[_Declared], values: dict[str, Any]) -> Any:
+    """``model`` from ``values``, or the one ``RequestValidationError`` naming the field."""
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as error:
+        raise invalid_request(problems_of(error)) from None
+
+
+def split(values: dict[str, Any]) -> tuple[ForecastQuery, InventoryPolicy]:
+    """One flat request (as the API and the CLI take it) as its query and its policy."""
+    query = parse(ForecastQuery, {k: v for k, v in values.items()
+                                  if k not in InventoryPolicy.model_fields})
+    policy = parse(InventoryPolicy, {k: v for k, v in values.items()
+                                     if k in InventoryPolicy.model_fields})
+    return query, policy
+
+
+if __name__ == "__main__":
+    print(markdown_table())  # python -m restock.query: the table to paste into the README

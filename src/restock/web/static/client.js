@@ -1,0 +1,477 @@
+// The one restock browser client, shared by the plain page (retrain.html imports it as an ES
+// module from /static/client.js, no build step) and the React component (frontend/src/api.js
+// re-exports it; vite bundles it). JSON calls, the CSV upload (XMLHttpRequest, for upload
+// progress), the job event stream (fetch + ReadableStream, so the bearer token and
+// Last-Event-ID can be sent; EventSource can send neither), the one error shape, and the
+// forecast form's fields and bounds as the server declares them in /openapi.json.
+// Plain ES2020 without JSX or imports: browsers load it as it is.
+
+export const STAGES = ['validate', 'merge', 'backtest', 'prophet', 'lstm', 'ensemble', 'forecast', 'save', 'activate', 'done'];
+export const STAGE_LABELS = {
+  validate: 'Validate', merge: 'Merge', backtest: 'Backtest', prophet: 'Prophet', lstm: 'LSTM',
+  ensemble: 'Ensemble', forecast: 'Forecast', save: 'Save', activate: 'Activate', done: 'Done',
+};
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+export class ApiError extends Error {
+  constructor(status, code, message, details = null, retryAfter = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const DEFAULT_MESSAGES = {
+  400: 'The server rejected the request as malformed.',
+  401: 'The server needs an access token, or refused the one given.',
+  403: 'This token is not allowed to do that.',
+  404: 'Not found on the server.',
+  405: 'The server does not allow this method here.',
+  409: 'Conflict: the server is busy with another operation, or the job already finished.',
+  413: 'The file is larger than the server accepts.',
+  415: 'The server accepts CSV files only.',
+  422: 'The data was rejected; nothing was stored.',
+  429: 'Too many requests: the server is rate limiting.',
+  500: 'The server failed with an internal error.',
+  502: 'Bad gateway: the API server behind the proxy did not answer.',
+  503: 'The server is unavailable right now.',
+  504: 'The server timed out.',
+};
+const CODE_NAMES = {
+  400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
+  409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 422: 'invalid_data', 429: 'rate_limited',
+};
+
+/** Build an ApiError from a non-2xx response body (the `{"error": {...}}` shape, or anything else). */
+export function errorFromResponse(status, statusText, text, retryAfter = null) {
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = null; }
+  const e = body && body.error && typeof body.error === 'object' ? body.error : null;
+  const code = e?.code || CODE_NAMES[status] || (status >= 500 ? 'server_error' : `http_${status}`);
+  let message = e?.message || (typeof body?.error === 'string' ? body.error : null) ||
+    DEFAULT_MESSAGES[status] || `The server answered ${status} ${statusText || ''}.`;
+  if (!e && text && !body) {
+    const snippet = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
+    if (snippet) message += ` (response: "${snippet}")`;
+  }
+  if (status === 429 && retryAfter) message += ` Try again in ${retryAfter} s.`;
+  return new ApiError(status, code, message, e?.details ?? null, retryAfter);
+}
+
+function parseBody(status, statusText, text, retryAfter) {
+  if (status >= 200 && status < 300) {
+    if (!text) return null;
+    try { return JSON.parse(text); } catch {
+      throw new ApiError(status, 'bad_response', `The server answered ${status} but the body is not JSON.`);
+    }
+  }
+  throw errorFromResponse(status, statusText, text, retryAfter);
+}
+
+/** End a server message as a sentence, so a hint can follow it. */
+export function sentence(text) {
+  const t = String(text ?? '').trim();
+  return !t || /[.!?:)]$/.test(t) ? t : `${t}.`;
+}
+
+/** The total of epochs of an LSTM event: its `epochs`, else the "epoch 3/20" of its message. */
+export function totalEpochs(data) {
+  if (data?.epochs) return data.epochs;
+  const m = /epoch\s+\d+\s*\/\s*(\d+)/i.exec(data?.message || '');
+  return m ? Number(m[1]) : null;
+}
+
+/** One line for humans: "HTTP 413 · payload_too_large: The file is larger ...". */
+export function describeError(err) {
+  if (!err) return 'Unknown error.';
+  if (err instanceof ApiError) {
+    const prefix = err.status ? `HTTP ${err.status} · ${err.code}: ` : err.code ? `${err.code}: ` : '';
+    return prefix + sentence(err.message);
+  }
+  return `${err.name || 'Error'}: ${err.message || String(err)}`;
+}
+
+/** Incremental text/event-stream parser following the WHATWG rules. */
+export class SSEParser {
+  constructor(onEvent, { onComment = () => {}, onRetry = () => {} } = {}) {
+    this.buf = '';
+    this.dataLines = [];
+    this.type = '';
+    this.idBuffer = null;
+    this.lastEventId = null; // committed only when an event is dispatched
+    this.onEvent = onEvent;
+    this.onComment = onComment;
+    this.onRetry = onRetry;
+  }
+
+  push(chunk) {
+    this.buf += chunk;
+    for (;;) {
+      const m = /[\r\n]/.exec(this.buf);
+      if (!m) return;
+      const i = m.index;
+      let skip = 1;
+      if (this.buf[i] === '\r') {
+        if (i + 1 >= this.buf.length) return; // maybe half of a CRLF: wait for more
+        if (this.buf[i + 1] === '\n') skip = 2;
+      }
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + skip);
+      this.line(line);
+    }
+  }
+
+  line(line) {
+    if (line === '') { this.dispatch(); return; }
+    if (line[0] === ':') { this.onComment(line.slice(1)); return; }
+    const idx = line.indexOf(':');
+    const field = idx < 0 ? line : line.slice(0, idx);
+    let value = idx < 0 ? '' : line.slice(idx + 1);
+    if (value[0] === ' ') value = value.slice(1);
+    if (field === 'event') this.type = value;
+    else if (field === 'data') this.dataLines.push(value);
+    else if (field === 'id') { if (!value.includes('\u0000')) this.idBuffer = value; }
+    else if (field === 'retry') { if (/^\d+$/.test(value)) this.onRetry(parseInt(value, 10)); }
+  }
+
+  dispatch() {
+    this.lastEventId = this.idBuffer;
+    if (!this.dataLines.length) { this.type = ''; return; }
+    const ev = { type: this.type || 'message', data: this.dataLines.join('\n'), id: this.lastEventId };
+    this.type = '';
+    this.dataLines = [];
+    this.onEvent(ev);
+  }
+}
+
+// ------------------------------------------------------------- what the answers mean
+
+/** The backtest's members, as the result tables name them. */
+export const MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal naive', prophet: 'Prophet', lstm: 'LSTM' };
+
+/** The inventory plan's keys in the order both UIs list them, with their labels. */
+export const INVENTORY_FIELDS = [
+  ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
+  ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
+  ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
+  ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
+  ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
+  ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate'],
+];
+
+/** Warnings are listed most severe first. */
+export const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+
+/** The period a forecast answer counts in, from its pandas frequency ("D", "W-SUN", "MS"). */
+export function periodName(frequency) {
+  const code = String(frequency || 'D').toUpperCase();
+  return code.startsWith('W') ? 'week' : code.startsWith('M') ? 'month' : 'day';
+}
+
+// ------------------------------------------------------------------ the forecast form
+
+/** The least history the charts draw, in periods. */
+const HISTORY_PERIODS = 90;
+
+/** History periods the charts draw next to a forecast of `horizon` periods: four times the
+ * horizon, at least HISTORY_PERIODS. The forms ask for as much (see forecastBody). */
+export function historyToChart(horizon) {
+  return Math.max(HISTORY_PERIODS, 4 * (horizon || 0));
+}
+
+/** The form's number fields, in order, with their labels; the first four are always shown. */
+export const FORECAST_FIELDS = [
+  ['days', 'Days ahead'], ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
+  ['on_hand', 'On hand'], ['lead_time_std_days', 'Lead time std (days)'],
+  ['review_period_days', 'Review period (days)'], ['ordering_cost', 'Ordering cost per order'],
+  ['holding_cost', 'Holding cost per unit'], ['cover_days', 'Cover days (order up to)'],
+];
+
+/** Follow `{"$ref": "#/components/..."}` links inside one OpenAPI document. */
+function deref(doc, node) {
+  let n = node;
+  for (let hops = 0; n && n.$ref && hops < 32; hops++) {
+    n = n.$ref.replace(/^#\//, '').split('/')
+      .reduce((o, k) => o?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
+  }
+  return n || null;
+}
+
+/**
+ * The request fields of POST `path` as the server's /openapi.json declares them:
+ * name -> {type, min, max, exclusiveMin, exclusiveMax, default, description} (null where not
+ * declared; a nullable field's bounds are those of its non-null branch). Both forms take their
+ * input bounds and defaults from here, so neither can disagree with the API.
+ */
+export function requestFields(openapi, path = '/forecast') {
+  const body = openapi?.paths?.[path]?.post?.requestBody?.content?.['application/json']?.schema;
+  const schema = deref(openapi, body);
+  const fields = {};
+  for (const [name, raw] of Object.entries(schema?.properties || {})) {
+    const prop = deref(openapi, raw) || {};
+    const branch = (prop.anyOf || [prop]).map((b) => deref(openapi, b) || {}).find((b) => b.type !== 'null') || {};
+    const pick = (key) => branch[key] ?? prop[key] ?? null;
+    fields[name] = {
+      type: pick('type'), min: pick('minimum'), max: pick('maximum'),
+      exclusiveMin: pick('exclusiveMinimum'), exclusiveMax: pick('exclusiveMaximum'),
+      default: prop.default ?? null, description: prop.description || '',
+    };
+  }
+  return fields;
+}
+
+/** An <input type="number">'s min, max and step for a field (an exclusive bound as min/max:
+ * the browser cannot say "exclusive"; `fieldProblem` catches the bound itself). */
+export function inputAttrs(field) {
+  const attrs = { step: field?.type === 'integer' ? '1' : 'any' };
+  const min = field?.min ?? field?.exclusiveMin;
+  const max = field?.max ?? field?.exclusiveMax;
+  if (min !== null && min !== undefined) attrs.min = String(min);
+  if (max !== null && max !== undefined) attrs.max = String(max);
+  return attrs;
+}
+
+/** What is wrong with a number for a field, in words (null: nothing). */
+export function fieldProblem(field, value) {
+  if (!Number.isFinite(value)) return 'enter a number';
+  if (!field) return null;
+  if (field.type === 'integer' && !Number.isInteger(value)) return 'enter a whole number';
+  if (field.min !== null && value < field.min) return `must be at least ${field.min}`;
+  if (field.exclusiveMin !== null && value <= field.exclusiveMin) return `must be more than ${field.exclusiveMin}`;
+  if (field.max !== null && value > field.max) return `must be at most ${field.max}`;
+  if (field.exclusiveMax !== null && value >= field.exclusiveMax) return `must be less than ${field.exclusiveMax}`;
+  return null;
+}
+
+/**
+ * The POST /forecast body from the form: the selection, every filled-in number field (a blank
+ * one is left to the server's default), the history the chart draws when the server offers
+ * `history` (within its declared maximum), and a PNG. A value out of the declared bounds throws an ApiError `invalid_input` whose `field`
+ * names the input to focus.
+ */
+export function forecastBody(fields, values, selection = {}) {
+  const body = {};
+  for (const [k, v] of Object.entries(selection)) if (v) body[k] = v;
+  for (const [name, label] of FORECAST_FIELDS) {
+    const raw = String(values[name] ?? '').trim();
+    if (raw === '') continue;
+    const value = Number(raw);
+    const problem = fieldProblem(fields?.[name], value);
+    if (problem) {
+      const err = new ApiError(0, 'invalid_input', `Check the field "${label}": ${problem}.`);
+      err.field = name;
+      throw err;
+    }
+    body[name] = value;
+  }
+  if (fields?.history) body.history = Math.min(fields.history.max ?? Infinity, historyToChart(body.days));
+  body.plot = true;
+  return body;
+}
+
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const t = setTimeout(resolve, ms);
+  signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+});
+
+/**
+ * A client bound to a base URL; `getToken` is called on every request, so a changed
+ * token is used from the next request (including stream reconnects) on.
+ */
+export function createClient({ apiBaseUrl = '', getToken = () => '', fetchImpl, XHR } = {}) {
+  const base = String(apiBaseUrl || '').replace(/\/+$/, '');
+  const doFetch = (...args) => (fetchImpl || globalThis.fetch)(...args);
+
+  const url = (path) => {
+    if (!path) return base || '/';
+    if (/^[a-z][a-z0-9+.-]*:/i.test(path)) return path;
+    return base + (path[0] === '/' ? path : `/${path}`);
+  };
+  const headers = (extra = {}) => {
+    const h = { ...extra };
+    const t = getToken();
+    if (t) h.Authorization = `Bearer ${t}`;
+    return h;
+  };
+  const where = () => base || (typeof window !== 'undefined' ? window.location.origin : 'the API');
+
+  async function json(method, path, body, { signal } = {}) {
+    const init = {
+      method,
+      headers: headers(body !== undefined ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' }),
+      cache: 'no-store',
+    };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    if (signal) init.signal = signal;
+    const resp = await send(method, path, init);
+    const text = await resp.text();
+    return parseBody(resp.status, resp.statusText, text, resp.headers.get('Retry-After'));
+  }
+
+  /** GET a binary resource (the forecast's PNG) with the token, as a Blob. */
+  async function blob(path) {
+    const resp = await send('GET', path, { headers: headers(), cache: 'no-store' });
+    if (!resp.ok) {
+      const text = await resp.text().catch(() => '');
+      throw errorFromResponse(resp.status, resp.statusText, text, resp.headers.get('Retry-After'));
+    }
+    return resp.blob();
+  }
+
+  /** fetch, with an unreachable server as an ApiError `network_error` (an abort stays an abort). */
+  async function send(method, path, init) {
+    try {
+      return await doFetch(url(path), init);
+    } catch (e) {
+      if (e?.name === 'AbortError') throw e;
+      throw new ApiError(0, 'network_error', `${method} ${path} failed: the server at ${where()} could not be reached${e?.message ? ` (${e.message})` : ''}.`);
+    }
+  }
+
+  /** POST /retrain as multipart with upload progress. Returns {promise, abort}. */
+  function upload(file, fields, onProgress = () => {}) {
+    const Xhr = XHR || globalThis.XMLHttpRequest;
+    const xhr = new Xhr();
+    const promise = new Promise((resolve, reject) => {
+      xhr.open('POST', url('/retrain'));
+      for (const [k, v] of Object.entries(headers({ Accept: 'application/json' }))) xhr.setRequestHeader(k, v);
+      xhr.upload.onprogress = (e) => onProgress({
+        fraction: e.lengthComputable ? e.loaded / e.total : null, loaded: e.loaded, total: e.lengthComputable ? e.total : file.size,
+      });
+      xhr.upload.onload = () => onProgress({ fraction: 1, loaded: file.size, total: file.size, sent: true });
+      xhr.onload = () => {
+        try { resolve(parseBody(xhr.status, xhr.statusText, xhr.responseText, xhr.getResponseHeader('Retry-After'))); } catch (e) { reject(e); }
+      };
+      xhr.onerror = () => reject(new ApiError(0, 'network_error',
+        `The upload failed: the connection to ${where()} was lost or refused${file.size > 10 * 1024 * 1024 ? ' (a large file may be over the server\'s size limit)' : ''}.`));
+      xhr.ontimeout = () => reject(new ApiError(0, 'timeout', 'The upload timed out.'));
+      xhr.onabort = () => reject(new ApiError(0, 'aborted', 'The upload was aborted.'));
+      const fd = new FormData();
+      fd.append('file', file, file.name);
+      for (const [k, v] of Object.entries(fields || {})) if (v) fd.append(k, v);
+      xhr.send(fd);
+    });
+    return { promise, abort: () => xhr.abort() };
+  }
+
+  /**
+   * Follow a job's SSE stream until `done` or `error`, reconnecting with Last-Event-ID.
+   * Events whose numeric id is not above the last one seen are dropped, so nothing repeats;
+   * an event only counts once its terminating blank line arrived, so nothing is lost.
+   * When the stream ends early, GET status_url decides: still running -> reconnect (with
+   * backoff); finished -> one more pass for the missed events, then onJobFinished(job).
+   */
+  function followJob({
+    eventsUrl, statusUrl, lastEventId = null, onEvent, onConnection = () => {}, onFatal = () => {}, onJobFinished = () => {},
+    heartbeatTimeoutMs = 45000, maxFailures = 30, baseDelayMs = 1000, maxDelayMs = 15000,
+  }) {
+    const stopCtrl = new AbortController();
+    let current = null;
+    let lastId = lastEventId;
+    let lastNum = -Infinity;
+    let retryMs = baseDelayMs;
+    let terminal = false;
+    let failures = 0;
+    let terminalSeen = false;
+
+    const handle = (ev) => {
+      const num = ev.id !== null && /^-?\d+$/.test(ev.id) ? parseInt(ev.id, 10) : null;
+      if (num !== null) {
+        if (num <= lastNum) return;
+        lastNum = num;
+      }
+      if (ev.id !== null) lastId = ev.id;
+      let data;
+      try { data = JSON.parse(ev.data); } catch { data = { message: ev.data }; }
+      if (ev.type === 'done' || ev.type === 'error') terminal = true;
+      onEvent(ev.type, data, ev.id);
+    };
+
+    async function connectOnce() {
+      current = new AbortController();
+      const ctrl = current;
+      const onStop = () => ctrl.abort();
+      stopCtrl.signal.addEventListener('abort', onStop, { once: true });
+      // No Cache-Control request header: `cache: 'no-store'` does that job, and the header is
+      // not CORS-safelisted, so the server's preflight would have to allow it.
+      const h = headers({ Accept: 'text/event-stream' });
+      if (lastId !== null) h['Last-Event-ID'] = lastId;
+      let watchdog = null;
+      const arm = () => { clearTimeout(watchdog); watchdog = setTimeout(() => ctrl.abort(), heartbeatTimeoutMs); };
+      try {
+        const resp = await doFetch(url(eventsUrl), { headers: h, signal: ctrl.signal, cache: 'no-store' });
+        if (!resp.ok) {
+          const text = await resp.text().catch(() => '');
+          const err = errorFromResponse(resp.status, resp.statusText, text, resp.headers.get('Retry-After'));
+          err.fatal = resp.status >= 400 && resp.status < 500 && resp.status !== 408 && resp.status !== 429;
+          throw err;
+        }
+        const ctype = resp.headers.get('Content-Type') || '';
+        if (!ctype.includes('text/event-stream')) {
+          const err = new ApiError(resp.status, 'bad_response', `The events URL did not answer with an event stream (Content-Type: ${ctype || 'none'}).`);
+          err.fatal = true;
+          throw err;
+        }
+        onConnection('open', { lastId });
+        failures = 0;
+        arm();
+        const reader = resp.body.getReader();
+        const decoder = new TextDecoder('utf-8');
+        const parser = new SSEParser(handle, { onRetry: (ms) => { retryMs = ms; } });
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          arm();
+          parser.push(decoder.decode(value, { stream: true }));
+          if (terminal || stopCtrl.signal.aborted) { reader.cancel().catch(() => {}); break; }
+        }
+      } finally {
+        clearTimeout(watchdog);
+        stopCtrl.signal.removeEventListener('abort', onStop);
+      }
+    }
+
+    async function run() {
+      while (!stopCtrl.signal.aborted && !terminal) {
+        onConnection(failures === 0 && lastId === null ? 'connecting' : 'reconnecting', { lastId, attempt: failures });
+        let err = null;
+        try { await connectOnce(); } catch (e) { err = e; }
+        if (stopCtrl.signal.aborted || terminal) return;
+        if (err?.fatal) { onFatal(err); return; }
+        failures += 1;
+        let job = null;
+        try { job = await json('GET', statusUrl); } catch { job = null; }
+        if (stopCtrl.signal.aborted || terminal) return;
+        if (job && TERMINAL.has(job.status)) {
+          if (terminalSeen) { onJobFinished(job); return; }
+          terminalSeen = true;
+          continue;
+        }
+        if (failures > maxFailures) {
+          onFatal(new ApiError(0, 'stream_lost', `Lost the connection to the training stream after ${failures} attempts${err ? ` (${err.message})` : ''}. The job may still be running on the server.`));
+          return;
+        }
+        const delay = Math.min(retryMs * 2 ** Math.max(0, failures - 1), maxDelayMs);
+        onConnection('waiting', { delay, attempt: failures, error: err, lastId });
+        await sleep(delay, stopCtrl.signal);
+      }
+    }
+
+    const done = run().catch((e) => { if (!stopCtrl.signal.aborted) onFatal(e); });
+    return {
+      done,
+      stop: () => stopCtrl.abort(),
+      get lastEventId() { return lastId; },
+    };
+  }
+
+  /** The forecast request's fields and bounds from GET /openapi.json (see requestFields). */
+  async function forecastFields() {
+    return requestFields(await json('GET', '/openapi.json'));
+  }
+
+  return { url, json, blob, upload, followJob, headers, forecastFields };
+}
