@@ -217,23 +217,23 @@ def test_implausible_member_forecasts_are_set_aside() -> None:
     assert found == {"a": ["m1"], "b": ["m2"]}
 
 
-def test_prophet_fits_alongside_the_others_and_keeps_the_job_runners_batch_map(
+def test_prophet_fits_alongside_the_others_and_keeps_the_job_runners_shard_map(
     data: pd.DataFrame, auto: EnsembleForecaster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from restock.models import prophet
+    from restock.models import fanout, prophet
 
-    threads: set[str] = set()
+    threads: dict[str, set[str]] = {}
 
-    def inline_map(shards: list, config: dict):  # where a job runner would send Celery shards
-        threads.add(threading.current_thread().name)
-        for shard in shards:
-            yield prophet.fit_batch(shard, config)
+    def inline_map(work, shards, config):  # where a job runner would send Celery shards
+        threads.setdefault(work.name, set()).add(threading.current_thread().name)
+        for index, shard in enumerate(shards):
+            yield index, work.encode_result(work.run(shard, config))
 
     monkeypatch.setattr(prophet, "_MIN_SERIES_FOR_POOL", 1)
-    with prophet.fit_batches_with(inline_map):
+    with fanout.shard_with(inline_map):
         sharded = EnsembleForecaster(members(), weights="auto", backtest_h=14).fit(data, "D")
     # backtest and refit both ran Prophet in the overlap thread, through the runner's map
-    assert threads and all(name.startswith("restock-overlap") for name in threads)
+    assert threads["prophet"] and all(t.startswith("restock-overlap") for t in threads["prophet"])
     assert sharded.durations_["overlapped"] == ["prophet"]
     assert [m.alias for m in sharded.members_] == [m.alias for m in members()]
     pd.testing.assert_frame_equal(sharded.predict(20), auto.predict(20))

@@ -53,6 +53,7 @@ _MEMBER_PACKAGE = "restock.models."
 #: (an unstable fit: AutoCES once forecast 100x on the pizzaplace backtest) and set aside
 PLAUSIBLE_FACTOR = 10.0
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def clone(member: Forecaster) -> Forecaster:
@@ -134,8 +135,9 @@ class EnsembleForecaster(Forecaster):
     ran alongside the others (``overlapped``: their seconds overlap the rest; not saved).
 
     Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
-    are backtested and refitted in a background thread while the in-process members run,
-    so their waiting is filled; which data each fit sees is unchanged, and so are the
+    are backtested and then refitted on all data in a background thread while the
+    in-process members are backtested (their refit needs nothing from the selection), so
+    their waiting is filled; which data each fit sees is unchanged, and so are the
     forecasts.
     """
 
@@ -174,6 +176,7 @@ class EnsembleForecaster(Forecaster):
         on_progress = _serialised(on_progress)
         elsewhere = [m for m in self.members if getattr(m, "works_out_of_process", False)]
         here = [m for m in self.members if m not in elsewhere]
+        fit_seconds: dict[str, float] = {}
 
         def backtest_of(members: list[Forecaster], report: ProgressFn) -> BacktestResult:
             return backtest(
@@ -182,28 +185,44 @@ class EnsembleForecaster(Forecaster):
                 on_progress=_staged(report, "backtest"),
             )
 
-        result = _merged(_overlapped(backtest_of, elsewhere, here, on_progress), aliases)
+        def refit(members: list[Forecaster], backtested: BacktestResult, report: ProgressFn,
+                  stage: str | None = None) -> list[Forecaster]:
+            fitted = []
+            for m in members:
+                started = time.perf_counter()
+                member = _refit_copy(m, backtested.members.get(m.alias), self.forecast_h)
+                fitted.append(member.fit(df, freq,
+                                         on_progress=_staged(report, stage or m.alias)))
+                fit_seconds[m.alias] = round(time.perf_counter() - started, 3)
+            return fitted
+
+        def backtest_and_refit(report: ProgressFn) -> tuple[BacktestResult, list[Forecaster]]:
+            # nothing in these refits waits for the selection; reported as backtest work,
+            # which is when they run (progress stages stay in order)
+            backtested = backtest_of(elsewhere, report)
+            return backtested, refit(elsewhere, backtested, report, stage="backtest")
+
+        early: list[Forecaster] = []
+        if elsewhere and here:
+            (first, early), rest = _alongside(
+                backtest_and_refit, lambda report: backtest_of(here, report), on_progress)
+            result = _merged([first, rest], aliases)
+        else:
+            result = backtest_of(self.members, on_progress)
         on_progress(0.0, "choosing the combinations", stage="ensemble")
         result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
         self.weights_, yhat = _fit_policy(result, aliases, seed, self.weights)
         self.backtest_ = result.frame.assign(yhat=yhat)
         self.metrics_ = _metrics(self.backtest_, aliases, result)
         on_progress(1.0, "combinations chosen", stage="ensemble")
-        self.durations_ = {"backtest": result.seconds, "fit": {},
-                           "overlapped": [m.alias for m in elsewhere] if here else []}
-
-        def refit(members: list[Forecaster], report: ProgressFn) -> list[Forecaster]:
-            fitted = []
-            for m in members:
-                started = time.perf_counter()
-                member = _refit_copy(m, result.members.get(m.alias), self.forecast_h)
-                fitted.append(member.fit(df, freq, on_progress=_staged(report, m.alias)))
-                self.durations_["fit"][m.alias] = round(time.perf_counter() - started, 3)
-            return fitted
-
-        by_alias = {m.alias: m for part in _overlapped(refit, elsewhere, here, on_progress)
-                    for m in part}
+        for member in early:
+            on_progress(1.0, f"{member.alias}: refitted alongside the backtest", stage=member.alias)
+        late = refit([m for m in self.members if m not in elsewhere or not early], result,
+                     on_progress)
+        by_alias = {m.alias: m for m in [*early, *late]}
         self.members_ = [by_alias[alias] for alias in aliases]
+        self.durations_ = {"backtest": result.seconds, "fit": fit_seconds,
+                           "overlapped": [m.alias for m in early]}
         self.freq_ = freq
         self.scales_ = _fill_scales(mase_scales(df, freq), df)
         self.skipped_ = {m.alias: dict(m.skipped_) for m in self.members_ if m.skipped_}
@@ -419,24 +438,20 @@ class _Abandoned(Exception):
     so its fits stop at their next report instead of running on for nobody."""
 
 
-def _overlapped(
-    work: Callable[[list[Forecaster], ProgressFn], T],
-    elsewhere: list[Forecaster],
-    here: list[Forecaster],
+def _alongside(
+    background: Callable[[ProgressFn], T],
+    foreground: Callable[[ProgressFn], U],
     on_progress: ProgressFn,
-) -> list[T]:
-    """``work`` on the members that compute out of process, alongside ``work`` on the rest.
+) -> tuple[T, U]:
+    """``background`` in a thread while ``foreground`` runs here; both results.
 
     Prophet spends its fits in worker processes (or Celery shards) while the calling
     process only waits; the in-process members (the LSTM, statsforecast's and LightGBM's
-    own pools) fill that wait instead of following it. The background thread runs in a
-    copy of the caller's context, so a job runner's context variables (where Prophet's
-    batches go) still apply. Results come back as ``[work(elsewhere), work(here)]`` with
-    the empty groups left out; an error on either side propagates, and a failure here
-    stops the background fits at their next progress report.
+    own pools) fill that wait instead of following it. The thread runs in a copy of the
+    caller's context, so a job runner's context variables (where shards go) still apply.
+    An error on either side propagates; a failure here stops the background work at its
+    next progress report instead of letting it run on for nobody.
     """
-    if not elsewhere or not here:
-        return [work(elsewhere or here, on_progress)]
     abandoned = threading.Event()
 
     def guarded(fraction: float, message: str = "", **extra: Any) -> None:
@@ -445,13 +460,13 @@ def _overlapped(
         on_progress(fraction, message, **extra)
 
     with ThreadPoolExecutor(1, thread_name_prefix="restock-overlap") as pool:
-        background = pool.submit(contextvars.copy_context().run, work, elsewhere, guarded)
+        future = pool.submit(contextvars.copy_context().run, background, guarded)
         try:
-            foreground = work(here, on_progress)
+            here = foreground(on_progress)
         except BaseException:
             abandoned.set()
             raise
-        return [background.result(), foreground]
+        return future.result(), here
 
 
 def _merged(parts: list[BacktestResult], aliases: list[str]) -> BacktestResult:
