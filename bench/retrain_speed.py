@@ -15,13 +15,17 @@ its own:
 4. **retrain after a small upload**: one new week for every series (the same generator
    with an end date 7 days later, its last 7 days), ingested with
    ``SalesStore.ingest_bytes``, then a second retrain subprocess.
+5. **M3 monthly** (the 1,428 series of ``m3_monthly_train.csv`` in ``../shared/data`` or
+   ``RESTOCK_BENCH_DATA``, read in place; skipped when absent): a restock full retrain on
+   a fresh home next to ``AutoETS(season_length=12)``, ``n_jobs=2``, fit + predict(18).
 
 Peak RSS: ``ru_maxrss`` of the waited-for child (``os.wait4``: the largest single process
 among it and the descendants it waited for) and, sampled every 0.25 s from /proc, the
 largest *sum* of RSS over the child's whole process tree (Prophet workers included).
 The load average is sampled during every phase: other jobs share this machine.
 
-    .venv/bin/python bench/retrain_speed.py [--products 500] [--prophet-sample 50] [--no-write]
+    .venv/bin/python bench/retrain_speed.py [--products 500] [--prophet-sample 50]
+        [--datasets demo,m3] [--no-upload] [--no-write]
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ RESULTS = ROOT / "bench" / "results" / "retrain_speed.md"
 
 
 def child_retrain() -> None:
+    from restock.processes import use_safe_start_method
     from restock.training import retrain_model
 
+    use_safe_start_method()  # as the restock command does: no pool forks a threaded process
     started = time.perf_counter()
     version = retrain_model()
     print(json.dumps({"version": version, "inner_seconds": time.perf_counter() - started}))
@@ -59,20 +65,21 @@ def child_retrain() -> None:
 def _series_frame(csv: str):
     import pandas as pd
 
-    raw = pd.read_csv(csv, usecols=["date", "product_id", "store_id", "quantity"],
-                      parse_dates=["date"])
-    return pd.DataFrame({"unique_id": raw["product_id"] + "/" + raw["store_id"],
-                         "ds": raw["date"], "y": raw["quantity"].astype(float)})
+    raw = pd.read_csv(csv, parse_dates=["date"])
+    uid = raw["product_id"].astype(str)
+    if "store_id" in raw:
+        uid = uid + "/" + raw["store_id"].astype(str)
+    return pd.DataFrame({"unique_id": uid, "ds": raw["date"], "y": raw["quantity"].astype(float)})
 
 
-def child_autoets(csv: str) -> None:
+def child_autoets(csv: str, freq: str = "D", season: str = "7", h: str = "28") -> None:
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS
 
     df = _series_frame(csv)
     started = time.perf_counter()
-    sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=2)
-    out = sf.forecast(df=df, h=28)
+    sf = StatsForecast(models=[AutoETS(season_length=int(season))], freq=freq, n_jobs=2)
+    out = sf.forecast(df=df, h=int(h))
     print(json.dumps({"inner_seconds": time.perf_counter() - started,
                       "series": int(df["unique_id"].nunique()), "rows": len(out)}))
 
@@ -201,6 +208,33 @@ def stage_line(meta: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.0f}" for k, v in meta["durations"].items() if v >= 0.5)
 
 
+def member_line(meta: dict[str, Any]) -> str:
+    """Each member's backtest + refit seconds (meta.json ``member_seconds``), costliest first."""
+    seconds = meta.get("member_seconds") or {}
+    backtest, fit = seconds.get("backtest", {}), seconds.get("fit", {})
+    order = sorted(set(backtest) | set(fit), key=lambda a: -(backtest.get(a, 0) + fit.get(a, 0)))
+    line = ", ".join(f"{a} {backtest.get(a, 0):.0f}+{fit.get(a, 0):.0f}" for a in order)
+    overlapped = seconds.get("overlapped")
+    return line + (f" (alongside the others: {', '.join(overlapped)})" if overlapped else "")
+
+
+def data_dir() -> Path:
+    """The shared benchmark data (see its README), as ``bench/accuracy.py`` finds it."""
+    return Path(os.environ.get("RESTOCK_BENCH_DATA") or ROOT.parent / "shared" / "data")
+
+
+def fresh_home(home: Path, csv: Path) -> tuple[dict[str, str], Any]:
+    """A restock home holding only ``csv``; the environment for children using it."""
+    from restock.config import Settings
+    from restock.data.store import SalesStore
+
+    settings = Settings.from_env({"home": home})
+    store = SalesStore(settings.db_url, settings.uploads_dir)
+    store.ingest_bytes(csv.read_bytes(), csv.name)
+    store.close()
+    return {**os.environ, "RESTOCK_HOME": str(home)}, settings
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -210,6 +244,10 @@ def main() -> int:
     parser.add_argument("--stores", type=int, default=1)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--prophet-sample", type=int, default=50)
+    parser.add_argument("--datasets", default="demo,m3",
+                        help="comma-separated: demo (generated daily) and/or m3 (monthly)")
+    parser.add_argument("--no-upload", action="store_true",
+                        help="skip the retrain after a one-week upload (demo)")
     parser.add_argument("--work", type=Path, help="working directory (default: a temp dir)")
     parser.add_argument("--no-write", action="store_true", help="do not write the results file")
     parser.add_argument("--label", default="", help="a note for the results file (e.g. commit)")
@@ -226,113 +264,139 @@ def main() -> int:
         child_prophet(args.arg[0], int(args.arg[1]), args.arg[2] == "1")
         return 0
 
-    from restock.config import Settings
     from restock.data.demo import write_demo_csv
     from restock.data.store import SalesStore
 
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     work = args.work or Path(tempfile.mkdtemp(prefix="restock-retrain-speed-"))
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    home = work / "home"
-    csv = work / "demo.csv"
-    rows = write_demo_csv(csv, products=args.products, stores=args.stores, days=args.days)
-    env = {**os.environ, "RESTOCK_HOME": str(home)}
-    settings = Settings.from_env({"home": home})
-    store = SalesStore(settings.db_url, settings.uploads_dir)
-    store.ingest_bytes(csv.read_bytes(), csv.name)
-    store.close()
     info = machine()
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{rows} rows in {work}; {info['cpu']}, {info['cores']} cores", flush=True)
-
+    print(f"{work}; {info['cpu']}, {info['cores']} cores", flush=True)
     results: dict[str, dict[str, Any]] = {}
-    results["retrain"] = run_child(["--child", "retrain"], env, work / "retrain1.log")
-    print("retrain", results["retrain"], flush=True)
-    results["autoets"] = run_child(["--child", "autoets", "--arg", str(csv)], env,
-                                   work / "autoets.log")
-    print("autoets", results["autoets"], flush=True)
-    for key, flag in (("prophet", "1"), ("prophet_map", "0")):
-        results[key] = run_child(
-            ["--child", "prophet", "--arg", str(csv), "--arg", str(args.prophet_sample),
-             "--arg", flag], env, work / f"{key}.log")
-        print(key, results[key], flush=True)
-
-    raw = week_upload(args.products, args.stores, args.days)
-    store = SalesStore(settings.db_url, settings.uploads_dir)
-    started = time.perf_counter()
-    upload = store.ingest_bytes(raw, "week.csv")
-    ingest_seconds = time.perf_counter() - started
-    store.close()
-    results["retrain2"] = run_child(["--child", "retrain"], env, work / "retrain2.log")
-    print("retrain after upload", results["retrain2"], flush=True)
-
-    metas = {k: json.loads((home / "models" / results[k]["version"] / "meta.json").read_text())
-             for k in ("retrain", "retrain2")}
-    lstm = {k: json.loads((home / "models" / results[k]["version"] / "lstm.json").read_text())
-            ["training"] for k in ("retrain", "retrain2")}
-
-    r1, r2, ets = results["retrain"], results["retrain2"], results["autoets"]
-    p, pm = results["prophet"], results["prophet_map"]
-    p_all, pm_all = p["extrapolated_seconds"], pm["extrapolated_seconds"]
-    gb = r1["tree_rss_mb"] / 1024
+    homes: dict[str, Path] = {}
     lines = [
         "# Retrain-speed benchmark (`bench/retrain_speed.py`)",
         "",
         f"Run {when} ({args.label or 'working tree'}) on {info['cores']} cores "
         f"({info['cpu']}), {info['ram']} RAM, {info['platform']}, Python {info['python']}.",
         f"Versions: {info['versions']}.",
-        f"Data: `restock demo-data` {args.products} products x {args.stores} store x {args.days} days "
-        f"({rows} rows; {metas['retrain']['series']} series + the total for restock). "
         f"`.venv/bin/python bench/retrain_speed.py --products {args.products} "
-        f"--prophet-sample {args.prophet_sample}`.",
+        f"--prophet-sample {args.prophet_sample} --datasets {','.join(datasets)}"
+        f"{' --no-upload' if args.no_upload else ''}`.",
         "Every row is its own subprocess (wall time includes its imports); peak RSS is the "
         "largest sum over the process tree (workers included) and, in brackets, ru_maxrss of "
-        "the largest single process.",
+        "the largest single process. Other jobs share the machine: compare rows of one run "
+        "(the load average is recorded with each).",
         "",
-        "| run | wall (s) | inner compute (s) | peak RSS tree (MB) [largest process] | load avg 1 min during |",
-        "|---|---|---|---|---|",
     ]
+
+    def run(key: str, child: list[str], env: dict[str, str]) -> dict[str, Any]:
+        results[key] = run_child(child, env, work / f"{key}.log")
+        print(key, results[key], flush=True)
+        return results[key]
 
     def row(name: str, r: dict[str, Any], inner: str) -> str:
         return (f"| {name} | {r['wall']:.0f} | {inner} | {r['tree_rss_mb']:.0f} "
                 f"[{r['maxrss_mb']:.0f}] | {r['load'][0]:.1f}-{r['load'][1]:.1f} |")
 
-    lines += [
-        row("restock full retrain (backtest + refit of all members, 365-step forecast, save)",
-            r1, f"{r1['inner_seconds']:.0f}"),
-        row("statsforecast AutoETS(season_length=7), n_jobs=2, fit+predict(28)", ets,
-            f"{ets['inner_seconds']:.0f}"),
-        row(f"Prophet() default loop, fit+predict(28): {p['sampled']} sampled series, "
-            f"x{p['series'] / p['sampled']:.0f} extrapolated", p,
-            f"{p['inner_seconds']:.0f} -> **{p_all:.0f}** for {p['series']}"),
-        row("Prophet(uncertainty_samples=0) loop (MAP only), same sample", pm,
-            f"{pm['inner_seconds']:.0f} -> {pm_all:.0f} for {pm['series']}"),
-        row(f"restock retrain after a one-week upload ({upload.inserted} rows, ingest "
-            f"{ingest_seconds:.1f} s)", r2, f"{r2['inner_seconds']:.0f}"),
-        "",
-        "## Targets",
-        "",
-        f"- no slower than AutoETS alone: retrain {r1['wall']:.0f} s vs AutoETS {ets['wall']:.0f} s "
-        f"(inner {r1['inner_seconds']:.0f} vs {ets['inner_seconds']:.0f}): "
-        f"**{'met' if r1['wall'] <= ets['wall'] else 'not met'}** "
-        f"(ratio {r1['wall'] / ets['wall']:.2f})",
-        f"- <= 0.5x the Prophet loop: {r1['wall']:.0f} / {p_all:.0f} = {r1['wall'] / p_all:.2f}: "
-        f"**{'met' if r1['wall'] <= 0.5 * p_all else 'not met'}** (vs the MAP-only loop: "
-        f"{r1['wall'] / pm_all:.2f})",
-        f"- peak RSS <= 4 GB: {gb:.2f} GB: **{'met' if gb <= 4 else 'not met'}**",
-        f"- retrain after a one-week upload: {r2['wall']:.0f} s vs {r1['wall']:.0f} s first: "
-        f"{r1['wall'] / r2['wall']:.2f}x faster",
-        "",
-        "## Where the time goes (meta.json `durations`, seconds)",
-        "",
-        f"- first retrain: {stage_line(metas['retrain'])}",
-        f"- after the upload: {stage_line(metas['retrain2'])}",
-        f"- LSTM refit epochs: first {lstm['retrain']['epochs_run']} "
-        f"(best {lstm['retrain']['best_epoch']}), after the upload "
-        f"{lstm['retrain2']['epochs_run']} (best {lstm['retrain2']['best_epoch']})",
-        "",
-    ]
+    header = ["| run | wall (s) | inner compute (s) | peak RSS tree (MB) [largest process] "
+              "| load avg 1 min during |", "|---|---|---|---|---|"]
+    targets: list[str] = []
+    where: list[str] = []
+
+    def versus_autoets(name: str, r: dict[str, Any], ets: dict[str, Any]) -> None:
+        ratio = r["wall"] / ets["wall"]
+        gb = r["tree_rss_mb"] / 1024
+        targets.append(
+            f"- {name}: retrain {r['wall']:.0f} s vs AutoETS {ets['wall']:.0f} s (inner "
+            f"{r['inner_seconds']:.0f} vs {ets['inner_seconds']:.0f}): ratio **{ratio:.2f}** "
+            f"(goal <= 1.5: {'met' if ratio <= 1.5 else 'not met'}); peak RSS {gb:.2f} GB "
+            f"(goal <= 4: {'met' if gb <= 4 else 'not met'})")
+
+    def meta_of(key: str) -> dict[str, Any]:
+        return json.loads((homes[key] / "models" / results[key]["version"] / "meta.json")
+                          .read_text())
+
+    if "demo" in datasets:
+        csv = work / "demo.csv"
+        rows = write_demo_csv(csv, products=args.products, stores=args.stores, days=args.days)
+        homes["retrain"] = homes["retrain2"] = work / "home"
+        env, settings = fresh_home(homes["retrain"], csv)
+        r1 = run("retrain", ["--child", "retrain"], env)
+        ets = run("autoets", ["--child", "autoets", "--arg", str(csv)], env)
+        for key, flag in (("prophet", "1"), ("prophet_map", "0")):
+            run(key, ["--child", "prophet", "--arg", str(csv), "--arg",
+                      str(args.prophet_sample), "--arg", flag], env)
+        p, pm = results["prophet"], results["prophet_map"]
+        p_all, pm_all = p["extrapolated_seconds"], pm["extrapolated_seconds"]
+        lines += [
+            f"## Daily: `restock demo-data` {args.products} products x {args.stores} store x "
+            f"{args.days} days ({rows} rows; {meta_of('retrain')['series']} series + the total "
+            "for restock)",
+            "",
+            *header,
+            row("restock full retrain (backtest + refit of all members, 365-step forecast, save)",
+                r1, f"{r1['inner_seconds']:.0f}"),
+            row("statsforecast AutoETS(season_length=7), n_jobs=2, fit+predict(28)", ets,
+                f"{ets['inner_seconds']:.0f}"),
+            row(f"Prophet() default loop, fit+predict(28): {p['sampled']} sampled series, "
+                f"x{p['series'] / p['sampled']:.0f} extrapolated", p,
+                f"{p['inner_seconds']:.0f} -> **{p_all:.0f}** for {p['series']}"),
+            row("Prophet(uncertainty_samples=0) loop (MAP only), same sample", pm,
+                f"{pm['inner_seconds']:.0f} -> {pm_all:.0f} for {pm['series']}"),
+        ]
+        versus_autoets("daily 500 x 730", r1, ets)
+        targets.append(f"- daily, <= 0.5x the Prophet loop: {r1['wall']:.0f} / {p_all:.0f} = "
+                       f"{r1['wall'] / p_all:.2f} (vs the MAP-only loop: "
+                       f"{r1['wall'] / pm_all:.2f})")
+        where += [f"- daily first retrain, stages: {stage_line(meta_of('retrain'))}",
+                  f"  - members (backtest+refit): {member_line(meta_of('retrain'))}"]
+        if not args.no_upload:
+            raw = week_upload(args.products, args.stores, args.days)
+            store = SalesStore(settings.db_url, settings.uploads_dir)
+            started = time.perf_counter()
+            upload = store.ingest_bytes(raw, "week.csv")
+            ingest_seconds = time.perf_counter() - started
+            store.close()
+            r2 = run("retrain2", ["--child", "retrain"], env)
+            lines.append(row(f"restock retrain after a one-week upload ({upload.inserted} rows, "
+                             f"ingest {ingest_seconds:.1f} s)", r2, f"{r2['inner_seconds']:.0f}"))
+            targets.append(f"- daily retrain after a one-week upload: {r2['wall']:.0f} s vs "
+                           f"{r1['wall']:.0f} s first")
+            where += [f"- daily after the upload, stages: {stage_line(meta_of('retrain2'))}",
+                      f"  - members (backtest+refit): {member_line(meta_of('retrain2'))}"]
+        lines.append("")
+
+    m3_csv = data_dir() / "m3_monthly_train.csv"
+    if "m3" in datasets and not m3_csv.exists():
+        print(f"M3 data not found at {m3_csv} (set RESTOCK_BENCH_DATA): M3 run skipped")
+    elif "m3" in datasets:
+        homes["m3_retrain"] = work / "home-m3"
+        env, _ = fresh_home(homes["m3_retrain"], m3_csv)
+        r3 = run("m3_retrain", ["--child", "retrain"], env)
+        ets3 = run("m3_autoets", ["--child", "autoets", "--arg", str(m3_csv), "--arg", "MS",
+                                  "--arg", "12", "--arg", "18"], env)
+        lines += [
+            f"## Monthly: M3 ({m3_csv.name}, {meta_of('m3_retrain')['series']} series + the "
+            "total for restock, 48-126 months each)",
+            "",
+            *header,
+            row(f"restock full retrain ({meta_of('m3_retrain')['horizon']}-step forecast)", r3,
+                f"{r3['inner_seconds']:.0f}"),
+            row("statsforecast AutoETS(season_length=12), n_jobs=2, fit+predict(18)", ets3,
+                f"{ets3['inner_seconds']:.0f}"),
+            "",
+        ]
+        versus_autoets("monthly M3 1,428", r3, ets3)
+        where += [f"- M3 retrain, stages: {stage_line(meta_of('m3_retrain'))}",
+                  f"  - members (backtest+refit): {member_line(meta_of('m3_retrain'))}"]
+
+    lines += ["## Targets", "", *targets, "",
+              "## Where the time goes (meta.json `durations` and `member_seconds`, seconds)", "",
+              *where, ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from conftest import FAST_LSTM, make_panel
 
 from restock.errors import InvalidParameterError, JobCancelled
+from restock.models.base import no_progress
 from restock.models.ensemble import EnsembleForecaster, default_backtest_h
 from restock.models.lstm import LSTMForecaster
 from restock.models.prophet import ProphetForecaster
@@ -212,3 +215,54 @@ def test_implausible_member_forecasts_are_set_aside() -> None:
     assert np.isnan(values[1, 0]) and np.isnan(values[2, 1])
     assert values[0, 0] == 40.0 and values[2, 0] == 0.5
     assert found == {"a": ["m1"], "b": ["m2"]}
+
+
+def test_prophet_fits_alongside_the_others_and_keeps_the_job_runners_shard_map(
+    data: pd.DataFrame, auto: EnsembleForecaster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from restock.models import fanout, prophet
+
+    threads: dict[str, set[str]] = {}
+
+    def inline_map(work, shards, config):  # where a job runner would send Celery shards
+        threads.setdefault(work.name, set()).add(threading.current_thread().name)
+        for index, shard in enumerate(shards):
+            yield index, work.encode_result(work.run(shard, config))
+
+    monkeypatch.setattr(prophet, "_MIN_SERIES_FOR_POOL", 1)
+    with fanout.shard_with(inline_map):
+        sharded = EnsembleForecaster(members(), weights="auto", backtest_h=14).fit(data, "D")
+    # backtest and refit both ran Prophet in the overlap thread, through the runner's map
+    assert threads["prophet"] and all(t.startswith("restock-overlap") for t in threads["prophet"])
+    assert sharded.durations_["overlapped"] == ["prophet"]
+    assert [m.alias for m in sharded.members_] == [m.alias for m in members()]
+    pd.testing.assert_frame_equal(sharded.predict(20), auto.predict(20))
+
+
+class _Waiting(SeasonalNaiveForecaster):
+    """Computes "elsewhere" and reports progress until its callback raises."""
+
+    works_out_of_process = True
+    stopped_by: list[BaseException] = []
+
+    def cross_validate(self, df, freq, h, n_windows, step_size, on_progress=no_progress):
+        while True:
+            try:
+                on_progress(0.5, "waiting")
+            except BaseException as error:
+                _Waiting.stopped_by.append(error)
+                raise
+            time.sleep(0.01)
+
+
+class _Failing(SeasonalNaiveForecaster):
+    alias = "failing"
+
+    def cross_validate(self, df, freq, h, n_windows, step_size, on_progress=no_progress):
+        raise RuntimeError("in-process member failed")
+
+
+def test_a_failing_foreground_member_stops_the_background_one(data: pd.DataFrame) -> None:
+    with pytest.raises(RuntimeError, match="in-process member failed"):
+        EnsembleForecaster([_Waiting(), _Failing()], backtest_h=14).fit(data, "D")
+    assert len(_Waiting.stopped_by) == 1

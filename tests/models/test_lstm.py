@@ -159,3 +159,15 @@ def test_cancellation_propagates_and_stops_training(daily: pd.DataFrame) -> None
     with pytest.raises(JobCancelled):
         LSTMForecaster(**{**FAST, "max_epochs": 5}).fit(daily, "D", on_progress=cancel_after_first)
     assert epochs == [1]
+
+
+def test_trains_on_one_thread_by_default_and_restores_torchs_count(daily: pd.DataFrame) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    during: list[int] = []
+    LSTMForecaster(**FAST).fit(
+        daily, "D", on_progress=lambda fraction, message="", **extra: during.append(
+            torch.get_num_threads()))
+    assert during and set(during) == {1}
+    assert torch.get_num_threads() == before

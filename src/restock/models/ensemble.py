@@ -21,12 +21,15 @@ error. A series without backtest rows takes the pooled width at its own scale.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, Self
+from typing import Any, Callable, Literal, Mapping, Sequence, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,6 +52,8 @@ _MEMBER_PACKAGE = "restock.models."
 #: a member forecast above this many times the series' largest observation is implausible
 #: (an unstable fit: AutoCES once forecast 100x on the pizzaplace backtest) and set aside
 PLAUSIBLE_FACTOR = 10.0
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def clone(member: Forecaster) -> Forecaster:
@@ -126,7 +131,14 @@ class EnsembleForecaster(Forecaster):
     per series and overall), ``skipped_`` (per member alias: series it could not fit) and
     ``renormalized_`` (series whose chosen members had no forecast, and why); after
     ``predict``, ``clipped_`` counts negative member forecasts clipped at 0 per series;
-    ``durations_`` holds each member's backtest and refit seconds (not saved).
+    ``durations_`` holds each member's backtest and refit seconds and the members that
+    ran alongside the others (``overlapped``: their seconds overlap the rest; not saved).
+
+    Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
+    are backtested and then refitted on all data in a background thread while the
+    in-process members are backtested (their refit needs nothing from the selection), so
+    their waiting is filled; which data each fit sees is unchanged, and so are the
+    forecasts.
     """
 
     alias = "ensemble"
@@ -161,28 +173,56 @@ class EnsembleForecaster(Forecaster):
             raise InvalidParameterError("seed weights need a 'prophet' or an 'lstm' member")
         h = self.backtest_h or default_backtest_h(df, freq, self.backtest_windows)
         self.caps_ = _caps(df)
-        result = backtest(
-            [lambda m=m: _precomputing(clone(m), h) for m in self.members],
-            df,
-            freq,
-            h,
-            self.backtest_windows,
-            step_size=backtest_step(h),
-            on_progress=_staged(on_progress, "backtest"),
-        )
+        on_progress = _serialised(on_progress)
+        elsewhere = [m for m in self.members if getattr(m, "works_out_of_process", False)]
+        here = [m for m in self.members if m not in elsewhere]
+        fit_seconds: dict[str, float] = {}
+
+        def backtest_of(members: list[Forecaster], report: ProgressFn) -> BacktestResult:
+            return backtest(
+                [lambda m=m: _precomputing(clone(m), h) for m in members],
+                df, freq, h, self.backtest_windows, step_size=backtest_step(h),
+                on_progress=_staged(report, "backtest"),
+            )
+
+        def refit(members: list[Forecaster], backtested: BacktestResult, report: ProgressFn,
+                  stage: str | None = None) -> list[Forecaster]:
+            fitted = []
+            for m in members:
+                started = time.perf_counter()
+                member = _refit_copy(m, backtested.members.get(m.alias), self.forecast_h)
+                fitted.append(member.fit(df, freq,
+                                         on_progress=_staged(report, stage or m.alias)))
+                fit_seconds[m.alias] = round(time.perf_counter() - started, 3)
+            return fitted
+
+        def backtest_and_refit(report: ProgressFn) -> tuple[BacktestResult, list[Forecaster]]:
+            # nothing in these refits waits for the selection; reported as backtest work,
+            # which is when they run (progress stages stay in order)
+            backtested = backtest_of(elsewhere, report)
+            return backtested, refit(elsewhere, backtested, report, stage="backtest")
+
+        early: list[Forecaster] = []
+        if elsewhere and here:
+            (first, early), rest = _alongside(
+                backtest_and_refit, lambda report: backtest_of(here, report), on_progress)
+            result = _merged([first, rest], aliases)
+        else:
+            result = backtest_of(self.members, on_progress)
         on_progress(0.0, "choosing the combinations", stage="ensemble")
         result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
         self.weights_, yhat = _fit_policy(result, aliases, seed, self.weights)
         self.backtest_ = result.frame.assign(yhat=yhat)
         self.metrics_ = _metrics(self.backtest_, aliases, result)
         on_progress(1.0, "combinations chosen", stage="ensemble")
-        self.durations_ = {"backtest": result.seconds, "fit": {}}
-        self.members_ = []
-        for m in self.members:
-            started = time.perf_counter()
-            member = _refit_copy(m, result.members.get(m.alias), self.forecast_h)
-            self.members_.append(member.fit(df, freq, on_progress=_staged(on_progress, m.alias)))
-            self.durations_["fit"][m.alias] = round(time.perf_counter() - started, 3)
+        for member in early:
+            on_progress(1.0, f"{member.alias}: refitted alongside the backtest", stage=member.alias)
+        late = refit([m for m in self.members if m not in elsewhere or not early], result,
+                     on_progress)
+        by_alias = {m.alias: m for m in [*early, *late]}
+        self.members_ = [by_alias[alias] for alias in aliases]
+        self.durations_ = {"backtest": result.seconds, "fit": fit_seconds,
+                           "overlapped": [m.alias for m in early]}
         self.freq_ = freq
         self.scales_ = _fill_scales(mase_scales(df, freq), df)
         self.skipped_ = {m.alias: dict(m.skipped_) for m in self.members_ if m.skipped_}
@@ -391,6 +431,74 @@ def _refit_copy(
     if backtested is not None and callable(adopt):
         member = adopt(backtested)
     return _precomputing(member, forecast_h)
+
+
+class _Abandoned(Exception):
+    """Raised inside a background member's progress callback once the foreground failed,
+    so its fits stop at their next report instead of running on for nobody."""
+
+
+def _alongside(
+    background: Callable[[ProgressFn], T],
+    foreground: Callable[[ProgressFn], U],
+    on_progress: ProgressFn,
+) -> tuple[T, U]:
+    """``background`` in a thread while ``foreground`` runs here; both results.
+
+    Prophet spends its fits in worker processes (or Celery shards) while the calling
+    process only waits; the in-process members (the LSTM, statsforecast's and LightGBM's
+    own pools) fill that wait instead of following it. The thread runs in a copy of the
+    caller's context, so a job runner's context variables (where shards go) still apply.
+    An error on either side propagates; a failure here stops the background work at its
+    next progress report instead of letting it run on for nobody.
+    """
+    abandoned = threading.Event()
+
+    def guarded(fraction: float, message: str = "", **extra: Any) -> None:
+        if abandoned.is_set():
+            raise _Abandoned("the foreground members failed")
+        on_progress(fraction, message, **extra)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="restock-overlap") as pool:
+        future = pool.submit(contextvars.copy_context().run, background, guarded)
+        try:
+            here = foreground(on_progress)
+        except BaseException:
+            abandoned.set()
+            raise
+        return future.result(), here
+
+
+def _merged(parts: list[BacktestResult], aliases: list[str]) -> BacktestResult:
+    """One backtest from those of disjoint member groups on the same data (same rows)."""
+    if len(parts) == 1:
+        return parts[0]
+    first, *rest = parts
+    frame = first.frame
+    keys = ["unique_id", "window", "step"]
+    for part in rest:
+        frame = frame.merge(part.frame[[*keys, *part.aliases]], on=keys, how="outer")
+    columns = ["unique_id", "window", "cutoff", "ds", "step", "y", *aliases]
+    return BacktestResult(
+        frame=frame[columns].sort_values(keys, ignore_index=True),
+        aliases=aliases,
+        excluded=first.excluded,
+        skipped={k: v for part in parts for k, v in part.skipped.items()},
+        scales=first.scales,
+        members={k: v for part in parts for k, v in part.members.items()},
+        seconds={k: v for part in parts for k, v in part.seconds.items()},
+    )
+
+
+def _serialised(on_progress: ProgressFn) -> ProgressFn:
+    """The callback behind a lock: overlapped members report from two threads."""
+    lock = threading.Lock()
+
+    def report(fraction: float, message: str = "", **extra: Any) -> None:
+        with lock:
+            on_progress(fraction, message, **extra)
+
+    return report
 
 
 def _staged(on_progress: ProgressFn, stage: str) -> ProgressFn:
