@@ -78,18 +78,21 @@ def test_retrain_stream_resume_heartbeat_and_zero_downtime(server: Server,
     assert done["metrics"]
     assert requests.get(server.url + "/", timeout=5).json()["model_version"] == version_one
 
-    # 2. a second retrain while clients keep forecasting: every answer is a 200 from the
-    #    old version until activation, the new one right after
-    answers: list[tuple[float, int, str | None]] = []
+    # 2. a second retrain while clients keep forecasting: every answer is a 200, from the
+    #    old version while the new one trains, from the new one once it is active, and no
+    #    client ever goes back to the old version after the new one answered
+    answers: list[tuple[float, float, int, str | None]] = []  # (start, end, status, version)
     stop = threading.Event()
 
     def hammer() -> None:
         with requests.Session() as session:
             while not stop.is_set():
+                started = time.monotonic()
                 r = session.post(server.url + "/forecast", json={"product_id": "P0001",
                                                                  "days": 7}, timeout=30)
                 body = r.json()
-                answers.append((time.monotonic(), r.status_code, body.get("model_version")))
+                answers.append((started, time.monotonic(), r.status_code,
+                                body.get("model_version")))
 
     workers = [threading.Thread(target=hammer) for _ in range(3)]
     for worker in workers:
@@ -115,25 +118,32 @@ def test_retrain_stream_resume_heartbeat_and_zero_downtime(server: Server,
 
         stream = requests.get(f"{server.url}/jobs/{second_id}/events", stream=True,
                               timeout=300)
-        second = only_events(read_events(stream))
-        swapped_at = time.monotonic()
+        lines, read_at = [], []  # when each event's data line arrived
+        for line in stream.iter_lines(decode_unicode=True):
+            lines.append(line)
+            if line.startswith("data:"):
+                read_at.append(time.monotonic())
+        second = only_events(parse_sse(lines))
+        assert len(second) == len(read_at)
         assert second[-1]["event"] == "done", second[-1]
         version_two = second[-1]["data"]["model_version"]
+        training_seen = next(t for e, t in zip(second, read_at) if e["data"].get("stage") == "lstm")
+        done_seen = read_at[-1]
         time.sleep(1.0)
     finally:
         stop.set()
         for worker in workers:
             worker.join(30)
     assert version_two != version_one
-    assert answers
-    assert [a for a in answers if a[1] != 200] == []
-    assert {v for _, _, v in answers} <= {version_one, version_two}
-    # the 'done' event reaches the client a poll after activation: half a second back,
-    # every answer must still come from the previous version
-    before = [v for t, _, v in answers if t < swapped_at - 0.5]
-    after = [v for t, _, v in answers if t > swapped_at + 0.1]
-    assert before and set(before) == {version_one}
-    assert after and set(after) == {version_two}
+    assert [a for a in answers if a[2] != 200] == []
+    assert {a[3] for a in answers} <= {version_one, version_two}
+    # the old version answered while the new one trained (the pointer moves only after the
+    # 'lstm' stage), every request sent after the 'done' event got the new one...
+    assert {a[3] for a in answers if a[0] > training_seen and a[1] < done_seen} >= {version_one}
+    assert {a[3] for a in answers if a[0] > done_seen} == {version_two}
+    # ...and none sent after the first answer of the new version got the old one back
+    first_new = min(end for _, end, _, version in answers if version == version_two)
+    assert [a for a in answers if a[3] == version_one and a[0] > first_new] == []
 
 
 def test_cancel_a_running_retrain_over_http(server: Server, demo_csv: bytes) -> None:
