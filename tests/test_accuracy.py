@@ -171,6 +171,16 @@ def test_uploaded_actuals_are_scored_like_numpy_by_hand(
             else:
                 assert got[name][metric] == pytest.approx(value, rel=1e-9, abs=1e-12), \
                     (name, metric)
+    # the per-date points: the held-out sales and the version's forecasts, summed per day
+    points = pd.DataFrame(report["versions"][0]["points"]).set_index("date")
+    held_dates = pd.date_range(split.held["date"].min(), split.held["date"].max())
+    sold = split.held.groupby("date")["quantity"].sum().reindex(held_dates, fill_value=0)
+    assert list(points.index) == [d.date().isoformat() for d in held_dates]
+    np.testing.assert_allclose(points["actual"], sold.to_numpy(float))
+    forecast = snapshot.load(registry.path(version), {}).forecast_frame()
+    forecast = forecast[forecast["unique_id"] != TOTAL_ID].groupby("ds")["yhat"].sum()
+    np.testing.assert_allclose(points["forecast"], forecast.reindex(held_dates).to_numpy())
+    assert points["naive"].sum() > 0
     per_series = json.loads((registry.path(version) / "metrics.json").read_text())["per_series"]
     backtest = [scores["ensemble"]["mase"] for uid, scores in per_series.items()
                 if uid != TOTAL_ID]
@@ -266,8 +276,8 @@ def test_warnings_for_a_model_that_underforecasts_badly(
 
 def test_no_warnings_when_errors_change_sign_and_match_the_backtest() -> None:
     dates = pd.date_range("2026-01-01", periods=14)
-    points = pd.DataFrame({"date": dates, "actual": 10.0,
-                           "yhat": 10.0 + np.where(np.arange(14) % 2, 1.0, -1.0)})
+    points = pd.DataFrame({"actual": 10.0,
+                           "yhat": 10.0 + np.where(np.arange(14) % 2, 1.0, -1.0)}, index=dates)
     assert accuracy._warnings("v", points, "D", live=0.8, backtest=0.7) == []
     assert [w["code"] for w in accuracy._warnings("v", points, "D", live=1.2, backtest=0.7)] \
         == ["model_degraded"]

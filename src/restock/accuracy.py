@@ -278,12 +278,14 @@ def accuracy_report(store: SalesStore, registry: ModelRegistry, *, product_id: F
         scores.extend(version_scores)
         total = version_scores[-1]
         live, backtest_mase = _live_and_backtest(version_scores, group)
+        per_date = group.groupby("date")[["actual", "yhat", "naive"]].sum()
         versions.append({"model_version": name, "cutoff": group["cutoff"].iloc[0].isoformat(),
                          "frequency": freq, "first_date": total["first_date"],
                          "last_date": total["last_date"], "periods": total["periods"],
                          "series": total["series"], "backtest_mase": backtest_mase,
-                         "live_mase": None if np.isnan(live) else live})
-        warnings.extend(_warnings(name, group, freq, live, backtest_mase))
+                         "live_mase": None if np.isnan(live) else live,
+                         "points": _points(per_date)})
+        warnings.extend(_warnings(name, per_date, freq, live, backtest_mase))
     return {"selection": filters, "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None, "versions": versions, "scores": scores,
             "warnings": warnings}
@@ -458,12 +460,21 @@ def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _warnings(version: str, points: pd.DataFrame, freq: str, live: float,
+def _points(per_date: pd.DataFrame) -> list[dict[str, Any]]:
+    """The selection's forecast, actual and seasonal naive forecast summed per scored date:
+    what the panels draw as forecast against actual (the scores alone cannot show when the
+    forecast erred)."""
+    return [{"date": day.date().isoformat(), "actual": float(row.actual),
+             "forecast": float(row.yhat), "naive": float(row.naive)}
+            for day, row in zip(per_date.index, per_date.itertuples(index=False))]
+
+
+def _warnings(version: str, per_date: pd.DataFrame, freq: str, live: float,
               backtest: float | None) -> list[dict[str, str]]:
-    """``model_degraded`` and ``forecast_bias`` for one version on the selection."""
+    """``model_degraded`` and ``forecast_bias`` for one version on the selection, from its
+    actual and forecast summed per date."""
     found = []
     season = frequency_of(freq).season_length
-    per_date = points.groupby("date")[["actual", "yhat"]].sum()
     if (backtest is not None and np.isfinite(live) and len(per_date) >= season
             and live > DEGRADED_RATIO * backtest):
         found.append({**make_warning(

@@ -235,6 +235,13 @@ class AccuracyScore(Body):
         description="forecast value added: 1 - MASE / MASE of seasonal naive from the cutoff")
 
 
+class AccuracyPoint(Body):
+    date: str
+    actual: float = Field(description="the selection's actual sales in the period")
+    forecast: float = Field(description="the version's forecast of the selection")
+    naive: float = Field(description="the seasonal naive forecast from the same cutoff")
+
+
 class AccuracyVersion(Body):
     model_version: str
     cutoff: str = Field(description="the last date the version was trained on")
@@ -245,6 +252,8 @@ class AccuracyVersion(Body):
     series: int
     backtest_mase: float | None = Field(description="mean backtest MASE of the selection")
     live_mase: float | None = Field(description="mean live MASE of the selection")
+    points: list[AccuracyPoint] = Field(
+        description="per scored date, summed over the selected series (oldest first)")
 
 
 class AccuracyWarning(ForecastWarning):
