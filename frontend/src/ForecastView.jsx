@@ -1,4 +1,4 @@
-import { useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useId, useMemo, useState } from 'react';
 import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
@@ -6,14 +6,9 @@ import {
   FORECAST_FIELDS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, historyToChart, inputAttrs,
   periodName,
 } from './api.js';
-import { ErrorPanel } from './parts.jsx';
+import AccuracyPanel from './AccuracyPanel.jsx';
+import { ErrorPanel, fmt, useWidth } from './parts.jsx';
 
-const fmt = (v, d) => {
-  if (v === null || v === undefined || v === '') return '–';
-  if (typeof v !== 'number' || !Number.isFinite(v)) return String(v);
-  const digits = d ?? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2);
-  return v.toLocaleString(undefined, { maximumFractionDigits: digits });
-};
 const humanize = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
 const uniqueSorted = (values) => [...new Set(values.filter((v) => v !== null && v !== undefined && v !== '').map(String))]
   .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
@@ -24,26 +19,6 @@ function fmtInventory(key, v) {
   if (typeof v === 'boolean') return v ? 'Yes' : 'No';
   if (v !== null && typeof v === 'object') return JSON.stringify(v);
   return fmt(v);
-}
-
-/** Width of an element, following resizes; a fallback where layout is unavailable (jsdom). */
-function useWidth(fallback = 720) {
-  const ref = useRef(null);
-  const [width, setWidth] = useState(fallback);
-  useLayoutEffect(() => {
-    const node = ref.current;
-    if (!node) return undefined;
-    const measure = () => { const w = node.clientWidth; if (w > 0) setWidth(w); };
-    measure();
-    if (typeof ResizeObserver === 'undefined') {
-      window.addEventListener('resize', measure);
-      return () => window.removeEventListener('resize', measure);
-    }
-    const ro = new ResizeObserver(measure);
-    ro.observe(node);
-    return () => ro.disconnect();
-  }, []);
-  return [ref, width];
 }
 
 /** Rows for the chart: history and forecast on one date axis, plus the projected stock. */
@@ -185,6 +160,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState(null);
   const [resp, setResp] = useState(null);
+  const [asked, setAsked] = useState(null); // the selection of the forecast shown
   const [plotError, setPlotError] = useState(null);
 
   useEffect(() => {
@@ -255,6 +231,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
     setLoading(true);
     try {
       setResp(await client.json('POST', '/forecast', body));
+      setAsked({ product_id: productValue, store_id: sel.store_id, category: sel.category });
     } catch (err) {
       setError(err);
       onError?.(err);
@@ -364,6 +341,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
               <ErrorPanel error={plotError} testId="plot-error" />
             </div>
           </div>
+          <AccuracyPanel client={client} selection={asked} />
         </div>
       )}
     </section>

@@ -1,4 +1,33 @@
+import { useLayoutEffect, useRef, useState } from 'react';
 import { describeError } from './api.js';
+
+/** A number for people: whole above 100, one decimal above 10, two below; '–' for none. */
+export const fmt = (v, d) => {
+  if (v === null || v === undefined || v === '') return '–';
+  if (typeof v !== 'number' || !Number.isFinite(v)) return String(v);
+  const digits = d ?? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2);
+  return v.toLocaleString(undefined, { maximumFractionDigits: digits });
+};
+
+/** Width of an element, following resizes; a fallback where layout is unavailable (jsdom). */
+export function useWidth(fallback = 720) {
+  const ref = useRef(null);
+  const [width, setWidth] = useState(fallback);
+  useLayoutEffect(() => {
+    const node = ref.current;
+    if (!node) return undefined;
+    const measure = () => { const w = node.clientWidth; if (w > 0) setWidth(w); };
+    measure();
+    if (typeof ResizeObserver === 'undefined') {
+      window.addEventListener('resize', measure);
+      return () => window.removeEventListener('resize', measure);
+    }
+    const ro = new ResizeObserver(measure);
+    ro.observe(node);
+    return () => ro.disconnect();
+  }, []);
+  return [ref, width];
+}
 
 export function ProgressBar({ value, label, testId, indeterminate = false, variant }) {
   const pct = Math.round(Math.max(0, Math.min(1, value || 0)) * 100);

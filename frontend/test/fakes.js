@@ -108,3 +108,27 @@ export function openapiDoc(props = {}) {
     },
   };
 }
+
+/** A GET /accuracy report of one daily version over 14 days, shaped as the server's
+ * AccuracyReport; `total` and `version` override the total row's and the version's fields. */
+export function accuracyReport({ total = {}, version = {}, warnings = [], older = false } = {}) {
+  const day = (i) => new Date(Date.UTC(2024, 1, 1 + i)).toISOString().slice(0, 10);
+  const points = Array.from({ length: 14 }, (_, i) => ({ date: day(i), actual: 20 + (i % 7), forecast: 22, naive: 19 }));
+  const v = {
+    model_version: 'v7', cutoff: '2024-01-31', frequency: 'D', first_date: day(0), last_date: day(13),
+    periods: 14, series: 2, backtest_mase: 0.8, live_mase: 0.9, points, ...version,
+  };
+  const row = {
+    model_version: 'v7', level: 'total', product_id: null, store_id: null, category: null, series: 2, periods: 14,
+    first_date: day(0), last_date: day(13), actual: 322, forecast: 308, mase: 0.71, wape: 0.12, bias: 0.05,
+    coverage: 0.93, fva: 0.08, ...total,
+  };
+  const versions = [v];
+  const scores = [{ ...row, level: 'series', product_id: 'P1', store_id: 'S1', category: 'drinks', series: 1 }, row];
+  if (older) {
+    versions.push({ ...v, model_version: 'v6', cutoff: '2024-01-15' });
+    scores.push({ ...row, model_version: 'v6', wape: 0.5 });
+  }
+  return { selection: { product_id: [], store_id: [], category: [] }, start: null, end: null, versions, scores,
+    warnings: warnings.map((code) => ({ code, severity: 'warning', message: `${code} of v7`, model_version: 'v7' })) };
+}

@@ -171,6 +171,108 @@ export function periodName(frequency) {
   return code.startsWith('W') ? 'week' : code.startsWith('M') ? 'month' : 'day';
 }
 
+// ------------------------------------------------------------------ live accuracy
+
+/** The scores the accuracy panels list, in order, with their labels. */
+export const ACCURACY_FIELDS = [
+  ['wape', 'Error (share of volume)'], ['fva', 'Less error than seasonal naive'],
+  ['coverage', 'Actuals inside the 95% interval'], ['bias', 'Bias (forecast − actual)'],
+  ['mase', 'MASE (below 1 beats seasonal naive)'],
+];
+
+/** What the panel says when nothing is scored yet for the selection (404 no_scores). */
+export const NO_SCORES_READING = 'Nothing scored yet: forecasts are scored once an upload brings '
+  + 'the actual sales for dates that an active model forecast.';
+
+/** A share as a whole percentage ("12%", signed "+12%"); "–" when the server sent null. */
+export function percent(value, signed = false) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
+  const p = Math.round(value * 100) || 0; // never "-0%"
+  return `${signed && p > 0 ? '+' : ''}${p}%`;
+}
+
+/** One accuracy score as the panels show it (MASE as a ratio, the rest as percentages). */
+export function formatScore(key, value) {
+  if (key === 'mase') return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(2) : '–';
+  return percent(value, key === 'bias' || key === 'fva');
+}
+
+/** The seasonal naive forecast in words: the last season repeated (a week of days; a year of
+ * weeks or months). */
+function naiveName(frequency) {
+  return periodName(frequency) === 'day' ? 'repeating last week' : 'repeating last year';
+}
+
+/**
+ * What the accuracy panels show of a GET /accuracy report: the newest scored version (the
+ * report lists versions newest cutoff first), its total over the selection, its per-date
+ * points and warnings, and how many older versions were scored too. null without a report.
+ */
+export function accuracyView(report) {
+  const version = report?.versions?.[0];
+  if (!version) return null;
+  const name = version.model_version;
+  return {
+    version,
+    total: (report.scores || []).find((s) => s.model_version === name && s.level === 'total') || null,
+    points: version.points || [],
+    warnings: (report.warnings || []).filter((w) => w.model_version === name),
+    older: report.versions.length - 1,
+  };
+}
+
+/**
+ * The report in one or two plain sentences: the scored span, the error as a share of volume,
+ * the value added over seasonal naive, the interval's coverage and the bias; then what the
+ * warnings (model_degraded, forecast_bias, any other by its message) mean. NO_SCORES_READING
+ * for no report (what GET /accuracy's 404 no_scores means for a panel).
+ */
+export function accuracyReading(report) {
+  const view = accuracyView(report);
+  if (!view?.total) return NO_SCORES_READING;
+  const { version, total, warnings } = view;
+  const per = periodName(version.frequency);
+  const n = total.periods;
+  const span = n === 1 ? `On ${total.first_date} (1 ${per} scored)`
+    : `From ${total.first_date} to ${total.last_date} (${n} ${per}s scored)`;
+  const clauses = [];
+  if (typeof total.wape === 'number') {
+    let error = `forecasts were off by ${percent(total.wape)} of volume`;
+    if (typeof total.fva === 'number') {
+      const gain = Math.round(Math.abs(total.fva) * 100);
+      error += gain === 0 ? `, no better than ${naiveName(version.frequency)}`
+        : `, ${gain}% ${total.fva > 0 ? 'less' : 'more'} error than ${naiveName(version.frequency)}`;
+    }
+    clauses.push(error);
+  } else {
+    clauses.push('nothing was sold, so there is no volume to measure the error against');
+  }
+  clauses.push(`${percent(total.coverage)} of actuals fell inside the 95% band`);
+  if (typeof total.bias === 'number') {
+    const size = Math.abs(total.bias);
+    const way = total.bias > 0 ? 'over' : 'under';
+    clauses.push(size < 0.02 ? 'no lasting over- or under-forecast'
+      : size < 0.1 ? `slight ${way}-forecast (${percent(total.bias, true)})`
+        : `${way}-forecast by ${percent(size)} of volume`);
+  }
+  const first = `${span}: ${clauses.join('; ')}.`;
+  const notes = warnings.map((w) => {
+    if (w.code === 'model_degraded') {
+      const live = version.live_mase, past = version.backtest_mase;
+      return 'it erred clearly more than in its backtest'
+        + (typeof live === 'number' && typeof past === 'number' ? ` (MASE ${live.toFixed(2)} against ${past.toFixed(2)})` : '');
+    }
+    if (w.code === 'forecast_bias') {
+      return `the forecast stayed ${total.bias > 0 ? 'above' : 'below'} the actual sales in every ${per} scored`;
+    }
+    return String(w.message || w.code).replace(/[.\s]+$/, '');
+  });
+  if (!notes.length) return first;
+  const second = notes.join(', and ');
+  const retrain = warnings.some((w) => w.code === 'model_degraded') ? ': retrain on recent data' : '';
+  return `${first} Warning: ${second}${retrain}.`;
+}
+
 // ------------------------------------------------------------------ the forecast form
 
 /** The least history the charts draw, in periods. */
@@ -473,5 +575,21 @@ export function createClient({ apiBaseUrl = '', getToken = () => '', fetchImpl, 
     return requestFields(await json('GET', '/openapi.json'));
   }
 
-  return { url, json, blob, upload, followJob, headers, forecastFields };
+  /**
+   * GET /accuracy for a selection ({product_id, store_id, category}; blanks left out): the
+   * report, or null when nothing is scored for it yet (404 no_scores is news, not an error).
+   */
+  async function accuracy(selection = {}, { signal } = {}) {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(selection)) for (const one of [].concat(v ?? [])) if (one) query.append(k, one);
+    const qs = query.toString();
+    try {
+      return await json('GET', `/accuracy${qs ? `?${qs}` : ''}`, undefined, { signal });
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'no_scores') return null;
+      throw e;
+    }
+  }
+
+  return { url, json, blob, upload, followJob, headers, forecastFields, accuracy };
 }
