@@ -149,6 +149,41 @@ function forecastBody(req) {
   };
 }
 
+// GET /accuracy: the active model's forecasts of the 14 days after its cutoff against made-up
+// actuals, summed over the selected series; a snacks-only selection has nothing scored yet
+// (404 no_scores), and store S2 was under-forecast every day (forecast_bias).
+function accuracyBody(query) {
+  const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, query.getAll(k).filter(Boolean)]));
+  const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
+  const unknown = ['product_id', 'store_id', 'category'].flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
+  if (unknown.length) return [404, { error: { code: 'unknown_series', message: `unknown ${unknown[0][0]}: '${unknown[0][1]}'`, details: { column: unknown[0][0], unknown: [unknown[0][1]], suggestions: {} } } }];
+  if (!modelVersion || chosen.every((s) => s.category === 'snacks')) {
+    return [404, { error: { code: 'no_scores', message: 'no scored forecasts for this selection yet: forecasts are scored when an upload brings actual sales for dates that an active model version forecast', details: { selection, model_version: null } } }];
+  }
+  const under = chosen.every((s) => s.store_id === 'S2');
+  const start = Date.UTC(2024, 11, 18);
+  const points = Array.from({ length: 14 }, (_, d) => {
+    const date = new Date(start + d * 86400000).toISOString().slice(0, 10);
+    const base = chosen.length * (21 + 6 * Math.sin(d / 7 * 2 * Math.PI));
+    return { date, actual: Math.round(base * (under ? 1.3 : 1) + (d % 3) - 1), forecast: +(base * (1 + 0.04 * Math.cos(d))).toFixed(2), naive: Math.round(base * 0.92 + (d % 4)) };
+  });
+  const sum = (k) => points.reduce((a, p) => a + p[k], 0);
+  const abs = (k) => points.reduce((a, p) => a + Math.abs(p[k] - p.actual), 0);
+  const scale = chosen.length * 5.5;
+  const mase = abs('forecast') / points.length / scale, naiveMase = abs('naive') / points.length / scale;
+  const figures = { periods: points.length, first_date: points[0].date, last_date: points[points.length - 1].date, actual: sum('actual'), forecast: sum('forecast'),
+    mase, wape: abs('forecast') / sum('actual'), bias: (sum('forecast') - sum('actual')) / sum('actual'), coverage: under ? 0.61 : 0.93, fva: 1 - mase / naiveMase };
+  const version = modelVersion;
+  return [200, {
+    selection, start: query.get('start'), end: query.get('end'),
+    versions: [{ model_version: version, cutoff: '2024-12-17', frequency: 'D', first_date: figures.first_date, last_date: figures.last_date, periods: 14, series: chosen.length, backtest_mase: 0.81, live_mase: mase, points }],
+    scores: [
+      ...chosen.map((s) => ({ model_version: version, level: 'series', product_id: s.product_id, store_id: s.store_id, category: s.category, series: 1, ...figures })),
+      { model_version: version, level: 'total', product_id: null, store_id: null, category: null, series: chosen.length, ...figures }],
+    warnings: under ? [{ code: 'forecast_bias', severity: 'warning', message: `model ${version}'s forecast was below the actual sales in every one of 14 periods`, model_version: version }] : [],
+  }];
+}
+
 // 1x1 PNG
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
@@ -221,6 +256,7 @@ const server = http.createServer(async (req, res) => {
     if (body.product_id === 'P6' && body.store_id === 'S2') return error(res, 404, 'unknown_series', 'No series matches product P6 at store S2');
     return json(res, 200, forecastBody(body));
   }
+  if (req.method === 'GET' && p === '/accuracy') return json(res, ...accuracyBody(url.searchParams));
   if (req.method === 'GET' && p.startsWith('/plots/')) { res.writeHead(200, { 'Content-Type': 'image/png' }); return res.end(PNG); }
   return error(res, 404, 'not_found', `No route for ${req.method} ${p}`);
 });

@@ -148,6 +148,13 @@ def test_every_mock_answer_is_one_the_server_declares(mock_url: str, contract: C
     assert call("POST", "/forecast", data="{", headers={"Content-Type": "application/json"}
                 )[0] == 400
 
+    # the accuracy panel's selections: scored, nothing scored yet, an unknown id
+    for query in ("", "?product_id=P1&store_id=S1", "?store_id=S2&category=drinks"):
+        status, report = call("GET", "/accuracy" + query)
+        assert status == 200 and report["versions"][0]["points"], query
+    assert call("GET", "/accuracy?category=snacks")[1]["error"]["code"] == "no_scores"
+    assert call("GET", "/accuracy?product_id=P9")[0] == 404
+
     csv = b"date,product_id,quantity\n2024-01-01,P1,3\n"
     assert call("POST", "/retrain", files={"file": ("sales.xlsx", csv)})[0] == 415
     assert call("POST", "/retrain", files={"file": ("bad.csv", csv)})[0] == 422
@@ -174,6 +181,9 @@ def test_every_warning_the_mock_sends_is_one_the_server_emits(mock_url: str) -> 
     sent = set()
     for body in ({}, {"on_hand": 0, "lead_time_days": 30}, {"on_hand": 1e6}):
         answer = requests.post(mock_url + "/forecast", json=body, timeout=30).json()
+        sent |= {(w["code"], w["severity"]) for w in answer["warnings"]}
+    for query in ("", "?store_id=S2"):
+        answer = requests.get(mock_url + "/accuracy" + query, timeout=30).json()
         sent |= {(w["code"], w["severity"]) for w in answer["warnings"]}
     assert sent, "the mock sends no warnings to check"
     assert sent <= emitted, f"the server never emits {sorted(sent - emitted)}"

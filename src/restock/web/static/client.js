@@ -177,7 +177,7 @@ export function periodName(frequency) {
 export const ACCURACY_FIELDS = [
   ['wape', 'Error (share of volume)'], ['fva', 'Less error than seasonal naive'],
   ['coverage', 'Actuals inside the 95% interval'], ['bias', 'Bias (forecast − actual)'],
-  ['mase', 'MASE (below 1 beats seasonal naive)'],
+  ['mase', 'MASE (error scaled by the history)'],
 ];
 
 /** What the panel says when nothing is scored yet for the selection (404 no_scores). */

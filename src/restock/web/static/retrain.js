@@ -7,9 +7,9 @@
  * same origin, or at ?api=<base URL>.
  */
 import {
-  ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
-  STAGES, STAGE_LABELS, createClient, describeError, forecastBody, historyToChart, inputAttrs,
-  periodName, totalEpochs
+  ACCURACY_FIELDS, ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
+  STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, forecastBody,
+  formatScore, historyToChart, inputAttrs, periodName, totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -550,9 +550,11 @@ function submitForecast(ev) {
   }
   ui.forecastSubmit.disabled = true;
   ui.forecastSubmit.textContent = 'Loading…';
+  var selection = { product_id: body.product_id, store_id: body.store_id, category: body.category };
   client.json('POST', '/forecast', body).then(function (resp) {
     lastForecast = resp;
     renderForecast(resp);
+    loadAccuracy(selection);
   }, function (err) {
     showError(err, ui.forecastError);
   }).then(function () {
@@ -633,6 +635,86 @@ function renderForecast(resp) {
 
   drawChart(resp);
   ui.forecastOutput.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+// ---- live accuracy of the forecast's selection (GET /accuracy)
+var accuracyAsked = 0; // only the answer to the latest request is shown
+
+function loadAccuracy(selection) {
+  var asked = ++accuracyAsked;
+  ui.accuracyReading.textContent = 'Loading the scores…';
+  ui.accuracyReading.classList.remove('bad');
+  ui.accuracyError.hidden = true;
+  ui.accuracyBody.hidden = true;
+  client.accuracy(selection).then(function (report) {
+    if (asked === accuracyAsked) renderAccuracy(report);
+  }, function (err) {
+    if (asked !== accuracyAsked) return;
+    ui.accuracyReading.textContent = '';
+    showError(err, ui.accuracyError);
+  });
+}
+
+function renderAccuracy(report) {
+  var view = accuracyView(report);
+  ui.accuracyReading.textContent = accuracyReading(report);
+  ui.accuracyReading.classList.toggle('bad', !!(view && view.warnings.length));
+  if (!view || !view.total) return;
+  var v = view.version;
+  ui.accuracyVersion.textContent = 'Model ' + v.model_version + ' (trained on sales up to ' + v.cutoff + ') · ' + view.total.series + ' series' +
+    (view.older > 0 ? ' · ' + view.older + ' older version' + (view.older === 1 ? '' : 's') + ' scored too' : '');
+  ui.accuracyScores.textContent = '';
+  ACCURACY_FIELDS.forEach(function (f) {
+    var d = el('div', { 'data-testid': 'acc-' + f[0] });
+    d.appendChild(el('dt', null, f[1]));
+    d.appendChild(el('dd', null, formatScore(f[0], view.total[f[0]])));
+    ui.accuracyScores.appendChild(d);
+  });
+  var tbody = ui.accuracyTable.tBodies[0];
+  tbody.textContent = '';
+  view.points.forEach(function (p) {
+    var tr = el('tr');
+    tr.appendChild(el('td', null, p.date));
+    ['actual', 'forecast', 'naive'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, fmtNum(p[k]))); });
+    tbody.appendChild(tr);
+  });
+  ui.accuracyBody.hidden = false;
+  drawAccuracyChart(view.points, v.frequency);
+}
+
+// Actual, forecast and seasonal naive per scored period: three lines on one axis.
+function drawAccuracyChart(points, frequency) {
+  var svg = ui.accuracyChart;
+  svg.textContent = '';
+  var rows = points.map(function (p) { return { t: parseDate(p.date), actual: p.actual, forecast: p.forecast, naive: p.naive }; })
+    .filter(function (r) { return r.t !== null; });
+  var width = Math.max(300, Math.round(svg.parentNode.clientWidth || 800));
+  var height = Math.round(Math.max(180, Math.min(260, width * 0.35)));
+  var m = { top: 16, right: 16, bottom: 30, left: 48 };
+  svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
+  svg.appendChild(svgEl('title', null, 'Forecast against actual'));
+  if (!rows.length) return;
+  var t0 = rows[0].t, t1 = rows[rows.length - 1].t;
+  if (t1 === t0) t1 = t0 + 86400000;
+  var top = 0;
+  rows.forEach(function (r) { top = Math.max(top, r.actual, r.forecast, r.naive); });
+  var y = niceTicks(top * 1.05, 4);
+  var pw = width - m.left - m.right, ph = height - m.top - m.bottom;
+  function x(t) { return m.left + (t - t0) / (t1 - t0) * pw; }
+  function yv(v) { return m.top + ph - Math.max(0, v) / y.max * ph; }
+  y.ticks.forEach(function (v) {
+    svg.appendChild(svgEl('line', { 'class': 'grid-line', x1: m.left, x2: m.left + pw, y1: yv(v), y2: yv(v) }));
+    svg.appendChild(svgEl('text', { x: m.left - 6, y: yv(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
+  });
+  svg.appendChild(svgEl('line', { 'class': 'axis', x1: m.left, x2: m.left + pw, y1: m.top + ph, y2: m.top + ph }));
+  [[t0, 'start'], [t1, 'end']].forEach(function (a) {
+    svg.appendChild(svgEl('text', { x: x(a[0]), y: m.top + ph + 18, 'text-anchor': a[1] }, fmtDate(a[0], true)));
+  });
+  svg.appendChild(svgEl('text', { x: m.left, y: 11, 'text-anchor': 'start' }, 'sales / ' + periodName(frequency)));
+  [['naive', 'naive'], ['actual', 'history'], ['forecast', 'forecast']].forEach(function (line) {
+    var d = rows.map(function (r, k) { return (k ? 'L' : 'M') + x(r.t).toFixed(1) + ',' + yv(r[line[0]]).toFixed(1); }).join('');
+    svg.appendChild(svgEl('path', { 'class': line[1], 'data-testid': 'accuracy-' + line[0], d: d }));
+  });
 }
 
 // When a token is needed, the PNG link is fetched with the header and opened as a blob.
@@ -874,7 +956,8 @@ function init() {
    'fc-product', 'fc-store', 'fc-category', 'fc-days', 'fc-service-level', 'fc-lead-time', 'fc-on-hand', 'fc-lead-time-std',
    'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'series-status', 'bounds-status', 'forecast-submit',
    'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
-   'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table'
+   'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table', 'accuracy-reading', 'accuracy-error', 'accuracy-body',
+   'accuracy-version', 'accuracy-chart', 'accuracy-scores', 'accuracy-table'
   ].forEach(function (id) {
     var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
     ui[key] = $(id);
