@@ -346,6 +346,19 @@ def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
         assert shown == {(w["code"], w["severity"]) for w in api["warnings"]}
     else:
         expect(items).to_have_text(["No warnings."])
+    # the accuracy panel for the same selection: the scores, or plainly that none exist yet
+    scored = requests.get(server.url + "/accuracy?product_id=P0002&store_id=S01", timeout=60)
+    reading = b.by("accuracy-reading")
+    if scored.status_code == 404:
+        assert scored.json()["error"]["code"] == "no_scores", scored.text
+        expect(reading).to_contain_text("Nothing scored yet", timeout=30_000)
+    else:
+        expect(reading).to_contain_text("days scored", timeout=30_000)
+        expect(b.by("accuracy-scores")).to_be_visible()
+    expect(b.by("accuracy-error")).to_have_count(0 if react else 1)
+    if not react:
+        expect(b.by("accuracy-error")).to_be_hidden()
+
     b.shot("05-forecast")
     b.shot("06-chart", chart)
     b.shot("07-forecast-output", b.by("forecast-output"))
