@@ -79,7 +79,8 @@ def _per_step(
     lead = residuals.shape[:-1]
     if h < 1:
         return np.zeros((*lead, 0))
-    finite = np.isfinite(residuals).reshape(-1, residuals.shape[-1]).all(axis=0)
+    finite = np.isfinite(residuals).reshape(-1, residuals.shape[-1]).all(axis=0) \
+        if residuals.size else np.zeros(residuals.shape[-1], bool)
     if not finite.any():
         return np.zeros((*lead, h))
     steps = np.asarray(all_steps, dtype=int)[finite]
