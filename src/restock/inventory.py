@@ -568,7 +568,8 @@ def plan_for_daily_demand(
         missing = "holding_cost" if holding_cost is None else "ordering_cost"
         raise _invalid(missing, None, "is needed too: EOQ uses both ordering and holding cost")
     if ordering_cost is not None and holding_cost is not None:
-        _positive("ordering_cost", ordering_cost), _positive("holding_cost", holding_cost)
+        _positive("ordering_cost", ordering_cost)  # before the arrays take their square root
+        _positive("holding_cost", holding_cost)
 
     rows = replenishment_levels(
         path[None, :], np.array([sigma]), np.array([np.nan if stock is None else stock]),

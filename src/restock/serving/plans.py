@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from restock import inventory
-from restock.calendar import frequency_of
+from restock.calendar import Frequency, frequency_of
 from restock.query import InventoryPolicy
 from restock.serving import aggregation
 from restock.serving.warnings import (GAP_SHARE_WARNING, INTERMITTENT_ZERO_SHARE,
@@ -133,10 +133,11 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
     period_days = frequency.days_per_period
     paths = inventory.spread_over_days(snapshot.forecast["yhat"][rows, :steps],
                                        np.diff(snapshot.days[:steps + 1]))
-    recent = np.asarray(snapshot.history[rows, -frequency.history_periods:])
+    history = np.asarray(snapshot.history[rows])
+    recent = history[:, -frequency.history_periods:]  # what ABC, XYZ and warnings judge
     sigma_period = aggregation.error_sigmas(
-        aggregation.series_residuals(snapshot, rows), np.asarray(snapshot.history[rows]),
-        snapshot.backtest_steps, policy.lead_time_days / period_days)
+        aggregation.series_residuals(snapshot, rows), history, snapshot.backtest_steps,
+        policy.lead_time_days / period_days)
     levels = inventory.replenishment_levels(
         paths, sigma_period / math.sqrt(period_days), on_hand,
         **policy.model_dump(exclude={"on_hand"}))
@@ -144,9 +145,10 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
     cover = levels["days_of_cover"]
     stockout = np.where(known & (cover <= inventory.MAX_COVER_DAYS),
                         np.datetime64(snapshot.dates[0], "D")
-                        + np.floor(np.nan_to_num(cover, nan=0.0)).astype("timedelta64[D]"),
+                        + np.floor(np.clip(np.nan_to_num(cover, nan=0.0), 0,
+                                           inventory.MAX_COVER_DAYS)).astype("timedelta64[D]"),
                         np.datetime64("NaT"))
-    cv = _variation(recent)
+    cv = variation(recent)
     columns: dict[str, np.ndarray] = {
         **{key: snapshot.keys[key].values[np.asarray(snapshot.keys[key].codes[positions])]
            for key in ("product_id", "store_id", "category")},
@@ -188,17 +190,19 @@ def xyz_classes(cv: np.ndarray) -> np.ndarray:
     return np.where(cv <= XYZ_CUTOFFS[0], "X", np.where(cv <= XYZ_CUTOFFS[1], "Y", "Z"))
 
 
-def _variation(history: np.ndarray) -> np.ndarray:
+def variation(history: np.ndarray) -> np.ndarray:
     """Each row's standard deviation over its mean, ignoring periods before it started;
     NaN when it never sold."""
+    observed = (~np.isnan(history)).sum(axis=1)
     with np.errstate(all="ignore"):  # rows without sales: NaN, classed Z
-        mean = np.nanmean(history, axis=1)
-        return np.where(mean > 0, np.nanstd(history, axis=1) / mean, np.nan)
+        mean = np.nansum(history, axis=1) / observed
+        spread = np.sqrt(np.nansum((history - mean[:, None]) ** 2, axis=1) / observed)
+        return np.where(mean > 0, spread / mean, np.nan)
 
 
 def _warnings(snapshot: Snapshot, rows: np.ndarray, recent: np.ndarray,
               levels: dict[str, np.ndarray], on_hand: np.ndarray, policy: InventoryPolicy,
-              frequency: Any) -> np.ndarray:
+              frequency: Frequency) -> np.ndarray:
     """Each row's warning codes, joined by ';' (the same rules as a forecast's)."""
     stats = snapshot.stats
     with np.errstate(all="ignore"):  # a row without history: NaN, not intermittent
