@@ -2,7 +2,8 @@
 
 Goals (issue 13, on the 2-core machine): a version loads in <= 1 s; in-process p95 of
 ``ForecastService.forecast`` <= 2 ms for one product and <= 20 ms for one whole store;
-memory added per web worker <= 100 MB with 4 workers mapping the same version.
+memory added per web worker <= 100 MB with 4 workers mapping the same version. Issue 15:
+``ForecastService.plan`` of 10,000 series (1,000 products x 10 stores) in <= 1 s.
 
 No training: random forecasts, intervals, backtest actuals/predictions and history of
 the shapes a daily retrain writes (365 forecast periods, 400 history periods, 3 backtest
@@ -11,6 +12,7 @@ activated version of a fresh home (SQLite store, no sales). ``--home`` keeps tha
 between runs (building it takes a minute and ~3 GB of disk). Writes bench/results/serving.md.
 
     .venv/bin/python bench/serving.py [--home /tmp/restock-bench-serving-v2] [--calls 1000]
+    .venv/bin/python bench/serving.py --home ... --plan-only   # just the plan, no report
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ from restock import snapshot  # noqa: E402
 from restock.config import Settings  # noqa: E402
 from restock.data.panel import TOTAL_ID  # noqa: E402
 from restock.data.store import SalesStore  # noqa: E402
-from restock.query import ForecastQuery  # noqa: E402
+from restock.query import ForecastQuery, InventoryPolicy  # noqa: E402
 from restock.registry import ModelRegistry  # noqa: E402
 from restock.serving import ForecastService, LoadedModel  # noqa: E402
 
-GOALS = {"load_s": 1.0, "product_ms": 2.0, "store_ms": 20.0, "worker_mb": 100.0}
+GOALS = {"load_s": 1.0, "product_ms": 2.0, "store_ms": 20.0, "worker_mb": 100.0,
+         "plan_s": 1.0}
+#: the plan's size goal: series planned by one call
+PLAN_SERIES = 10_000
 MARKER = "bench-serving-v2.json"
 HISTORY = 400
 BACKTEST = (3, 28)  # windows, steps
@@ -192,6 +197,35 @@ def measure_workers(home: Path, workers: int, calls: int) -> list[dict[str, Any]
     return reports
 
 
+def measure_plan(service: ForecastService, runs: int) -> dict[str, Any]:
+    """Median seconds of ``ForecastService.plan`` for ~``PLAN_SERIES`` series (the first
+    products, every store of each: a /forecast filter of at most 1,000 ids), then of its
+    JSON rows and its CSV."""
+    arrays = service.model().snapshot
+    stores = len(arrays.keys["store_id"].values)
+    chosen = arrays.keys["product_id"].values[:max(1, PLAN_SERIES // stores)].tolist()
+    query, policy = ForecastQuery(product_id=chosen), InventoryPolicy()
+    plan_s, json_s, csv_s = [], [], []
+    for _ in range(runs):
+        gc.collect()
+        started = time.perf_counter()
+        plan = service.plan(query, policy)
+        plan_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        plan.to_dict()
+        json_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        plan.csv()
+        csv_s.append(time.perf_counter() - started)
+    result = {"series": len(plan), "runs": runs, "plan_s": statistics.median(plan_s),
+              "max_s": max(plan_s), "json_s": statistics.median(json_s),
+              "csv_s": statistics.median(csv_s)}
+    print(f"plan of {result['series']:,} series: median {result['plan_s'] * 1000:.0f} ms "
+          f"(max {result['max_s'] * 1000:.0f}), rows as JSON dicts +{result['json_s'] * 1000:.0f}"
+          f" ms, CSV +{result['csv_s'] * 1000:.0f} ms", flush=True)
+    return result
+
+
 def loadavg() -> tuple[float, float, float]:
     return os.getloadavg()
 
@@ -208,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--worker-calls", type=int, default=2000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--plan-runs", type=int, default=7, help="plans of 10,000 series to time")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="time only the plan (on an existing --home); write nothing")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -222,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         info = build_home(home, args.series, args.stores, args.categories, args.horizon)
         settings = settings_for(home)
         registry = ModelRegistry(settings.models_dir)
+        if args.plan_only:
+            store = SalesStore(settings.db_url, settings.uploads_dir)
+            measure_plan(ForecastService(settings, store, registry), args.plan_runs)
+            store.close()
+            return 0
         version = registry.current()
         load_before = loadavg()
         started = time.perf_counter()
@@ -275,11 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         body = len(json.dumps(sample).encode())
         body_365 = len(json.dumps(service.forecast(ForecastQuery(product_id=str(products[0]),
                                                                  history=365))).encode())
+        plan = measure_plan(service, args.plan_runs)
         store.close()
         workers = measure_workers(home, args.workers, args.worker_calls)
         load_after = loadavg()
         report = render(args, info, full_verify_s, load_s, rows, workers, body, body_365,
-                        load_before, load_after)
+                        plan, load_before, load_after)
         print(report)
         if not args.no_write:
             RESULTS.write_text(report)
@@ -292,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(args: argparse.Namespace, info: dict[str, Any], full_verify_s: float,
            load_s: list[float], rows: list[dict[str, Any]], workers: list[dict[str, Any]],
-           body: int, body_365: int, load_before: tuple, load_after: tuple) -> str:
+           body: int, body_365: int, plan: dict[str, Any], load_before: tuple,
+           load_after: tuple) -> str:
     def ok(value: float, goal: float) -> str:
         return "ok" if value <= goal else "**missed**"
 
@@ -337,6 +381,14 @@ def render(args: argparse.Namespace, info: dict[str, Any], full_verify_s: float,
         f"Answer size, one product, 30 days: {body / 1024:.1f} KiB with the default 28 "
         f"history periods, {body_365 / 1024:.1f} KiB with `history=365` (what every answer "
         "carried before).", "",
+        "## The replenishment plan (issue 15)", "",
+        f"`ForecastService.plan` for {plan['series']:,} series (the first products, every "
+        f"store of each), default policy, {plan['runs']} runs: median "
+        f"**{plan['plan_s'] * 1000:.0f} ms** (max {plan['max_s'] * 1000:.0f} ms; goal "
+        f"<= 1 s: {ok(plan['plan_s'], GOALS['plan_s'])}). Turning it into the JSON rows adds "
+        f"{plan['json_s'] * 1000:.0f} ms, into CSV {plan['csv_s'] * 1000:.0f} ms. The store "
+        "is empty, so no series has a stock figure (the cover and order columns are "
+        "computed and then left unknown).", "",
         "## Memory per web worker", "",
         f"{len(workers)} worker processes at once, each: build a `ForecastService`, load the "
         f"version, answer {args.worker_calls} requests (9 in 10 a random product, 1 in 10 a "

@@ -268,15 +268,7 @@ def demand_over_days(daily_demand: Sequence[float] | np.ndarray, days: float) ->
     """
     path = np.asarray(daily_demand, dtype=float)
     span = _non_negative("days", days)
-    if path.size == 0:
-        return 0.0
-    whole = min(int(span), path.size)
-    total = float(path[:whole].sum())
-    if span <= path.size:
-        if whole < path.size:
-            total += (span - whole) * float(path[whole])
-        return total
-    return total + (span - path.size) * float(path.mean())
+    return float(demand_over_days_rows(path[None, :], span)[0])
 
 
 def days_of_cover(on_hand: float, daily_demand: Sequence[float] | np.ndarray) -> float | None:
@@ -287,16 +279,8 @@ def days_of_cover(on_hand: float, daily_demand: Sequence[float] | np.ndarray) ->
     """
     stock = _finite("on_hand", on_hand)
     path = np.asarray(daily_demand, dtype=float)
-    if path.size == 0 or float(path.sum()) <= 0:
-        return None
-    if stock <= 0:
-        return 0.0
-    cumulative = np.cumsum(path)
-    day = int(np.searchsorted(cumulative, stock, side="right"))  # first day ending above stock
-    if day >= path.size:
-        return path.size + (stock - float(cumulative[-1])) / float(path.mean())
-    before = float(cumulative[day - 1]) if day > 0 else 0.0
-    return day + (stock - before) / float(path[day])
+    cover = float(days_of_cover_rows(np.array([stock]), path[None, :])[0])
+    return None if math.isnan(cover) else cover
 
 
 def stockout_date(start: date | pd.Timestamp, cover_days: float | None) -> date | None:
@@ -365,12 +349,13 @@ def spread_over_days(values: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """Expected demand per day: each period's quantity spread evenly over its ``spans`` days.
 
     Negative values count as zero. The serving layer calls this directly with the spans
-    its snapshot stores, so a request builds the daily path without pandas.
+    its snapshot stores, so a request builds the daily path without pandas; ``values``
+    may be [N, periods], one series per row (a plan).
     """
     values = np.asarray(values, dtype=float)
     if not np.isfinite(values).all():
         raise _invalid("forecast", "non-finite yhat", "must have finite yhat values")
-    return np.repeat(np.clip(values, 0.0, None) / spans, spans)
+    return np.repeat(np.clip(values, 0.0, None) / spans, spans, axis=-1)
 
 
 def _last_period_days(dates: pd.DatetimeIndex, gaps: np.ndarray, freq: str | None) -> int:
@@ -383,6 +368,104 @@ def _last_period_days(dates: pd.DatetimeIndex, gaps: np.ndarray, freq: str | Non
             raise _invalid("freq", freq, "must be a pandas frequency such as D, W or MS") from None
         return max(1, ((dates[-1] + offset) - dates[-1]).days)
     return int(gaps[-1]) if gaps.size else 1
+
+
+# ------------------------------------------------------------------ many series at once
+
+
+def demand_over_days_rows(paths: np.ndarray, days: np.ndarray | float) -> np.ndarray:
+    """:func:`demand_over_days` of every row of ``paths`` ([N, D]) over its own ``days``
+    (one number or one per row): what a plan of thousands of series runs."""
+    paths = np.asarray(paths, dtype=float)
+    count, size = paths.shape
+    span = np.broadcast_to(np.asarray(days, dtype=float), (count,))
+    if size == 0:
+        return np.zeros(count)
+    cumulative = np.concatenate([np.zeros((count, 1)), np.cumsum(paths, axis=1)], axis=1)
+    index = np.arange(count)
+    whole = np.minimum(np.floor(span).astype(np.int64), size)
+    partial = np.where(whole < size, paths[index, np.minimum(whole, size - 1)], 0.0)
+    inside = cumulative[index, whole] + (span - whole) * partial
+    beyond = cumulative[:, -1] + (span - size) * paths.mean(axis=1)
+    return np.where(span <= size, inside, beyond)
+
+
+def days_of_cover_rows(on_hand: np.ndarray, paths: np.ndarray) -> np.ndarray:
+    """:func:`days_of_cover` of every row; NaN where the cover is infinite (no demand) or
+    the stock unknown (NaN)."""
+    paths = np.asarray(paths, dtype=float)
+    stock = np.asarray(on_hand, dtype=float)
+    count, size = paths.shape
+    if size == 0:
+        return np.full(count, np.nan)
+    cumulative = np.cumsum(paths, axis=1)
+    index = np.arange(count)
+    # the first day whose cumulative demand exceeds the stock (demand is never negative)
+    day = (cumulative <= stock[:, None]).sum(axis=1)
+    before = np.where(day > 0, cumulative[index, np.maximum(day - 1, 0)], 0.0)
+    last = np.minimum(day, size - 1)
+    with np.errstate(all="ignore"):  # the rows these divisions fail for are masked below
+        within = day + (stock - before) / paths[index, last]
+        past = size + (stock - cumulative[:, -1]) / paths.mean(axis=1)
+    cover = np.where(day >= size, past, within)
+    cover = np.where(stock <= 0, 0.0, cover)
+    return np.where((cumulative[:, -1] <= 0) | np.isnan(stock), np.nan, cover)
+
+
+def replenishment_levels(
+    paths: np.ndarray,
+    sigma_daily: np.ndarray,
+    on_hand: np.ndarray,
+    *,
+    service_level: float | np.ndarray,
+    lead_time_days: float | np.ndarray,
+    lead_time_std_days: float | np.ndarray,
+    review_period_days: float | np.ndarray,
+    ordering_cost: float | np.ndarray | None,
+    holding_cost: float | np.ndarray | None,
+    cover_days: float | np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The plan's levels for N series at once: the one implementation of the formulas
+    in the module docstring that both a single forecast and a whole plan run.
+
+    ``paths`` is expected demand per day [N, D], ``sigma_daily`` and ``on_hand`` [N]
+    (NaN: unknown stock). Every policy value is one number or one per row (so item
+    settings can later override a row's lead time or service level); they are validated
+    declarations, not checked again. ``order_now``/``suggested_order_qty`` are False/0
+    where the stock is unknown and ``days_of_cover`` NaN (the callers show ``None``).
+    """
+    paths = np.asarray(paths, dtype=float)
+    count = paths.shape[0]
+    level = np.broadcast_to(np.asarray(service_level, dtype=float), (count,))
+    distinct, where = np.unique(level, return_inverse=True)
+    z = np.array([z_for_service_level(float(v)) for v in distinct])[where.reshape(-1)]
+    lead = np.asarray(lead_time_days, dtype=float)
+    protection = lead + np.asarray(review_period_days, dtype=float)
+    avg_daily = paths.mean(axis=1) if paths.shape[1] else np.zeros(count)
+    sigma = np.asarray(sigma_daily, dtype=float)
+    lead_std = np.asarray(lead_time_std_days, dtype=float)
+    sigma_p = np.sqrt(protection * sigma**2 + avg_daily**2 * lead_std**2)
+    ss = z * sigma_p
+    demand_protection = demand_over_days_rows(paths, protection)
+    rop = demand_protection + ss
+    if ordering_cost is None or holding_cost is None:
+        economic = np.full(count, np.nan)
+        quantity = np.asarray(cover_days, dtype=float) * avg_daily
+    else:
+        economic = np.sqrt(2.0 * np.asarray(ordering_cost, dtype=float)
+                           * (avg_daily * DAYS_PER_YEAR) / np.asarray(holding_cost, dtype=float))
+        quantity = economic
+    top = rop + quantity
+    stock = np.asarray(on_hand, dtype=float)
+    order_now = (stock <= rop) & (top > stock)  # False for NaN (unknown) stock
+    return {
+        "z": z, "avg_daily_demand": avg_daily, "sigma_protection_interval": sigma_p,
+        "safety_stock": ss, "demand_over_lead_time": demand_over_days_rows(paths, lead),
+        "demand_over_protection_interval": demand_protection, "reorder_point": rop,
+        "eoq": economic, "order_quantity": np.broadcast_to(quantity, (count,)),
+        "max_level": top, "days_of_cover": days_of_cover_rows(stock, paths),
+        "order_now": order_now, "suggested_order_qty": np.where(order_now, top - stock, 0.0),
+    }
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -484,43 +567,42 @@ def plan_for_daily_demand(
     if (ordering_cost is None) != (holding_cost is None):
         missing = "holding_cost" if holding_cost is None else "ordering_cost"
         raise _invalid(missing, None, "is needed too: EOQ uses both ordering and holding cost")
+    if ordering_cost is not None and holding_cost is not None:
+        _positive("ordering_cost", ordering_cost)  # before the arrays take their square root
+        _positive("holding_cost", holding_cost)
 
-    avg_daily = float(path.mean())
-    protection = lead + review
-    z = z_for_service_level(level)
-    sigma_p = demand_std_over_interval(sigma, protection, avg_daily, lead_std)
-    ss = z * sigma_p
-    demand_lead = demand_over_days(path, lead)
-    demand_protection = demand_over_days(path, protection)
-    rop = reorder_point(demand_protection, ss)
-
-    economic = (
-        None
-        if ordering_cost is None or holding_cost is None
-        else eoq(avg_daily * DAYS_PER_YEAR, ordering_cost, holding_cost)
-    )
-    quantity = economic if economic is not None else cover * avg_daily
-    low, high = min_max_levels(rop, quantity)
+    rows = replenishment_levels(
+        path[None, :], np.array([sigma]), np.array([np.nan if stock is None else stock]),
+        service_level=level, lead_time_days=lead, lead_time_std_days=lead_std,
+        review_period_days=review, ordering_cost=ordering_cost, holding_cost=holding_cost,
+        cover_days=cover)
+    one = {name: float(values[0]) for name, values in rows.items()}
+    avg_daily, z, sigma_p, ss = (one[k] for k in ("avg_daily_demand", "z",
+                                                   "sigma_protection_interval", "safety_stock"))
+    rop, quantity, high = one["reorder_point"], one["order_quantity"], one["max_level"]
+    economic = (None if ordering_cost is None or holding_cost is None  # checks the costs
+                else eoq(avg_daily * DAYS_PER_YEAR, ordering_cost, holding_cost))
     esc = expected_shortage_per_cycle(ss, sigma_p)
     fill = 1.0 if esc == 0 else (fill_rate(esc, quantity) if quantity > 0 else None)
-
-    cover_left = None if stock is None else days_of_cover(stock, path)
-    order_now, order_qty = (None, None) if stock is None else suggested_order(stock, rop, high)
+    cover_left = None if stock is None or math.isnan(one["days_of_cover"]) \
+        else one["days_of_cover"]
+    order_now, order_qty = ((None, None) if stock is None
+                            else (bool(one["order_now"]), one["suggested_order_qty"]))
     return InventoryPlan(
         service_level=level,
         z=z,
         lead_time_days=lead,
         lead_time_std_days=lead_std,
         review_period_days=review,
-        protection_interval_days=protection,
+        protection_interval_days=lead + review,
         avg_daily_demand=avg_daily,
-        demand_over_lead_time=demand_lead,
-        demand_over_protection_interval=demand_protection,
+        demand_over_lead_time=one["demand_over_lead_time"],
+        demand_over_protection_interval=one["demand_over_protection_interval"],
         sigma_daily=sigma,
         sigma_protection_interval=sigma_p,
         safety_stock=ss,
         reorder_point=rop,
-        min_level=low,
+        min_level=rop,
         max_level=high,
         order_quantity=quantity,
         eoq=economic,

@@ -115,6 +115,17 @@ def fields() -> dict[str, FieldInfo]:
     return {**ForecastQuery.model_fields, **InventoryPolicy.model_fields}
 
 
+#: what a replenishment plan does not take of a forecast request: no history or chart per
+#: series, and each series' own latest stored on hand instead of one figure
+NOT_PLAN_FIELDS = frozenset({"history", "plot", "on_hand"})
+
+
+def plan_fields() -> dict[str, FieldInfo]:
+    """The fields of a plan request (``GET /plan``, ``restock plan``): a forecast request's
+    horizon and filters and its inventory policy, minus ``NOT_PLAN_FIELDS``."""
+    return {name: field for name, field in fields().items() if name not in NOT_PLAN_FIELDS}
+
+
 def markdown_table() -> str:
     """The README's table of request fields (a test keeps the README equal to it)."""
     lines = ["| field | default | allowed | meaning |", "|---|---|---|---|"]

@@ -76,15 +76,21 @@ def _declared_option(name: str, field: FieldInfo) -> Callable[[Any], Any]:
     return click.option(flag, name, type=kind, default=None, help=help_text)
 
 
+def options_for(declared: dict[str, FieldInfo]) -> Callable[[Callable[..., Any]], Any]:
+    """A decorator adding one option per ``declared`` field (those of ``restock.query``)."""
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        for name, field in reversed(list(declared.items())):
+            command = _declared_option(name, field)(command)
+        return command
+    return add
+
+
 def declared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add one option per field of a forecast request (``restock.query``)."""
-    for name, field in reversed(list(fields().items())):
-        if name not in NOT_OPTIONS:
-            command = _declared_option(name, field)(command)
-    return command
+    return options_for({k: v for k, v in fields().items() if k not in NOT_OPTIONS})(command)
 
 
-def _request(options: dict[str, Any]) -> dict[str, Any]:
+def request_of(options: dict[str, Any]) -> dict[str, Any]:
     """The options the user gave, as a request body (a filter given no value is no filter)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
             if v is not None and v != ()}
@@ -101,7 +107,7 @@ def forecast(settings: Settings, plot: Path | None, fmt: str, all_series: bool,
              **options: Any) -> None:
     """Forecast demand and plan inventory for a selection (default: everything)."""
     try:
-        query, policy = split({**_request(options), "plot": plot is not None})
+        query, policy = split({**request_of(options), "plot": plot is not None})
     except RestockError as error:
         fail(error)
     if plot is not None:

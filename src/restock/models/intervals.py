@@ -54,37 +54,46 @@ def residual_sigma(residuals: pd.DataFrame, h: int) -> np.ndarray:
 
 def sigma_per_step(steps: np.ndarray, residuals: np.ndarray, h: int) -> np.ndarray:
     """:func:`residual_sigma` on arrays, as :func:`half_widths` is to its frame version."""
-    return _per_step(steps, residuals, h, lambda r: float(np.sqrt(np.mean(np.square(r)))))
+    return _per_step(steps, residuals, h, lambda r: np.sqrt(np.mean(np.square(r), axis=-1)))
 
 
-def _conformal_quantile(values: np.ndarray, level: float) -> float:
-    """The ``level`` quantile with the split-conformal finite-sample correction."""
-    n = len(values)
+def _conformal_quantile(values: np.ndarray, level: float) -> np.ndarray:
+    """The ``level`` quantile (of the last axis) with the split-conformal finite-sample
+    correction."""
+    n = values.shape[-1]
     rank = min(n, math.ceil((n + 1) * level))
-    return float(np.sort(values)[rank - 1])
+    return np.sort(values, axis=-1)[..., rank - 1]
 
 
 def _per_step(
     all_steps: np.ndarray, residuals: np.ndarray, h: int,
-    statistic: Callable[[np.ndarray], float]
+    statistic: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
-    """Apply ``statistic`` per step with pooling, monotonicity and sqrt extrapolation."""
+    """Apply ``statistic`` per step with pooling, monotonicity and sqrt extrapolation.
+
+    ``residuals`` is one series' [B] or many series' [N, B] (a plan); ``statistic`` reduces
+    the last axis. The residuals used are the backtest columns finite in every row (a
+    selection's summed residuals are all finite or all NaN), the result [h] or [N, h].
+    """
+    residuals = np.asarray(residuals, dtype=float)
+    lead = residuals.shape[:-1]
     if h < 1:
-        return np.zeros(0)
-    finite = np.isfinite(residuals)
+        return np.zeros((*lead, 0))
+    finite = np.isfinite(residuals).reshape(-1, residuals.shape[-1]).all(axis=0) \
+        if residuals.size else np.zeros(residuals.shape[-1], bool)
     if not finite.any():
-        return np.zeros(h)
+        return np.zeros((*lead, h))
     steps = np.asarray(all_steps, dtype=int)[finite]
-    values = np.asarray(residuals, dtype=float)[finite]
-    pooled = statistic(values)
+    values = residuals[..., finite]
+    pooled = np.asarray(statistic(values), dtype=float)
     horizon = int(steps.max())
-    widths = np.full(h, pooled)
+    widths = np.repeat(pooled[..., None], h, axis=-1)
     counts = np.bincount(steps, minlength=horizon + 1)[1:min(h, horizon) + 1]
     for step in np.flatnonzero(counts >= MIN_PER_STEP).tolist():  # the others: pooled
-        widths[step] = statistic(values[steps == step + 1])
-    observed = np.maximum.accumulate(widths[: min(h, horizon)])
-    widths[: len(observed)] = observed
+        widths[..., step] = statistic(values[..., steps == step + 1])
+    observed = np.maximum.accumulate(widths[..., : min(h, horizon)], axis=-1)
+    widths[..., : observed.shape[-1]] = observed
     if h > horizon:
         beyond = np.arange(horizon + 1, h + 1)
-        widths[horizon:] = observed[-1] * np.sqrt(beyond / horizon)
+        widths[..., horizon:] = observed[..., -1:] * np.sqrt(beyond / horizon)
     return widths

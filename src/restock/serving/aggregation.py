@@ -99,8 +99,30 @@ def error_sigma(aggregate: Aggregate, backtest_steps: np.ndarray, lead_periods: 
     A selection never backtested (too short) falls back to the spread of its history,
     the seed's estimate, which is all there is to go on.
     """
-    if (~np.isnan(aggregate.residual)).any():
+    return float(error_sigmas(aggregate.residual[None, :], aggregate.history[None, :],
+                              backtest_steps, lead_periods)[0])
+
+
+def series_residuals(snapshot: "Snapshot", rows: np.ndarray) -> np.ndarray:
+    """Each row's backtest residuals [N, B] as :func:`sum_rows` gives them for that row
+    alone: a backtest column a backtested series lacks counts 0, a series never
+    backtested is all NaN."""
+    residual = snapshot.backtest_y[rows] - snapshot.backtest_yhat[rows]
+    present = ~np.isnan(snapshot.backtest_y[rows]).all(axis=1)
+    return np.where(present[:, None], np.nan_to_num(residual, nan=0.0), np.nan)
+
+
+def error_sigmas(residuals: np.ndarray, history: np.ndarray, backtest_steps: np.ndarray,
+                 lead_periods: float) -> np.ndarray:
+    """:func:`error_sigma` of many selections at once (one per row of ``residuals``
+    [N, B], all finite or all NaN, and ``history`` [N, T]): a plan's sigmas."""
+    sigma = np.empty(len(residuals))
+    backtested = np.isfinite(residuals).any(axis=1)
+    if backtested.any():
         steps = max(1, math.ceil(lead_periods))
-        return float(np.mean(sigma_per_step(backtest_steps, aggregate.residual, steps)))
-    history = np.where(np.isnan(aggregate.history), 0.0, aggregate.history)
-    return float(np.nanstd(history)) if history.size > 1 else 0.0
+        sigma[backtested] = np.mean(
+            sigma_per_step(backtest_steps, residuals[backtested], steps), axis=-1)
+    if (~backtested).any():
+        spread = np.nan_to_num(history[~backtested], nan=0.0)
+        sigma[~backtested] = np.nanstd(spread, axis=1) if spread.shape[1] > 1 else 0.0
+    return sigma

@@ -29,7 +29,7 @@ from restock.data.store import SalesStore
 from restock.errors import InvalidParameterError, ModelNotFoundError, NoModelError
 from restock.query import ForecastQuery, InventoryPolicy
 from restock.registry import ModelRegistry
-from restock.serving import aggregation, selection, warnings
+from restock.serving import aggregation, plans, selection, warnings
 from restock.serving.plots import PlotStore, title_of
 from restock.serving.stock import StockOnHand
 from restock.snapshot import MEMBER_COLUMNS, Snapshot
@@ -153,6 +153,28 @@ class ForecastService:
                 pd.DataFrame({"date": pd.to_datetime(arrays.dates[:steps]), **result.point}),
                 plan)
         return answer
+
+    def plan(self, query: ForecastQuery = ForecastQuery(),
+             policy: InventoryPolicy = InventoryPolicy()) -> plans.Plan:
+        """The replenishment plan (:mod:`.plan`) of every series the query's filters select
+        (every series without filters, never the total), over its horizon. Each series'
+        stock is its latest stored on hand, so the policy must not give one."""
+        if policy.on_hand is not None:
+            raise InvalidParameterError(
+                "a plan takes each series' latest stored on hand; on_hand is not a plan "
+                "parameter", {"parameter": "on_hand"})
+        model = self.model()
+        arrays = model.snapshot
+        steps = self._steps(arrays, query.days, query.periods)
+        if any((query.product_id, query.store_id, query.category)):
+            rows = selection.select(arrays, query.product_id, query.store_id,
+                                    query.category).rows
+            positions = np.searchsorted(arrays.table_rows, rows)  # table_rows is ascending
+        else:
+            positions = np.arange(len(arrays.table_rows))
+        on_hand = self.stock.levels(self.stock.data_version()).per_series(arrays.keys,
+                                                                          positions)
+        return plans.build(model.version, arrays, positions, steps, policy, on_hand)
 
     def plot_path(self, plot_id: str) -> Path:
         """The PNG of an earlier ``plot: true`` request."""

@@ -9,6 +9,7 @@ any process and no request runs pandas.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from restock.data.store import Filter, SalesStore
-from restock.snapshot import KEYS
+from restock.snapshot import KEYS, Key
 
 #: cached (data version, filters) -> on_hand entries before the cache starts over
 _CACHED = 10_000
@@ -60,6 +61,28 @@ class StockLevels:
         return float(self.on_hand[latest].sum())
 
 
+    def per_series(self, keys: Mapping[str, Key], positions: np.ndarray) -> np.ndarray:
+        """The latest stock of the snapshot's series at table ``positions``, NaN where none
+        is recorded: per (product, store) the figure :meth:`total` gives when asked for
+        that one product and store (a plan's on hand)."""
+        if not len(self.pair):
+            return np.full(len(positions), np.nan)
+        _, last_reversed = np.unique(self.pair[::-1], return_index=True)
+        latest = len(self.pair) - 1 - last_reversed
+        known = self.pair[latest]  # ascending, as np.unique returns it
+
+        def codes(column: str) -> np.ndarray:  # snapshot value code -> stock value code
+            lookup = self.lookup[column]
+            here = np.array([lookup.get(v, -1) for v in keys[column].values.tolist()] + [-1])
+            return here[np.asarray(keys[column].codes[positions])]  # -1 (missing) -> -1
+
+        product, store = codes("product_id"), codes("store_id")
+        wanted = product.astype(np.int64) * (len(self.lookup["store_id"]) + 1) + store
+        at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+        found = (product >= 0) & (store >= 0) & (known[at] == wanted)
+        return np.where(found, self.on_hand[latest[at]], np.nan)
+
+
 def filter_key(value: Filter) -> tuple[str, ...] | None:
     """A hashable filter, as the store reads it: None is no filter, [] matches nothing."""
     if value is None:
@@ -78,6 +101,15 @@ class StockOnHand:
     def data_version(self) -> Any:
         return self.store.data_version()
 
+    def levels(self, data_version: Any) -> StockLevels:
+        """The latest stock rows of ``data_version``, read once per version."""
+        current = self._levels
+        if current is None or current[0] != data_version:
+            current = (data_version, StockLevels.of(self.store.on_hand_snapshot()))
+            self._levels = current
+            self._memo = {}  # entries of older versions are never asked for again
+        return current[1]
+
     def latest(self, data_version: Any, product_id: Filter, store_id: Filter,
                category: Filter) -> float | None:
         """The selection's stock now, from the snapshot of ``data_version``."""
@@ -86,12 +118,7 @@ class StockOnHand:
         cached = self._memo.get(key, _MISSING)
         if cached is not _MISSING:
             return cached
-        current = self._levels
-        if current is None or current[0] != data_version:
-            current = (data_version, StockLevels.of(self.store.on_hand_snapshot()))
-            self._levels = current
-            self._memo = {}  # entries of older versions are never asked for again
-        value = current[1].total(filters)
+        value = self.levels(data_version).total(filters)
         if len(self._memo) >= _CACHED:
             self._memo = {}
         self._memo[key] = value

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic.fields import FieldInfo
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from restock.query import ForecastQuery, Id, InventoryPolicy
+from restock.query import Filter, ForecastQuery, Id, InventoryPolicy, plan_fields
 
 
 class Request(BaseModel):
@@ -267,3 +268,23 @@ class AccuracyReport(Body):
     versions: list[AccuracyVersion]
     scores: list[AccuracyScore]
     warnings: list[AccuracyWarning]
+
+
+# -- the replenishment plan -----------------------------------------------------------------
+
+def _plan_query_field(field: FieldInfo) -> tuple[Any, FieldInfo]:
+    """A plan request field as a query parameter: a filter is repeated (``?store_id=S01&
+    store_id=S02``), every other field is declared as in :mod:`restock.query`."""
+    if field.annotation == Filter:
+        return list[Id] | None, Field(None, description=field.description)
+    return field.annotation, field
+
+
+#: ``GET /plan``'s query: the plan fields of the declaration (``restock.query.plan_fields``)
+#: and the answer's format. The declaration's cross-field rules (one horizon, both costs)
+#: run when the view splits it into a ForecastQuery and an InventoryPolicy.
+PlanQuery = create_model(
+    "PlanQuery", __base__=Request,
+    format=(Literal["json", "csv"] | None,
+            Field(None, description="csv or json (default: the Accept header, else json)")),
+    **{name: _plan_query_field(field) for name, field in plan_fields().items()})

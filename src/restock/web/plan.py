@@ -1,0 +1,38 @@
+"""GET /plan: the replenishment plan of every selected series, as JSON or CSV."""
+
+from __future__ import annotations
+
+import orjson
+from flask import Blueprint, current_app, request
+from werkzeug.wrappers import Response
+
+from restock.query import split
+from restock.web.openapi import api, responses
+from restock.web.schemas import ErrorBody, PlanQuery
+from restock.web.services import services
+
+bp = Blueprint("plan", __name__)
+
+
+@bp.get("/plan")
+@api.validate(query=PlanQuery, tags=["forecast"], resp=responses(
+    "HTTP_200", HTTP_400=ErrorBody, HTTP_404=ErrorBody, HTTP_409=ErrorBody, HTTP_422=ErrorBody))
+def plan(query: PlanQuery) -> Response:
+    """What to order today: one row per (product, store) series selected by the
+    ``/forecast`` filters (all series without one), most urgent first, with on hand,
+    inventory position, demand over the protection interval, safety stock, reorder point,
+    order-up-to level, order now, suggested quantity, projected stockout, days of cover,
+    ABC/XYZ class and warning codes. Each row equals ``POST /forecast`` for that series
+    with the same policy. CSV (``format=csv`` or ``Accept: text/csv``) has the same
+    columns, named for an ERP import; JSON adds the policy and what the columns mean.
+    """
+    values = query.model_dump(exclude={"format"}, exclude_none=True)
+    result = services().forecasts.plan(*split(values))
+    wanted = query.format or ("csv" if request.accept_mimetypes.best_match(
+        ["application/json", "text/csv"]) == "text/csv" else "json")
+    if wanted == "csv":
+        return current_app.response_class(
+            result.csv(), mimetype="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="plan.csv"'})
+    return current_app.response_class(orjson.dumps(result.to_dict()),
+                                      mimetype="application/json")
