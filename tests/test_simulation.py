@@ -24,7 +24,8 @@ H, WINDOWS, STRIDE = 4, 3, 2  # backtest_step(4) == 2: windows start at periods 
 SPAN = (WINDOWS - 1) * STRIDE + H
 
 
-def tiny_snapshot(demand: np.ndarray, yhat: list[np.ndarray], before: int = 20) -> snapshots.Snapshot:
+def tiny_snapshot(demand: np.ndarray, yhat: list[np.ndarray],
+                  before: int = 20) -> snapshots.Snapshot:
     """One daily series whose last ``SPAN`` days are ``demand``, backtested in 3 windows
     of 4 days with the given predictions per window."""
     history = np.r_[np.full(before, 10.0), demand][None, :]
@@ -33,10 +34,10 @@ def tiny_snapshot(demand: np.ndarray, yhat: list[np.ndarray], before: int = 20) 
     series = pd.DataFrame({"unique_id": ["a"], "product_id": ["P1"], "store_id": ["S1"],
                            "category": ["C"]})
     future = pd.date_range(days[-1] + pd.Timedelta(days=1), periods=H + 1, freq="D")
+    steps = np.tile(np.arange(1, H + 1), WINDOWS)
     return snapshots.build("D", series, {"yhat": np.full((1, H), 10.0)},
-                           [d.date().isoformat() for d in future], np.tile(np.arange(1, H + 1),
-                                                                           WINDOWS),
-                           actual[None, :], np.concatenate(yhat)[None, :], history,
+                           [d.date().isoformat() for d in future], steps, actual[None, :],
+                           np.concatenate(yhat)[None, :], history,
                            [d.date().isoformat() for d in days], group_sums=False)
 
 
@@ -155,3 +156,16 @@ def test_the_cli_simulates_in_every_format(trained) -> None:
     assert bad.exit_code == 2 and "unknown product_id" in bad.output
     out_of_range = runner.invoke(cli, [*home, "simulate", "--unit-cost", "0"])
     assert out_of_range.exit_code == 2 and "unit_cost" in out_of_range.output
+
+
+def test_a_date_range_narrows_the_replay() -> None:
+    arrays = tiny_snapshot(np.arange(1.0, SPAN + 1), [np.full(H, 4.0)] * WINDOWS)
+    everything, _ = simulate(arrays, "v", InventoryPolicy(lead_time_days=1),
+                             SimulationOptions(product_id="P1"))
+    first, last = everything["period"]["start"], everything["period"]["end"]
+    assert everything["period"]["periods"] == SPAN and last == arrays.history_dates[-1]
+    later = (pd.Timestamp(first) + pd.Timedelta(days=3)).date()
+    narrowed, runs = simulate(arrays, "v", InventoryPolicy(lead_time_days=1),
+                              SimulationOptions(product_id="P1", start=later))
+    assert narrowed["period"] == {"start": later.isoformat(), "end": last, "periods": SPAN - 3}
+    assert runs[0].runs["restock"].demand.tolist() == list(range(4, SPAN + 1))
