@@ -45,6 +45,7 @@ from restock import snapshot  # noqa: E402
 from restock.config import Settings  # noqa: E402
 from restock.data.panel import TOTAL_ID  # noqa: E402
 from restock.data.store import SalesStore  # noqa: E402
+from restock.query import ForecastQuery  # noqa: E402
 from restock.registry import ModelRegistry  # noqa: E402
 from restock.serving import ForecastService, LoadedModel  # noqa: E402
 
@@ -167,9 +168,9 @@ def worker(home: Path, calls: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for i in range(calls):
         if i % 10 == 0:
-            service.forecast(store_id=str(stores[rng.integers(len(stores))]))
+            service.forecast(ForecastQuery(store_id=str(stores[rng.integers(len(stores))])))
         else:
-            service.forecast(product_id=str(products[rng.integers(len(products))]))
+            service.forecast(ForecastQuery(product_id=str(products[rng.integers(len(products))])))
     gc.collect()
     print(json.dumps({"before": before, "after": memory()}), flush=True)
     sys.stdin.readline()
@@ -261,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         rows = []
         for name, detail, make in cases:
-            calls = [(lambda f=make(): service.forecast(**f)) for _ in range(args.calls)]
+            calls = [(lambda f=make(): service.forecast(ForecastQuery(**f)))
+                     for _ in range(args.calls)]
             wall, cpu = time_calls(calls)
             stats, cpu_stats = percentiles(wall), percentiles(cpu)
             rows.append({"case": name, "detail": detail, **stats,
@@ -269,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:20} p50={stats['p50']:6.2f} p95={stats['p95']:6.2f} "
                   f"p99={stats['p99']:6.2f} ms  cpu p95={cpu_stats['p95']:6.2f}  "
                   f"load {loadavg()[0]:.2f}", flush=True)
-        sample = service.forecast(product_id=str(products[0]))
+        sample = service.forecast(ForecastQuery(product_id=str(products[0])))
         body = len(json.dumps(sample).encode())
-        body_365 = len(json.dumps(service.forecast(product_id=str(products[0]),
-                                                   history=365)).encode())
+        body_365 = len(json.dumps(service.forecast(ForecastQuery(product_id=str(products[0]),
+                                                                 history=365))).encode())
         store.close()
         workers = measure_workers(home, args.workers, args.worker_calls)
         load_after = loadavg()
@@ -319,7 +321,7 @@ def render(args: argparse.Namespace, info: dict[str, Any], full_verify_s: float,
         "this size; `check` skips it when every file still has the inode, size and mtime "
         "that the last full verify recorded.", "",
         "## In-process latency", "",
-        f"`ForecastService.forecast(**filters)`, {args.calls} calls per case, the filters "
+        f"`ForecastService.forecast(ForecastQuery(**filters))`, {args.calls} calls per case, the filters "
         "drawn at random per call, one thread; wall time, then CPU time (`process_time`).", "",
         "| case | selection | calls | p50 ms | p95 ms | p99 ms | max ms | CPU p50 ms "
         "| CPU p95 ms |",

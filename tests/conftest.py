@@ -114,3 +114,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     result = train_home(tmp_path_factory.mktemp("trained"), frame)
     yield result
     result.store.close()
+
+
+def ask(service, **values):
+    """``service.forecast`` for a flat request, declared and validated as the API does."""
+    from restock.query import split
+
+    return service.forecast(*split(values))

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 
 from restock.data.panel import TOTAL_ID
-from restock.errors import InvalidParameterError, NoModelError, PlotNotFoundError, \
-    UnknownSeriesError
 from restock import snapshot
+from restock.errors import InvalidParameterError, NoModelError, PlotNotFoundError, \
+    RequestValidationError, UnknownSeriesError
+from restock.query import ForecastQuery
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
-from tests.conftest import Trained
+from tests.conftest import Trained, ask
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def series_table(trained: Trained) -> pd.DataFrame:
 
 
 def test_response_shape(service: ForecastService, trained: Trained) -> None:
-    result = service.forecast(days=14, product_id="P0001", store_id="S01")
+    result = ask(service, days=14, product_id="P0001", store_id="S01")
     assert set(result) == {"model_version", "selection", "frequency", "horizon", "history",
                            "forecast", "inventory", "warnings"}
     assert result["model_version"] == trained.version and result["frequency"] == "D"
@@ -49,8 +50,8 @@ def test_a_group_is_the_sum_of_its_series(service: ForecastService, trained: Tra
     table = series_table(trained)
     category = table.loc[table["unique_id"] != TOTAL_ID, "category"].iloc[0]
     members = table[table["category"] == category]
-    group = service.forecast(days=10, category=category)
-    parts = [service.forecast(days=10, product_id=r.product_id, store_id=r.store_id)
+    group = ask(service, days=10, category=category)
+    parts = [ask(service, days=10, product_id=r.product_id, store_id=r.store_id)
              for r in members.itertuples()]
     expected = np.sum([[f["yhat"] for f in p["forecast"]] for p in parts], axis=0)
     np.testing.assert_allclose([f["yhat"] for f in group["forecast"]], expected, atol=1e-3)
@@ -58,13 +59,13 @@ def test_a_group_is_the_sum_of_its_series(service: ForecastService, trained: Tra
     lower = np.array([f["yhat_lower"] for f in group["forecast"]])
     upper = np.array([f["yhat_upper"] for f in group["forecast"]])
     assert (lower <= expected + 1e-3).all() and (upper >= expected - 1e-3).all()
-    both = service.forecast(days=10, product_id=list(members["product_id"].unique()),
+    both = ask(service, days=10, product_id=list(members["product_id"].unique()),
                             store_id=["S01", "S02"], category=category)
     np.testing.assert_allclose([f["yhat"] for f in both["forecast"]], expected, atol=1e-3)
 
 
 def test_no_filter_is_the_total(service: ForecastService, trained: Trained) -> None:
-    total = service.forecast(periods=5)
+    total = ask(service, periods=5)
     forecasts = stored(trained).forecast_frame()
     expected = forecasts[forecasts["unique_id"] == TOTAL_ID].sort_values("step")["yhat"][:5]
     np.testing.assert_allclose([f["yhat"] for f in total["forecast"]], expected, atol=1e-3)
@@ -73,33 +74,33 @@ def test_no_filter_is_the_total(service: ForecastService, trained: Trained) -> N
 
 def test_unknown_filters_name_the_value_and_suggest(service: ForecastService) -> None:
     with pytest.raises(UnknownSeriesError) as info:
-        service.forecast(product_id=["P0001", "P001"])
+        ask(service, product_id=["P0001", "P001"])
     assert "'P001'" in info.value.message and "P0001" in info.value.message
     assert info.value.details["suggestions"]["P001"]
     with pytest.raises(UnknownSeriesError, match="category"):
-        service.forecast(category="Nope")
+        ask(service, category="Nope")
 
 
 def test_horizon_validation(service: ForecastService) -> None:
-    with pytest.raises(InvalidParameterError, match="either days or periods"):
-        service.forecast(days=3, periods=3)
+    with pytest.raises(RequestValidationError, match="either days or periods"):
+        ask(service, days=3, periods=3)
     with pytest.raises(InvalidParameterError, match="beyond the model's horizon"):
-        service.forecast(days=400)
-    with pytest.raises(InvalidParameterError):
-        service.forecast(days=0)
-    assert len(service.forecast()["forecast"]) == 30  # the default: 30 days
+        ask(service, days=400)
+    with pytest.raises(RequestValidationError, match="days"):
+        ask(service, days=0)
+    assert len(ask(service)["forecast"]) == 30  # the default: 30 days
 
 
 def test_inventory_inputs_reach_the_plan(service: ForecastService) -> None:
-    base = service.forecast(days=30, product_id="P0001", on_hand=0.0)
-    higher = service.forecast(days=30, product_id="P0001", on_hand=0.0, service_level=0.99)
+    base = ask(service, days=30, product_id="P0001", on_hand=0.0)
+    higher = ask(service, days=30, product_id="P0001", on_hand=0.0, service_level=0.99)
     assert higher["inventory"]["safety_stock"] >= base["inventory"]["safety_stock"]
     assert base["inventory"]["order_now"] is True
     codes = {w["code"] for w in base["warnings"]}
     assert "below_reorder_point" in codes
-    with pytest.raises(InvalidParameterError):
-        service.forecast(product_id="P0001", service_level=1.5)
-    eoq = service.forecast(product_id="P0001", ordering_cost=8, holding_cost=0.5)
+    with pytest.raises(RequestValidationError, match="service_level"):
+        ask(service, product_id="P0001", service_level=1.5)
+    eoq = ask(service, product_id="P0001", ordering_cost=8, holding_cost=0.5)
     assert eoq["inventory"]["eoq"] == pytest.approx(eoq["inventory"]["order_quantity"])
 
 
@@ -107,12 +108,12 @@ def test_on_hand_defaults_to_the_latest_stored_stock(service: ForecastService,
                                                      trained: Trained) -> None:
     rows = trained.store.query(product_id="P0002")
     latest = rows.sort_values("date").groupby("store_id")["on_hand"].last().sum()
-    result = service.forecast(product_id="P0002")
+    result = ask(service, product_id="P0002")
     assert result["inventory"]["on_hand"] == pytest.approx(latest)
 
 
 def test_plot_is_written_and_found(service: ForecastService) -> None:
-    result = service.forecast(days=14, category=None, product_id="P0003", plot=True)
+    result = ask(service, days=14, category=None, product_id="P0003", plot=True)
     path = service.plot_path(result["plot_id"])
     assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5000
     assert (path.parent / "forecast_plot.png").read_bytes() == path.read_bytes()
@@ -122,7 +123,7 @@ def test_plot_is_written_and_found(service: ForecastService) -> None:
 
 
 def test_all_series_export(service: ForecastService) -> None:
-    frame = service.all_series(days=3)
+    frame = service.all_series(ForecastQuery(days=3))
     assert list(frame.columns) == ["product_id", "store_id", "date", "yhat", "yhat_lower",
                                    "yhat_upper", "prophet", "lstm"]
     assert len(frame) == 6 * 3
@@ -135,7 +136,7 @@ def test_no_model_yet(settings) -> None:
                               ModelRegistry(settings.models_dir))
     assert service.health()["model_version"] is None
     with pytest.raises(NoModelError):
-        service.forecast()
+        ask(service)
 
 
 def test_follows_the_current_pointer(service: ForecastService, trained: Trained,
@@ -153,19 +154,19 @@ def test_follows_the_current_pointer(service: ForecastService, trained: Trained,
     meta_path.write_text(json.dumps(meta))
     try:
         trained.registry.activate(copy)
-        assert service.forecast(periods=1)["model_version"] == copy
+        assert ask(service, periods=1)["model_version"] == copy
     finally:
         trained.registry.activate(trained.version)
         shutil.rmtree(trained.settings.models_dir / copy)
-    assert service.forecast(periods=1)["model_version"] == trained.version
+    assert ask(service, periods=1)["model_version"] == trained.version
 
 
 def test_stale_model_warning_after_new_data(service: ForecastService, trained: Trained) -> None:
-    assert "stale_model" not in {w["code"] for w in service.forecast()["warnings"]}
+    assert "stale_model" not in {w["code"] for w in ask(service)["warnings"]}
     # re-upload an existing row unchanged: a newer upload, the same data for other tests
     row = trained.store.query(product_id="P0001", store_id="S01").iloc[[-1]]
     trained.store.ingest_bytes(row.to_csv(index=False, date_format="%Y-%m-%d").encode())
-    assert "stale_model" in {w["code"] for w in service.forecast()["warnings"]}
+    assert "stale_model" in {w["code"] for w in ask(service)["warnings"]}
 
 
 def test_health_survives_a_damaged_current_version(trained: Trained, tmp_path) -> None:
@@ -184,7 +185,7 @@ def test_old_plots_are_swept(service: ForecastService, trained: Trained) -> None
     stale = folder / ("0" * 32 + ".png")
     stale.write_bytes(b"\x89PNG old")
     os.utime(stale, (0, 0))
-    fresh = service.forecast(days=3, product_id="P0001", plot=True)["plot_id"]
+    fresh = ask(service, days=3, product_id="P0001", plot=True)["plot_id"]
     assert not stale.exists() and service.plot_path(fresh).exists()
 
 
@@ -208,10 +209,10 @@ def test_a_discontinued_series_is_named_in_the_warnings(service: ForecastService
     registry.seal(version, staging, {k: v for k, v in meta.items() if k != "manifest"})
     try:
         registry.activate(version)
-        codes = {w["code"]: w["message"] for w in service.forecast(product_id="P0002")["warnings"]}
+        codes = {w["code"]: w["message"] for w in ask(service, product_id="P0002")["warnings"]}
         assert "2 of 2 selected series" in codes["discontinued"]
         assert "discontinued" not in {
-            w["code"] for w in service.forecast(product_id="P0001")["warnings"]}
+            w["code"] for w in ask(service, product_id="P0001")["warnings"]}
     finally:
         registry.activate(trained.version)
         shutil.rmtree(registry.path(version))
@@ -219,15 +220,15 @@ def test_a_discontinued_series_is_named_in_the_warnings(service: ForecastService
 
 def test_history_is_a_request_option(service: ForecastService, trained: Trained) -> None:
     held = int((~np.isnan(stored(trained).history[0])).sum())  # a series from day one
-    default = service.forecast(product_id="P0001", store_id="S01")
+    default = ask(service, product_id="P0001", store_id="S01")
     assert len(default["history"]) == 28
-    assert service.forecast(product_id="P0001", store_id="S01", history=0)["history"] == []
-    everything = service.forecast(product_id="P0001", store_id="S01", history=5000)
+    assert ask(service, product_id="P0001", store_id="S01", history=0)["history"] == []
+    everything = ask(service, product_id="P0001", store_id="S01", history=5000)
     assert len(everything["history"]) == held
     assert everything["history"][-28:] == default["history"]
     assert everything["warnings"] == default["warnings"]  # history shapes only the answer
-    with pytest.raises(InvalidParameterError, match="history"):
-        service.forecast(history=-1)
+    with pytest.raises(RequestValidationError, match="history"):
+        ask(service, history=-1)
 
 
 def test_a_stored_group_sum_equals_summing_its_rows(service: ForecastService,
@@ -238,8 +239,8 @@ def test_a_stored_group_sum_equals_summing_its_rows(service: ForecastService,
     arrays = stored(trained)
     assert "store_id" in arrays.groups and "category" in arrays.groups
     for store in ("S01", "S02"):
-        ready = service.forecast(days=40, store_id=store, on_hand=10.0, history=500)
-        summed = service.forecast(days=40, store_id=store, category=categories, on_hand=10.0,
+        ready = ask(service, days=40, store_id=store, on_hand=10.0, history=500)
+        summed = ask(service, days=40, store_id=store, category=categories, on_hand=10.0,
                                   history=500)
         ready["selection"]["category"] = categories
         assert ready == summed
@@ -267,11 +268,13 @@ def test_a_version_in_the_earlier_parquet_layout_still_loads(
     meta = json.loads((source / "meta.json").read_text())
     registry.seal(version, staging, {k: v for k, v in meta.items() if k != "manifest"})
     category = sorted(set(series_table(trained)["category"]) - {""})[0]
-    asks = [{}, {"product_id": "P0001"}, {"store_id": "S01"}, {"category": category}]
-    expected = [service.forecast(days=20, on_hand=5.0, history=200, **ask) for ask in asks]
+    selections = [{}, {"product_id": "P0001"}, {"store_id": "S01"}, {"category": category}]
+    expected = [ask(service, days=20, on_hand=5.0, history=200, **chosen)
+                for chosen in selections]
     try:
         registry.activate(version)
-        again = [service.forecast(days=20, on_hand=5.0, history=200, **ask) for ask in asks]
+        again = [ask(service, days=20, on_hand=5.0, history=200, **chosen)
+                 for chosen in selections]
     finally:
         registry.activate(trained.version)
         shutil.rmtree(registry.path(version))

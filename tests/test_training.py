@@ -15,7 +15,7 @@ from restock.errors import JobCancelled, TrainingError
 from restock.models.ensemble import EnsembleForecaster
 from restock.registry import ModelRegistry
 from restock.training import STAGES, retrain, retrain_model_with_queue
-from tests.conftest import Trained, train_home
+from tests.conftest import Trained, ask, train_home
 
 
 def stored_forecasts(root: Path) -> pd.DataFrame:
@@ -188,7 +188,7 @@ def test_a_tiny_first_upload_still_trains_and_serves(tmp_path: Path, rows: int) 
     dates = pd.date_range("2024-01-01", periods=rows, freq="D")
     result = train_home(tmp_path, _frame(dates, {"A": np.arange(1.0, rows + 1)}))
     service = ForecastService(result.settings, result.store, result.registry)
-    answer = service.forecast(days=3)
+    answer = ask(service, days=3)
     assert len(answer["forecast"]) == 3
     assert all(row["yhat"] is not None and row["yhat"] >= 0 for row in answer["forecast"])
     assert "short_history" in {w["code"] for w in answer["warnings"]}

@@ -24,7 +24,6 @@ version's interval.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 from dataclasses import dataclass
@@ -41,11 +40,11 @@ from restock.calendar import frequency_of
 from restock.data import tables
 from restock.data.panel import TOTAL_ID, snap_to_calendar
 from restock.data.store import Filter, SalesStore
-from restock.errors import (InvalidParameterError, ModelNotFoundError, NoScoresError,
-                            UnknownSeriesError)
+from restock.errors import InvalidParameterError, ModelNotFoundError, NoScoresError
 from restock.inventory import make_warning
 from restock.models.metrics import bias, mase, mase_scale, wape
 from restock.registry import ModelRegistry
+from restock.serving.selection import unknown_values
 
 log = logging.getLogger(__name__)
 
@@ -321,13 +320,8 @@ def _check_known(store: SalesStore, filters: dict[str, list[str]]) -> None:
             unknown = [w for w in wanted if w not in found]
             if not unknown:
                 continue
-            known = sorted(conn.execute(sa.select(field).distinct()).scalars())
-        suggestions = {u: difflib.get_close_matches(u, known, n=3) for u in unknown[:5]}
-        hints = sorted({s for matches in suggestions.values() for s in matches})
-        raise UnknownSeriesError(
-            f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
-            + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
-            {"column": column, "unknown": unknown[:20], "suggestions": suggestions})
+            known = conn.execute(sa.select(field).distinct()).scalars().all()
+        raise unknown_values(column, unknown, known)
 
 
 def _where(filters: dict[str, list[str]], version: str | None, start: date | None,

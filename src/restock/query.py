@@ -150,6 +150,14 @@ def parse(model: type[_Declared], values: dict[str, Any]) -> Any:
         raise invalid_request(problems_of(error)) from None
 
 
+def parts(request: ForecastQuery) -> tuple[ForecastQuery, InventoryPolicy]:
+    """A request already validated as both models at once (the API body, which inherits
+    from both) as its query and its policy, without validating it again."""
+    def take(model: type[_Declared]) -> Any:
+        return model.model_construct(**{k: getattr(request, k) for k in model.model_fields})
+    return take(ForecastQuery), take(InventoryPolicy)
+
+
 def split(values: dict[str, Any]) -> tuple[ForecastQuery, InventoryPolicy]:
     """One flat request (as the API and the CLI take it) as its query and its policy."""
     query = parse(ForecastQuery, {k: v for k, v in values.items()

@@ -109,13 +109,13 @@ def forecast(settings: Settings, plot: Path | None, fmt: str, all_series: bool,
     service = ForecastService(settings, open_store(settings), open_registry(settings))
     try:
         if all_series:
-            frame = service.all_series(days=query.days, periods=query.periods)
+            frame = service.all_series(query)
             if fmt == "json":
                 echo_json(frame.to_dict("records"))
             else:
                 frame.to_csv(sys.stdout, index=False, float_format="%.4f")
             return
-        result = service.forecast(**query.model_dump(), **policy.model_dump())
+        result = service.forecast(query, policy)
     except RestockError as error:
         fail(error)
     if plot is not None:

@@ -8,6 +8,7 @@ series fitted on its own. An unknown value is an error naming it, with close mat
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,11 +81,16 @@ def _codes(snapshot: Snapshot, column: str, wanted: list[str]) -> list[int]:
     lookup = snapshot.keys[column].lookup
     unknown = [w for w in wanted if w not in lookup]
     if unknown:
-        known = sorted(lookup)
-        suggestions = {u: difflib.get_close_matches(u, known, n=3) for u in unknown[:5]}
-        hints = sorted({s for found in suggestions.values() for s in found})
-        raise UnknownSeriesError(
-            f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
-            + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
-            {"column": column, "unknown": unknown[:20], "suggestions": suggestions})
+        raise unknown_values(column, unknown, lookup)
     return [lookup[w] for w in wanted]
+
+
+def unknown_values(column: str, unknown: list[str], known: Iterable[str]) -> UnknownSeriesError:
+    """The error for filter values nobody has sold under: names them, suggests close ones."""
+    choices = sorted(known)
+    suggestions = {u: difflib.get_close_matches(u, choices, n=3) for u in unknown[:5]}
+    hints = sorted({s for found in suggestions.values() for s in found})
+    return UnknownSeriesError(
+        f"unknown {column}: {', '.join(map(repr, unknown[:5]))}"
+        + (f" (did you mean {', '.join(map(repr, hints[:5]))}?)" if hints else ""),
+        {"column": column, "unknown": unknown[:20], "suggestions": suggestions})

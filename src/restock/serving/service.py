@@ -25,16 +25,15 @@ import pandas as pd
 from restock import inventory, snapshot
 from restock.config import Settings
 from restock.calendar import frequency_of, horizon_steps
-from restock.data.store import Filter, SalesStore
+from restock.data.store import SalesStore
 from restock.errors import InvalidParameterError, ModelNotFoundError, NoModelError
+from restock.query import ForecastQuery, InventoryPolicy
 from restock.registry import ModelRegistry
 from restock.serving import aggregation, selection, warnings
 from restock.serving.plots import PlotStore, title_of
 from restock.serving.stock import StockOnHand
 from restock.snapshot import MEMBER_COLUMNS, Snapshot
 
-#: the history periods an answer carries unless asked for more (or none)
-DEFAULT_HISTORY = 28
 _FORECAST_KEYS = ("date", "yhat", "yhat_lower", "yhat_upper", *MEMBER_COLUMNS)
 
 
@@ -98,58 +97,38 @@ class ForecastService:
 
     # -- the forecast --------------------------------------------------------------------
 
-    def forecast(
-        self,
-        days: int | None = None,
-        periods: int | None = None,
-        product_id: Filter = None,
-        store_id: Filter = None,
-        category: Filter = None,
-        *,
-        service_level: float = 0.95,
-        lead_time_days: float = 7.0,
-        lead_time_std_days: float = 0.0,
-        review_period_days: float = 0.0,
-        on_hand: float | None = None,
-        ordering_cost: float | None = None,
-        holding_cost: float | None = None,
-        cover_days: float = 30.0,
-        history: int = DEFAULT_HISTORY,
-        plot: bool = False,
-    ) -> dict[str, Any]:
+    def forecast(self, query: ForecastQuery = ForecastQuery(),
+                 policy: InventoryPolicy = InventoryPolicy()) -> dict[str, Any]:
         """The forecast, inventory plan and warnings for one selection, as the API returns it.
 
-        ``history``: how many of the latest periods of history the answer carries (0: none;
-        at most the recent window of the frequency, ``Frequency.history_periods``, which the
-        warnings and the plot judge whatever is asked).
+        Both arguments are validated declarations (:mod:`restock.query`), so their bounds
+        hold here. ``query.history`` is how many of the latest periods of history the answer
+        carries (at most the frequency's recent window, ``Frequency.history_periods``, which
+        the warnings and the plot judge whatever is asked).
         """
-        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
-            raise InvalidParameterError(f"history must be a whole number >= 0 (got {history!r})",
-                                        {"parameter": "history", "value": str(history)})
+        product_id, store_id, category = query.product_id, query.store_id, query.category
         model = self.model()
         arrays = model.snapshot
-        steps = self._steps(arrays, days, periods)
+        steps = self._steps(arrays, query.days, query.periods)
         chosen = selection.select(arrays, product_id, store_id, category)
         level = self.settings.interval_level
         result = aggregation.aggregate(arrays, chosen.rows, chosen.group, steps, level)
         period_days = frequency_of(model.freq).days_per_period
         sigma_period = aggregation.error_sigma(result, arrays.backtest_steps,
-                                               lead_time_days / period_days)
+                                               policy.lead_time_days / period_days)
         data_version = self.stock.data_version()
+        on_hand = policy.on_hand
         if on_hand is None:
             on_hand = self.stock.latest(data_version, product_id, store_id, category)
         daily = inventory.spread_over_days(result.point["yhat"], np.diff(arrays.days[:steps + 1]))
         plan = inventory.plan_for_daily_demand(
             date.fromisoformat(arrays.dates[0]), daily,
             inventory.sigma_daily_from_period(sigma_period, period_days),
-            service_level=service_level, lead_time_days=lead_time_days,
-            lead_time_std_days=lead_time_std_days, review_period_days=review_period_days,
-            on_hand=on_hand, ordering_cost=ordering_cost, holding_cost=holding_cost,
-            cover_days=cover_days)
+            **policy.model_dump(exclude={"on_hand"}), on_hand=on_hand)
         judged_at, judged = warnings.judged_history(arrays, result)
         found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
                                             data_version, level)
-        shown = len(judged) - min(history, len(judged))  # the answer's part of that window
+        shown = len(judged) - min(query.history, len(judged))  # the answer's part of that window
         columns = [_nums(result.point[c]) if c in result.point else [None] * steps
                    for c in _FORECAST_KEYS[1:]]
         answer: dict[str, Any] = {
@@ -165,7 +144,7 @@ class ForecastService:
             "inventory": plan.to_dict(),
             "warnings": found + inventory.inventory_warnings(plan),
         }
-        if plot:
+        if query.plot:
             answer["plot_id"] = self.plots.render(
                 title_of(arrays, chosen.rows, chosen.is_total),
                 pd.DataFrame({"date": pd.to_datetime([arrays.history_dates[i]
@@ -179,10 +158,11 @@ class ForecastService:
         """The PNG of an earlier ``plot: true`` request."""
         return self.plots.path(plot_id)
 
-    def all_series(self, days: int | None = None, periods: int | None = None) -> pd.DataFrame:
-        """Every series' forecast in long form (the total excluded), for bulk export."""
+    def all_series(self, query: ForecastQuery = ForecastQuery()) -> pd.DataFrame:
+        """Every series' forecast in long form (the total excluded), for bulk export; of the
+        query only the horizon counts."""
         arrays = self.model().snapshot
-        steps = self._steps(arrays, days, periods)
+        steps = self._steps(arrays, query.days, query.periods)
         rows = np.asarray(arrays.table_rows)
         products, stores = (arrays.keys[k] for k in ("product_id", "store_id"))
         out = pd.DataFrame({
@@ -196,16 +176,14 @@ class ForecastService:
         return out
 
     def _steps(self, arrays: Snapshot, days: int | None, periods: int | None) -> int:
+        """Periods to answer: ``periods``, or ``days`` (default 30) in the data's periods;
+        within the declared bounds, but no further than the version forecast."""
         available = arrays.horizon
-        if days is not None and periods is not None:
-            raise InvalidParameterError("give either days or periods, not both")
         if periods is None:
             periods = horizon_steps(30 if days is None else days, arrays.freq)
             asked = f"{days if days is not None else 30} days"
         else:
             asked = f"{periods} periods"
-        if periods < 1 or (days is not None and days < 1):
-            raise InvalidParameterError("days and periods must be at least 1")
         if periods > available:
             raise InvalidParameterError(
                 f"{asked} is beyond the model's horizon of {available} periods; "

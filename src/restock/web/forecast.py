@@ -10,9 +10,10 @@ from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
-from restock.web.services import services
+from restock.query import parts
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, ForecastRequest, ForecastResponse
+from restock.web.services import services
 
 bp = Blueprint("forecast", __name__)
 
@@ -26,7 +27,7 @@ def forecast(json: ForecastRequest) -> Response:
     if json is None or (request.get_data(cache=True) and not request.is_json):
         # spectree reads any non-form body as JSON-or-nothing; a text body is a mistake
         raise UnsupportedMediaType("send the request as application/json")
-    result = services().forecasts.forecast(**json.model_dump())
+    result = services().forecasts.forecast(*parts(json))
     plot_id = result.pop("plot_id", None)
     if plot_id:
         result["plot_url"] = url_for("forecast.plot", plot_id=plot_id)
