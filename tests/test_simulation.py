@@ -15,10 +15,11 @@ from restock.cli import cli
 from restock.cli import simulate as _register  # noqa: F401  (registers the subcommand)
 from restock.errors import InvalidParameterError, UnknownSeriesError
 from restock.query import InventoryPolicy
+from restock.serving import aggregation
 from restock.serving.service import LoadedModel
 from restock.simulation import (POLICIES, Levels, NoBacktestError, SimulationOptions,
                                 forecast_at, forecast_levels, lead_periods, metrics, replay,
-                                simulate, windows_of)
+                                restock_sigma, simulate, windows_of)
 
 H, WINDOWS, STRIDE = 4, 3, 2  # backtest_step(4) == 2: windows start at periods 0, 2, 4
 SPAN = (WINDOWS - 1) * STRIDE + H
@@ -93,7 +94,8 @@ def test_the_replay_never_uses_a_later_windows_forecast() -> None:
         arrays = tiny_snapshot(demand, yhat)
         windows = windows_of(arrays.backtest_steps, arrays.backtest_y[0])
         assert windows.starts.tolist() == [0, 2, 4] and windows.span == SPAN
-        levels[name] = forecast_levels(windows, arrays.backtest_yhat[0], 1.0, 1.0, policy)
+        levels[name] = forecast_levels(windows, arrays.backtest_yhat[0], np.array([1.0]), 1.0,
+                                       policy)
     assert np.array_equal(levels["honest"].reorder[:4], levels["boom"].reorder[:4])
     assert (levels["boom"].reorder[4:] > levels["honest"].reorder[4:] + 1000).all()
 
@@ -103,9 +105,9 @@ def test_the_forecast_known_at_a_period_is_the_latest_windows_rest() -> None:
     arrays = tiny_snapshot(np.full(SPAN, 10.0), yhat)
     windows = windows_of(arrays.backtest_steps, arrays.backtest_y[0])
     predicted = arrays.backtest_yhat[0]
-    assert forecast_at(windows, predicted, 1).tolist() == [2, 3, 4]
-    assert forecast_at(windows, predicted, 3).tolist() == [6, 7, 8]  # window 1, step 2 on
-    assert forecast_at(windows, predicted, 7).tolist() == [12]
+    assert [(p.tolist(), age) for p, age in (forecast_at(windows, predicted, t)
+                                             for t in (1, 3, 7))] == [
+        ([2, 3, 4], 1), ([6, 7, 8], 1), ([12], 3)]  # period 3: window 1 from step 2 on
 
 
 def test_the_three_policies_run_on_the_same_demand(trained) -> None:
@@ -136,6 +138,17 @@ def test_bad_input_is_named(trained) -> None:
     with pytest.raises(NoBacktestError, match="no backtest period"):
         simulate(arrays, model.version, InventoryPolicy(),
                  SimulationOptions(start="2001-01-01", end="2001-02-01"))
+
+
+def test_a_fresh_forecasts_sigma_is_servings_and_older_ones_are_wider(trained) -> None:
+    model = LoadedModel.read(trained.registry, trained.version)
+    arrays, row = model.snapshot, int(model.snapshot.table_rows[0])
+    by_age = restock_sigma(arrays, row, 10, 7.0, 1.0)
+    sums = aggregation.sum_rows(arrays, np.array([row]))
+    serving = aggregation.error_sigma(aggregation.Aggregate({}, sums.residual, sums.history),
+                                      arrays.backtest_steps, 7.0)
+    assert by_age[0] == pytest.approx(serving)
+    assert by_age[-1] >= by_age[0]
 
 
 def test_a_series_never_backtested_has_no_windows() -> None:

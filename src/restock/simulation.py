@@ -25,8 +25,10 @@ Three policies run on the same demand (:data:`POLICIES`):
 
 - ``restock``: the plan serving gives (:func:`restock.inventory.plan_for_daily_demand`),
   with sigma from the backtest residuals as :func:`restock.serving.aggregation.error_sigma`
-  computes it. The sigma uses every window's residuals (the error scale the version
-  publishes); only the *forecasts* are restricted to what was known at each period;
+  computes it, taken at the forecast's age (a forecast ``a`` periods old covers the lead
+  time with its steps ``a + 1 ..``; :func:`restock_sigma`). The sigma uses every window's
+  residuals (the error scale the version publishes); only the *forecasts* are restricted
+  to what was known at each period;
 - ``seed``: the original design's rule, the same forecast but the safety stock from the
   standard deviation of the history before the simulated period;
 - ``min_max``: no forecast and no safety stock: min = average historical demand over the
@@ -52,6 +54,7 @@ from restock import inventory
 from restock.calendar import frequency_of
 from restock.errors import InvalidParameterError, UnknownSeriesError
 from restock.models.ensemble import backtest_step
+from restock.models.intervals import sigma_per_step
 from restock.plotting import render_simulation_png
 from restock.query import MAX_COST, Filter, ForecastQuery, InventoryPolicy, _Declared, parse
 from restock.serving import aggregation, selection
@@ -137,15 +140,15 @@ def spread_actuals(windows: Windows, actual: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.clip(demand, 0.0, None))
 
 
-def forecast_at(windows: Windows, predicted: np.ndarray, t: int) -> np.ndarray:
-    """The forecast known at period ``t``: the latest window starting at or before ``t``,
-    from its step at ``t`` on (empty past its horizon)."""
+def forecast_at(windows: Windows, predicted: np.ndarray, t: int) -> tuple[np.ndarray, int]:
+    """The forecast known at period ``t`` and its age in periods: the latest window starting
+    at or before ``t``, from its step at ``t`` on (empty past its horizon)."""
     window = int(np.searchsorted(windows.starts, t, side="right")) - 1
     if window < 0:
         raise ValueError(f"period {t} is before the first backtest window")
-    steps = windows.steps[window]
-    ahead = steps >= t - windows.starts[window] + 1
-    return np.clip(np.nan_to_num(predicted[windows.columns[window][ahead]]), 0.0, None)
+    age = t - int(windows.starts[window])
+    ahead = windows.steps[window] >= age + 1
+    return np.clip(np.nan_to_num(predicted[windows.columns[window][ahead]]), 0.0, None), age
 
 
 # --------------------------------------------------------------------------------- policies
@@ -170,11 +173,18 @@ def _plan(path: np.ndarray, days_per_period: float, sigma_daily: float,
         holding_cost=policy.holding_cost, cover_days=policy.cover_days)
 
 
-def forecast_levels(windows: Windows, predicted: np.ndarray, sigma_daily: float,
+def forecast_levels(windows: Windows, predicted: np.ndarray, sigma_daily: np.ndarray,
                     days_per_period: float, policy: InventoryPolicy) -> Levels:
-    """Reorder point and max level per period, planned from the forecast known then."""
-    plans = [_plan(forecast_at(windows, predicted, t), days_per_period, sigma_daily, policy)
-             for t in range(windows.span)]
+    """Reorder point and max level per period, planned from the forecast known then.
+
+    ``sigma_daily[a]`` is the daily error sigma of a forecast ``a`` periods old (the last
+    value serves older ones): one value is the same sigma whatever the age.
+    """
+    plans = []
+    for t in range(windows.span):
+        path, age = forecast_at(windows, predicted, t)
+        sigma = float(sigma_daily[min(age, len(sigma_daily) - 1)])
+        plans.append(_plan(path, days_per_period, sigma, policy))
     return Levels(np.array([p.reorder_point for p in plans]),
                   np.array([p.max_level for p in plans]))
 
@@ -284,6 +294,22 @@ def _round(value: float | None) -> float | None:
 # ------------------------------------------------------------------------------ a selection
 
 
+def restock_sigma(snapshot: Snapshot, row: int, ages: int, lead_time_days: float,
+                  days_per_period: float) -> np.ndarray:
+    """restock's daily error sigma for a forecast of each age ``0 .. ages - 1`` periods.
+
+    Serving plans from a fresh forecast: the RMS backtest error of steps ``1 .. L`` (the
+    lead time in periods, :func:`restock.serving.aggregation.error_sigma`). A forecast ``a``
+    periods old covers the lead time with its steps ``a + 1 .. a + L``, whose errors are
+    larger; age 0 is exactly serving's sigma.
+    """
+    lead = max(1, math.ceil(lead_time_days / days_per_period))
+    residual = aggregation.sum_rows(snapshot, np.array([row])).residual
+    per_step = sigma_per_step(snapshot.backtest_steps, residual, ages + lead)
+    return np.array([inventory.sigma_daily_from_period(float(np.mean(per_step[a:a + lead])),
+                                                       days_per_period) for a in range(ages)])
+
+
 @dataclass(frozen=True)
 class SeriesRun:
     """One series' simulated dates and its replay under each policy."""
@@ -313,12 +339,10 @@ def simulate_series(snapshot: Snapshot, row: int, policy: InventoryPolicy,
     if not before.size:  # no history before the backtest: the backtest's own actuals
         before = spread_actuals(windows, actual)
 
-    sums = aggregation.sum_rows(snapshot, np.array([row]))
-    sigma_period = aggregation.error_sigma(
-        aggregation.Aggregate({}, sums.residual, sums.history), snapshot.backtest_steps,
-        policy.lead_time_days / days_per_period)
-    sigma_restock = inventory.sigma_daily_from_period(sigma_period, days_per_period)
-    sigma_seed = inventory.sigma_daily_from_period(float(np.std(before)), days_per_period)
+    sigma_restock = restock_sigma(snapshot, row, windows.span, policy.lead_time_days,
+                                  days_per_period)
+    sigma_seed = np.array([inventory.sigma_daily_from_period(float(np.std(before)),
+                                                             days_per_period)])
     levels = {
         "restock": forecast_levels(windows, predicted, sigma_restock, days_per_period, policy),
         "seed": forecast_levels(windows, predicted, sigma_seed, days_per_period, policy),
