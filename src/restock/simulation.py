@@ -13,7 +13,8 @@ planner had followed it:
   never from a later window: the replay uses only forecasts that existed at that time;
 - each period: arrivals come in, demand is served from stock (the rest is backordered and
   served when stock arrives), then the inventory position (on hand + on order) is
-  reviewed (every period, or every ``review_period_days``) and, at or below the reorder
+  reviewed (every period, or every ``review_period_days``; every policy is planned for a
+  review period of at least one period, :func:`replayed_policy`) and, at or below the reorder
   point, an order brings it up to the max level; it arrives ``lead`` periods later (at the
   end of period ``t + lead``, so the lead time's demand is exposed, as the reorder point
   assumes). The lead time is fixed, or drawn per order from a normal law with the policy's
@@ -321,7 +322,12 @@ class SeriesRun:
 
 def simulate_series(snapshot: Snapshot, row: int, policy: InventoryPolicy,
                     options: SimulationOptions) -> SeriesRun | None:
-    """Replay every policy for series ``row``; None when it was never backtested."""
+    """Replay every policy for series ``row``; None when it was never backtested.
+
+    The replay looks at stock once a period, so each policy is planned for a review period
+    of at least one period (:func:`replayed_policy`).
+    """
+    policy = replayed_policy(policy, frequency_of(snapshot.freq).days_per_period)
     actual = np.asarray(snapshot.backtest_y[row], dtype=float)
     predicted = np.asarray(snapshot.backtest_yhat[row], dtype=float)
     windows = windows_of(snapshot.backtest_steps, actual)
@@ -367,8 +373,7 @@ def simulate_series(snapshot: Snapshot, row: int, policy: InventoryPolicy,
             " no order could arrive in it", {"parameter": "lead_time_days",
                                               "value": policy.lead_time_days,
                                               "simulated_periods": periods})
-    review = max(1, round(policy.review_period_days / days_per_period)) \
-        if policy.review_period_days > 0 else 1
+    review = max(1, round(policy.review_period_days / days_per_period))
     demand = spread_actuals(windows, actual)[low:high]
     runs = {}
     for name, level in levels.items():
@@ -376,6 +381,20 @@ def simulate_series(snapshot: Snapshot, row: int, policy: InventoryPolicy,
         runs[name] = replay(demand, Levels(level.reorder[low:high], level.top[low:high]),
                             leads, review)
     return SeriesRun(row, dates[low:high], runs)
+
+
+def replayed_policy(policy: InventoryPolicy, days_per_period: float) -> InventoryPolicy:
+    """``policy`` with a review period of at least one period of the data.
+
+    Sales are known per period, so the replay reviews stock at the end of a period, after a
+    whole period's demand: a policy planned for continuous review would then order up to a
+    period's demand late, and its safety stock would look too small when it is the
+    bucketing that is at fault (monthly data: half a month of demand short on average).
+    Planning for the review the replay really does keeps the test fair; with daily data it
+    adds one day to the protection interval.
+    """
+    review = max(policy.review_period_days, days_per_period)
+    return policy.model_copy(update={"review_period_days": review})
 
 
 def simulate(snapshot: Snapshot, version: str, policy: InventoryPolicy,
@@ -412,7 +431,8 @@ def simulate(snapshot: Snapshot, version: str, policy: InventoryPolicy,
         "selection": {**chosen.filters, "series": len(ran)},
         "period": {"start": min(r.dates[0] for r in ran), "end": max(r.dates[-1] for r in ran),
                    "periods": max(len(r.dates) for r in ran)},
-        "policy": policy.model_dump(),
+        "policy": replayed_policy(policy, frequency_of(snapshot.freq).days_per_period)
+        .model_dump(),
         "seed": options.seed,
         "unit_cost": options.unit_cost,
         "total": {name: metrics([r.runs[name] for r in ran], target, options.unit_cost)
