@@ -34,7 +34,8 @@ OPEN = {"health.health", "health.healthz", "ui.page", "static"}
 #: what the API has today; a new route must be added here on purpose (and is then tested)
 KNOWN_PROTECTED = {"health.openapi", "retrain.retrain", "jobs.job", "jobs.events",
                    "jobs.cancel", "forecast.forecast", "forecast.plot", "data.series",
-                   "data.export", "models.list_models", "models.activate"}
+                   "data.export", "models.list_models", "models.activate",
+                   "accuracy.accuracy"}
 #: what must never show in an error body
 LEAKS = re.compile(r"Traceback|File \"|\.py\b|site-packages|/tmp/|/work/|/home/|/usr/|"
                    r"sqlalchemy|psycopg|sqlite3|Error\(|<html", re.I)
