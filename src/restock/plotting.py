@@ -167,3 +167,54 @@ def _encode_png(canvas: FigureCanvasAgg) -> bytes:
     buffer = io.BytesIO()
     palette.save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
+
+
+#: one colour per simulated policy (restock's the forecast's blue)
+POLICY_COLORS = {"restock": FORECAST_COLOR, "seed": SAFETY_COLOR, "min_max": HISTORY_COLOR}
+
+
+def render_simulation_png(
+    dates: np.ndarray,
+    on_hand: dict[str, np.ndarray],
+    ordered: dict[str, np.ndarray],
+    stockout: dict[str, np.ndarray],
+    *,
+    title: str,
+    width_px: int = 1000,
+    height_px: int = 500,
+    dpi: int = 100,
+) -> bytes:
+    """A PNG of a policy simulation: on hand per policy (lines), its orders (markers at the
+    ordered quantity) and its stockout periods (crosses on the zero line).
+
+    ``dates`` are the simulated periods; the dicts are keyed by policy, arrays per period
+    (on hand may be negative: backorders show below zero, where the planner should look).
+    """
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    figure.subplots_adjust(left=0.09, right=0.97, top=0.9, bottom=0.12)
+    axes = figure.add_subplot()
+    for name, stock in on_hand.items():
+        color = POLICY_COLORS.get(name, HISTORY_COLOR)
+        axes.step(dates, stock, where="post", color=color, linewidth=1.4,
+                  label=f"On hand: {name}")
+        placed = ordered[name] > 0
+        axes.scatter(dates[placed], ordered[name][placed], color=color, marker="^", s=24)
+        out = stockout[name]
+        axes.scatter(dates[out], np.zeros(int(out.sum())), color=REORDER_COLOR, marker="x",
+                     s=20)
+    axes.axhline(0, color="#999999", linewidth=0.8)
+    locator = AutoDateLocator(maxticks=10)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes.yaxis.set_major_formatter(FuncFormatter(_units))
+    axes.set_xlabel("Date (triangles: orders placed, crosses: stockouts)")
+    axes.set_ylabel("Units")
+    axes.set_title(title, fontsize=12, y=1.01)
+    axes.grid(True, color="#e5e5e5", linewidth=0.6)
+    axes.set_axisbelow(True)
+    handles, labels = axes.get_legend_handles_labels()
+    if handles:
+        axes.legend(handles, labels, loc="upper left", fontsize=8, framealpha=0.9,
+                    ncols=len(handles))
+    return _encode_png(canvas)

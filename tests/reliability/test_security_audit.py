@@ -35,7 +35,7 @@ OPEN = {"health.health", "health.healthz", "ui.page", "static"}
 KNOWN_PROTECTED = {"health.openapi", "retrain.retrain", "jobs.job", "jobs.events",
                    "jobs.cancel", "forecast.forecast", "forecast.plot", "data.series",
                    "data.export", "models.list_models", "models.activate",
-                   "accuracy.accuracy", "plan.plan"}
+                   "accuracy.accuracy", "plan.plan", "simulate.simulate"}
 #: what must never show in an error body
 LEAKS = re.compile(r"Traceback|File \"|\.py\b|site-packages|/tmp/|/work/|/home/|/usr/|"
                    r"sqlalchemy|psycopg|sqlite3|Error\(|<html", re.I)

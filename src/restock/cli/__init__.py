@@ -79,5 +79,6 @@ def main() -> None:
     from restock.cli import db  # noqa: F401
     from restock.cli import accuracy  # noqa: F401
     from restock.cli import plan  # noqa: F401
+    from restock.cli import simulate  # noqa: F401
 
     cli(prog_name="restock")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, get_args
+from typing import Any, Callable
 
 import click
-from pydantic.fields import FieldInfo
 
 from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
 from restock.cli.data import open_store
 from restock.cli.models import open_registry
+from restock.cli.options import options_for, request_of
 from restock.config import Settings
 from restock.errors import RestockError
-from restock.query import Filter, bounds_text, fields, split
+from restock.query import fields, split
 from restock.serving import ForecastService
 
 INVENTORY_LABELS = [
@@ -54,46 +54,13 @@ def _print_table(result: dict[str, Any]) -> None:
             click.echo(f"  [{warning['severity']}] {warning['code']}: {warning['message']}")
 
 
-#: CLI flags that are not simply the field's name with dashes (kept from earlier releases)
-FLAGS = {"product_id": "--product", "store_id": "--store", "lead_time_days": "--lead-time",
-         "lead_time_std_days": "--lead-time-std", "review_period_days": "--review-period"}
 #: request fields the CLI takes its own way (``--plot`` is a file to write, not a flag)
 NOT_OPTIONS = {"plot"}
-def _declared_option(name: str, field: FieldInfo) -> Callable[[Any], Any]:
-    """One click option generated from a field of ``restock.query``.
-
-    Values are not range-checked by click: they go through the declaration like an API
-    body, so the CLI refuses exactly what the API refuses, with the same message."""
-    flag = FLAGS.get(name, "--" + name.replace("_", "-"))
-    help_text = (field.description or "").rstrip(".")
-    if field.default is not None:
-        help_text += f" [default: {field.default:g}]"
-    if bounds := bounds_text(field):
-        help_text += f" [{bounds}]"
-    if field.annotation == Filter:
-        return click.option(flag, name, multiple=True, help=help_text + " (repeatable)")
-    kind = int if int in (field.annotation, *get_args(field.annotation)) else float
-    return click.option(flag, name, type=kind, default=None, help=help_text)
-
-
-def options_for(declared: dict[str, FieldInfo]) -> Callable[[Callable[..., Any]], Any]:
-    """A decorator adding one option per ``declared`` field (those of ``restock.query``)."""
-    def add(command: Callable[..., Any]) -> Callable[..., Any]:
-        for name, field in reversed(list(declared.items())):
-            command = _declared_option(name, field)(command)
-        return command
-    return add
 
 
 def declared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add one option per field of a forecast request (``restock.query``)."""
     return options_for({k: v for k, v in fields().items() if k not in NOT_OPTIONS})(command)
-
-
-def request_of(options: dict[str, Any]) -> dict[str, Any]:
-    """The options the user gave, as a request body (a filter given no value is no filter)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
-            if v is not None and v != ()}
 
 
 @cli.command()

@@ -9,7 +9,7 @@ import click
 
 from restock.cli import cli, echo_json, fail, pass_settings
 from restock.cli.data import open_store
-from restock.cli.forecast import options_for, request_of
+from restock.cli.options import options_for, request_of
 from restock.cli.models import open_registry
 from restock.config import Settings
 from restock.errors import RestockError

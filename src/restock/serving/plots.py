@@ -49,13 +49,18 @@ class PlotStore:
         png = render_forecast_png(history, forecast, title=f"Demand forecast: {title}",
                                   reorder_point=plan.reorder_point,
                                   safety_stock=plan.safety_stock)
+        plot_id = self.save(png)
+        latest = self.folder / f".forecast_plot.{plot_id}.tmp"
+        latest.write_bytes(png)
+        latest.replace(self.folder / "forecast_plot.png")
+        return plot_id
+
+    def save(self, png: bytes) -> str:
+        """Keep a rendered PNG (any chart) under a new id, downloadable for an hour."""
         plot_id = uuid.uuid4().hex
         self.folder.mkdir(parents=True, exist_ok=True)
         self._sweep()
         (self.folder / f"{plot_id}.png").write_bytes(png)
-        latest = self.folder / f".forecast_plot.{plot_id}.tmp"
-        latest.write_bytes(png)
-        latest.replace(self.folder / "forecast_plot.png")
         return plot_id
 
     def _sweep(self) -> None:

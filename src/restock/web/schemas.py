@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
 from restock.query import Filter, ForecastQuery, Id, InventoryPolicy, plan_fields
+from restock.simulation import SimulationOptions
 
 
 class Request(BaseModel):
@@ -288,3 +289,50 @@ PlanQuery = create_model(
     format=(Literal["json", "csv"] | None,
             Field(None, description="csv or json (default: the Accept header, else json)")),
     **{name: _plan_query_field(field) for name, field in plan_fields().items()})
+
+
+# -- simulation -----------------------------------------------------------------------------
+
+class SimulateRequest(SimulationOptions, InventoryPolicy):
+    """The ``POST /simulate`` body: the selection and the simulation's options
+    (``restock.simulation.SimulationOptions``) and the inventory policy to replay
+    (``restock.query.InventoryPolicy``; ``on_hand`` plays no part)."""
+
+
+class PolicyOutcome(Body):
+    target_service_level: float
+    cycle_service_level: float | None
+    fill_rate: float | None
+    csl_vs_target: float | None
+    fill_rate_vs_target: float | None
+    cycles: int
+    stockout_periods: int
+    periods: int
+    demand: float | None
+    served_from_stock: float | None
+    average_on_hand: float | None
+    average_on_hand_value: float | None
+    orders: int
+
+
+class SeriesOutcome(Body):
+    unique_id: str
+    start: str
+    end: str
+    restock: PolicyOutcome
+    seed: PolicyOutcome
+    min_max: PolicyOutcome
+
+
+class SimulateResponse(Body):
+    model_version: str
+    frequency: str
+    selection: dict[str, Any]
+    period: dict[str, Any]
+    policy: dict[str, Any]
+    seed: int
+    unit_cost: float | None
+    total: dict[str, PolicyOutcome]
+    series: list[SeriesOutcome]
+    skipped: list[str]
+    plot_url: str | None = None
