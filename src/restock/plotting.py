@@ -16,6 +16,7 @@ import io
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
@@ -132,14 +133,7 @@ def render_forecast_png(
         stock_axes.set_ylim(0, 1.25 * level)
         stock_axes.yaxis.set_major_formatter(FuncFormatter(_units))
         stock_axes.set_ylabel("Stock level (units)")
-    locator = AutoDateLocator(maxticks=10)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    axes.yaxis.set_major_formatter(FuncFormatter(_units))
-    axes.set_xlabel("Date")
-    axes.set_ylabel("Units per period")
-    axes.set_title(title, fontsize=12, y=1.01)  # a fixed y skips a costly auto-placement
-    axes.grid(True, color="#e5e5e5", linewidth=0.6)
+    _dated_axes(axes, title, "Date", "Units per period")
     axes.set_axisbelow(True)
     handles, labels = axes.get_legend_handles_labels()
     if stock_axes is not axes:
@@ -204,17 +198,22 @@ def render_simulation_png(
         axes.scatter(dates[out], np.zeros(int(out.sum())), color=REORDER_COLOR, marker="x",
                      s=20)
     axes.axhline(0, color="#999999", linewidth=0.8)
-    locator = AutoDateLocator(maxticks=10)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    axes.yaxis.set_major_formatter(FuncFormatter(_units))
-    axes.set_xlabel("Date (triangles: orders placed, crosses: stockouts)")
-    axes.set_ylabel("Units")
-    axes.set_title(title, fontsize=12, y=1.01)
-    axes.grid(True, color="#e5e5e5", linewidth=0.6)
+    _dated_axes(axes, title, "Date (triangles: orders placed, crosses: stockouts)", "Units")
     axes.set_axisbelow(True)
     handles, labels = axes.get_legend_handles_labels()
     if handles:
         axes.legend(handles, labels, loc="upper left", fontsize=8, framealpha=0.9,
                     ncols=len(handles))
     return _encode_png(canvas)
+
+
+def _dated_axes(axes: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    """Concise date ticks, unit-formatted values, labels, title and a light grid."""
+    locator = AutoDateLocator(maxticks=10)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes.yaxis.set_major_formatter(FuncFormatter(_units))
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=12, y=1.01)  # a fixed y skips a costly auto-placement
+    axes.grid(True, color="#e5e5e5", linewidth=0.6)
