@@ -42,7 +42,7 @@ describe('simulationReading', () => {
     }));
     expect(text).toBe('Replayed over 1 week from 2024-06-02 to 2024-06-02 (2 series): restock\'s policy kept – of '
       + 'cycles free of stockouts against a 95% target, holding 10 units on average; the seed\'s rule 100% with 12; '
-      + 'the min/max rule 100% with 9. 1 series had no backtest to replay and were left out.');
+      + 'the min/max rule 100% with 9. 1 series had no backtest to replay and was left out.');
     expect(simulationReading(null)).toBe('');
   });
 

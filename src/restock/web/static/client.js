@@ -335,8 +335,8 @@ export function simulationReading(report) {
     const o = total[name];
     if (o) clauses.push(`${POLICY_LABELS[name]} ${percent1(o.cycle_service_level)} with ${units(o.average_on_hand)}`);
   }
-  const skipped = report.skipped?.length
-    ? ` ${report.skipped.length} series had no backtest to replay and were left out.` : '';
+  const left = report.skipped?.length || 0;
+  const skipped = left ? ` ${left} series had no backtest to replay and ${left === 1 ? 'was' : 'were'} left out.` : '';
   return `${span}: ${clauses.join('; ')}.${skipped}`;
 }
 
