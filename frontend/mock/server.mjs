@@ -42,6 +42,10 @@ function sendFile(res, file) {
     res.end(buf);
   });
 }
+/** A JSON request body ({} when empty); throws on anything else. */
+async function readJson(req) {
+  return JSON.parse((await readBody(req)).toString('utf8') || '{}');
+}
 function readBody(req) {
   return new Promise((resolve) => { const parts = []; req.on('data', (c) => parts.push(c)); req.on('end', () => resolve(Buffer.concat(parts))); });
 }
@@ -65,6 +69,34 @@ function script() {
     p += weights[s];
   }
   return ev;
+}
+
+// POST /simulate: the three policies replayed over made-up backtest weeks of the selection;
+// a snacks-only selection has no backtest (404 no_backtest), and a lead time of 28 days or
+// more is as long as the replayed period (400 invalid_parameter), as the server answers.
+function simulateBody(req) {
+  const pick = (k) => [].concat(req[k] ?? []).filter(Boolean);
+  const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, pick(k)]));
+  const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
+  if (!chosen.length) return [404, { error: { code: 'unknown_series', message: 'no series matches the selection', details: { filters: selection } } }];
+  if (chosen.every((s) => s.category === 'snacks')) {
+    return [404, { error: { code: 'no_backtest', message: 'no backtest period for the selection: the model version has no out-of-sample forecasts to replay (too short a history, or outside the range)', details: { filters: selection, start: null, end: null } } }];
+  }
+  const lt = req.lead_time_days ?? 7, target = req.service_level ?? 0.95, periods = 28;
+  if (lt >= periods) return [400, { error: { code: 'invalid_parameter', message: `lead time ${lt} days is not shorter than the ${periods} simulated days`, details: { parameter: 'lead_time_days' } } }];
+  const demand = chosen.reduce((a, s) => a + s.mean * periods, 0);
+  const outcome = (csl, fill, stock, orders) => {
+    const cycles = orders * chosen.length;
+    return { target_service_level: target, cycle_service_level: csl, fill_rate: fill, csl_vs_target: csl - target, fill_rate_vs_target: fill - target,
+      cycles, stockout_periods: Math.round((1 - csl) * cycles), periods, demand, served_from_stock: demand * fill,
+      average_on_hand: stock * chosen.length, average_on_hand_value: req.unit_cost ? stock * chosen.length * req.unit_cost : null, orders: cycles };
+  };
+  const total = { restock: outcome(0.956, 0.991, 122.4, 4), seed: outcome(0.951, 0.987, 124.1, 4), min_max: outcome(0.86, 0.95, 98, 3) };
+  return [200, { model_version: modelVersion, frequency: 'D', selection: { ...selection, series: chosen.length },
+    period: { start: '2024-12-04', end: '2024-12-31', periods }, policy: { service_level: target, lead_time_days: lt },
+    seed: req.seed ?? 0, unit_cost: req.unit_cost ?? null, total,
+    series: chosen.map((s) => ({ unique_id: `${s.product_id}/${s.store_id}`, start: '2024-12-04', end: '2024-12-31', restock: total.restock, seed: total.seed, min_max: total.min_max })),
+    skipped: [], plot_url: req.plot ? '/plots/simulation.png' : null }];
 }
 
 function startJob() {
@@ -252,9 +284,15 @@ const server = http.createServer(async (req, res) => {
   if (req.method === 'POST' && p === '/forecast') {
     if (!modelVersion) return error(res, 409, 'no_model', 'No model has been trained yet');
     let body;
-    try { body = JSON.parse((await readBody(req)).toString('utf8') || '{}'); } catch { return error(res, 400, 'bad_json', 'Body is not JSON'); }
+    try { body = await readJson(req); } catch { return error(res, 400, 'bad_json', 'Body is not JSON'); }
     if (body.product_id === 'P6' && body.store_id === 'S2') return error(res, 404, 'unknown_series', 'No series matches product P6 at store S2');
     return json(res, 200, forecastBody(body));
+  }
+  if (req.method === 'POST' && p === '/simulate') {
+    if (!modelVersion) return error(res, 409, 'no_model', 'No model has been trained yet');
+    let body;
+    try { body = await readJson(req); } catch { return error(res, 400, 'bad_json', 'Body is not JSON'); }
+    return json(res, ...simulateBody(body));
   }
   if (req.method === 'GET' && p === '/accuracy') return json(res, ...accuracyBody(url.searchParams));
   if (req.method === 'GET' && p.startsWith('/plots/')) { res.writeHead(200, { 'Content-Type': 'image/png' }); return res.end(PNG); }

@@ -7,6 +7,7 @@ import {
   periodName,
 } from './api.js';
 import AccuracyPanel from './AccuracyPanel.jsx';
+import SimulationPanel from './SimulationPanel.jsx';
 import { ErrorPanel, fmt, useWidth } from './parts.jsx';
 
 const humanize = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
@@ -342,6 +343,8 @@ export default function ForecastView({ client, modelVersion, onError }) {
             </div>
           </div>
           <AccuracyPanel client={client} selection={asked} />
+          <SimulationPanel client={client} fields={fields} values={values}
+            selection={{ product_id: productValue, store_id: sel.store_id, category: sel.category }} />
         </div>
       )}
     </section>

@@ -96,6 +96,8 @@ describe('forecast view', () => {
     expect(warnings[0]).toHaveTextContent('below_reorder_point');
 
     expect(screen.getByTestId('plot-link')).toHaveAttribute('href', `${API}/plots/abc.png`);
+    // next to the forecast: the simulation of its policy, on request only
+    expect(screen.getByTestId('simulate-submit')).toHaveTextContent('Simulate the policy');
   });
 
   it('shows forecast errors plainly and says when no model exists yet', async () => {

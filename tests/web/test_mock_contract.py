@@ -155,6 +155,15 @@ def test_every_mock_answer_is_one_the_server_declares(mock_url: str, contract: C
     assert call("GET", "/accuracy?category=snacks")[1]["error"]["code"] == "no_scores"
     assert call("GET", "/accuracy?product_id=P9")[0] == 404
 
+    # the simulation section's selections and the errors it shows plainly
+    for body in ({}, {"product_id": "P1", "service_level": 0.9, "plot": True},
+                 {"category": "drinks", "unit_cost": 2.5, "lead_time_std_days": 1}):
+        status, report = call("POST", "/simulate", json=body)
+        assert status == 200 and set(report["total"]) == {"restock", "seed", "min_max"}, body
+    assert call("POST", "/simulate", json={"category": "snacks"})[1]["error"]["code"] == "no_backtest"
+    assert call("POST", "/simulate", json={"lead_time_days": 30})[0] == 400
+    assert call("POST", "/simulate", json={"product_id": "P9"})[0] == 404
+
     csv = b"date,product_id,quantity\n2024-01-01,P1,3\n"
     assert call("POST", "/retrain", files={"file": ("sales.xlsx", csv)})[0] == 415
     assert call("POST", "/retrain", files={"file": ("bad.csv", csv)})[0] == 422

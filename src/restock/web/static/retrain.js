@@ -7,9 +7,9 @@
  * same origin, or at ?api=<base URL>.
  */
 import {
-  ACCURACY_FIELDS, ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, SEVERITY_ORDER,
-  STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, forecastBody,
-  formatScore, historyToChart, inputAttrs, periodName, totalEpochs
+  ACCURACY_FIELDS, ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
+  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, forecastBody,
+  formatOutcome, formatScore, historyToChart, inputAttrs, periodName, simulationBody, simulationReading, totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -535,14 +535,24 @@ function loadRequestFields() {
   });
 }
 
+/** The forecast form's number fields as typed, by name. */
+function formValues() {
+  var values = {};
+  FORECAST_FIELDS.forEach(function (f) { values[f[0]] = ui.forecastForm.elements.namedItem(f[0]).value; });
+  return values;
+}
+
+/** The forecast form's selection (blank: all). */
+function formSelection() {
+  return { product_id: ui.fcProduct.value, store_id: ui.fcStore.value, category: ui.fcCategory.value };
+}
+
 function submitForecast(ev) {
   ev.preventDefault();
   ui.forecastError.hidden = true;
-  var values = {};
-  FORECAST_FIELDS.forEach(function (f) { values[f[0]] = ui.forecastForm.elements.namedItem(f[0]).value; });
   var body;
   try {
-    body = forecastBody(requestFields, values, { product_id: ui.fcProduct.value, store_id: ui.fcStore.value, category: ui.fcCategory.value });
+    body = forecastBody(requestFields, formValues(), formSelection());
   } catch (err) {
     showError(err, ui.forecastError);
     ui.forecastForm.elements.namedItem(err.field).focus();
@@ -715,6 +725,67 @@ function drawAccuracyChart(points, frequency) {
     var d = rows.map(function (r, k) { return (k ? 'L' : 'M') + x(r.t).toFixed(1) + ',' + yv(r[line[0]]).toFixed(1); }).join('');
     svg.appendChild(svgEl('path', { 'class': line[1], 'data-testid': 'accuracy-' + line[0], d: d }));
   });
+}
+
+// ---- "Would this policy have worked?" (POST /simulate of the form's selection and policy)
+var simulationAsked = 0; // only the answer to the latest request is shown
+var simulationImage = null; // object URL of the chart shown, revoked when replaced
+
+function submitSimulation() {
+  ui.simulationError.hidden = true;
+  var body;
+  try {
+    body = simulationBody(requestFields, formValues(), formSelection());
+  } catch (err) {
+    showError(err, ui.simulationError);
+    ui.forecastForm.elements.namedItem(err.field).focus();
+    return;
+  }
+  var asked = ++simulationAsked;
+  ui.simulateSubmit.disabled = true;
+  ui.simulateSubmit.textContent = 'Simulating…';
+  ui.simulationBody.hidden = true;
+  client.simulate(body).then(function (report) {
+    if (asked !== simulationAsked) return null;
+    renderSimulation(report);
+    return report.plot_url ? client.blob(report.plot_url).then(function (blob) {
+      if (asked === simulationAsked) showSimulationChart(URL.createObjectURL(blob));
+    }) : null;
+  }).catch(function (err) {
+    if (asked === simulationAsked) showError(err, ui.simulationError);
+  }).then(function () {
+    if (asked !== simulationAsked) return;
+    ui.simulateSubmit.disabled = false;
+    ui.simulateSubmit.textContent = 'Simulate the policy';
+  });
+}
+
+function showSimulationChart(objectUrl) {
+  if (simulationImage) URL.revokeObjectURL(simulationImage);
+  simulationImage = objectUrl;
+  ui.simulationChart.hidden = !objectUrl;
+  if (objectUrl) ui.simulationChart.src = objectUrl; else ui.simulationChart.removeAttribute('src');
+}
+
+function renderSimulation(report) {
+  showSimulationChart(null);
+  ui.simulationReading.textContent = simulationReading(report);
+  var shown = SIMULATION_FIELDS.filter(function (f) { return f[0] !== 'average_on_hand_value' || report.unit_cost != null; });
+  var head = el('tr');
+  head.appendChild(el('th', { scope: 'col' }, 'Policy'));
+  shown.forEach(function (f) { head.appendChild(el('th', { scope: 'col' }, f[1])); });
+  ui.simulationTable.tHead.replaceChildren(head);
+  var body = ui.simulationTable.tBodies[0];
+  body.replaceChildren();
+  Object.keys(POLICY_LABELS).forEach(function (name) {
+    var outcome = report.total[name];
+    if (!outcome) return;
+    var row = el('tr', { 'data-testid': 'sim-' + name });
+    row.appendChild(el('th', { scope: 'row' }, POLICY_LABELS[name]));
+    shown.forEach(function (f) { row.appendChild(el('td', { 'class': 'num' }, formatOutcome(f[0], outcome[f[0]]))); });
+    body.appendChild(row);
+  });
+  ui.simulationBody.hidden = false;
 }
 
 // When a token is needed, the PNG link is fetched with the header and opened as a blob.
@@ -957,7 +1028,8 @@ function init() {
    'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'series-status', 'bounds-status', 'forecast-submit',
    'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
    'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table', 'accuracy-reading', 'accuracy-error', 'accuracy-body',
-   'accuracy-version', 'accuracy-chart', 'accuracy-scores', 'accuracy-table'
+   'accuracy-version', 'accuracy-chart', 'accuracy-scores', 'accuracy-table', 'simulate-submit', 'simulation-error',
+   'simulation-body', 'simulation-reading', 'simulation-table', 'simulation-chart'
   ].forEach(function (id) {
     var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
     ui[key] = $(id);
@@ -1013,6 +1085,7 @@ function init() {
   ui.fcStore.addEventListener('change', filterProducts);
   ui.fcCategory.addEventListener('change', filterProducts);
   ui.plotLink.addEventListener('click', openPlot);
+  ui.simulateSubmit.addEventListener('click', submitSimulation);
   ui.chart.addEventListener('keydown', chartKey);
   ui.chart.addEventListener('blur', hidePoint);
   var resizeTimer = null;
