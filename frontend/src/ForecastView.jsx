@@ -7,6 +7,7 @@ import {
   periodName,
 } from './api.js';
 import AccuracyPanel from './AccuracyPanel.jsx';
+import PlanTable from './PlanTable.jsx';
 import SimulationPanel from './SimulationPanel.jsx';
 import { ErrorPanel, fmt, useWidth } from './parts.jsx';
 
@@ -347,6 +348,8 @@ export default function ForecastView({ client, modelVersion, onError }) {
             selection={{ product_id: productValue, store_id: sel.store_id, category: sel.category }} />
         </div>
       )}
+      <PlanTable client={client} fields={fields} values={values}
+        selection={{ product_id: productValue, store_id: sel.store_id, category: sel.category }} />
     </section>
   );
 }

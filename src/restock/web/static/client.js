@@ -340,6 +340,100 @@ export function simulationReading(report) {
   return `${span}: ${clauses.join('; ')}.${skipped}`;
 }
 
+// ------------------------------------------------------------------ the replenishment plan
+
+/** The plan's columns both "What to order" tables show, in order, with their labels (GET /plan
+ * sends more; the CSV download has them all). */
+export const PLAN_COLUMNS = [
+  ['product_id', 'Product'], ['store_id', 'Store'], ['category', 'Category'], ['order_now', 'Order now?'],
+  ['suggested_order_qty', 'Suggested order'], ['on_hand', 'On hand'], ['days_of_cover', 'Days of cover'],
+  ['stockout_date', 'Projected stockout'], ['reorder_point', 'Reorder point'],
+  ['order_up_to_level', 'Order up to'], ['safety_stock', 'Safety stock'], ['abc_class', 'ABC'],
+  ['xyz_class', 'XYZ'], ['warnings', 'Warnings'],
+];
+
+/** The plan columns a table's text filter searches. */
+const PLAN_TEXT_COLUMNS = ['product_id', 'store_id', 'category'];
+
+/** One plan cell as the tables show it: yes/no/– for order now (– : stock unknown), whole
+ * units, days to a tenth, warning codes as words. */
+export function formatPlanCell(key, value) {
+  if (value === null || value === undefined) return '–';
+  if (key === 'order_now') return value ? 'yes' : 'no';
+  if (key === 'warnings') return value.map((code) => code.replace(/_/g, ' ')).join(', ');
+  if (key === 'days_of_cover') return (Math.round(value * 10) / 10).toLocaleString('en-US');
+  return typeof value === 'number' ? units(value) : String(value);
+}
+
+/**
+ * The GET /plan query from the forecast form: the selection and the horizon and policy
+ * fields, as forecastBody checks them, without what a plan takes per series from the server
+ * (the stock on hand) or has no use for (the history drawn, the chart).
+ */
+export function planQuery(fields, values, selection = {}) {
+  const query = forecastBody(fields, values, selection);
+  for (const unused of ['history', 'plot', 'on_hand']) delete query[unused];
+  return query;
+}
+
+/** A comparable of a plan cell for sorting: order now yes before no before unknown; unknowns last. */
+function planSortValue(key, value) {
+  if (key === 'order_now') return value === true ? 0 : value === false ? 1 : null;
+  if (key === 'warnings') return value?.length || null;
+  return value ?? null;
+}
+
+/**
+ * The rows a plan table shows: those whose product, store or category contains `filter`
+ * (any case), order-now rows always first (the server's urgency order), and within each
+ * group sorted by `sort` ({key, descending}; none: the server's order). Unknown cells sort
+ * last either way; ties keep the server's order.
+ */
+export function planRows(rows, { filter = '', sort = null } = {}) {
+  const needle = String(filter).trim().toLowerCase();
+  const shown = (rows || []).map((row, index) => ({ row, index })).filter(({ row }) => !needle
+    || PLAN_TEXT_COLUMNS.some((key) => String(row[key] ?? '').toLowerCase().includes(needle)));
+  const compare = (a, b) => {
+    const urgent = (a.row.order_now === true ? 0 : 1) - (b.row.order_now === true ? 0 : 1);
+    if (urgent || !sort?.key) return urgent || a.index - b.index;
+    const x = planSortValue(sort.key, a.row[sort.key]), y = planSortValue(sort.key, b.row[sort.key]);
+    if (x === null || y === null) return (x === null) - (y === null) || a.index - b.index;
+    const order = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+    return (sort.descending ? -order : order) || a.index - b.index;
+  };
+  return shown.sort(compare).map(({ row }) => row);
+}
+
+/** The next sort of a plan table when column `key`'s header is clicked: ascending, then
+ * descending, then the server's order again. */
+export function nextPlanSort(sort, key) {
+  if (sort?.key !== key) return { key, descending: false };
+  return sort.descending ? null : { key, descending: true };
+}
+
+/** Offer a Blob as a file download (a blob URL on a temporary link, revoked after the click). */
+export function saveBlob(blob, filename) {
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = href;
+  link.download = filename;
+  link.style.display = 'none';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 0);
+}
+
+/** A query string of a request's values (a list value repeated; blanks left out). */
+function queryString(values) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(values || {})) {
+    for (const one of [].concat(v ?? [])) if (one !== '' && one !== null) query.append(k, String(one));
+  }
+  const qs = query.toString();
+  return qs ? `?${qs}` : '';
+}
+
 // ------------------------------------------------------------------ the forecast form
 
 /** The least history the charts draw, in periods. */
@@ -647,11 +741,8 @@ export function createClient({ apiBaseUrl = '', getToken = () => '', fetchImpl, 
    * report, or null when nothing is scored for it yet (404 no_scores is news, not an error).
    */
   async function accuracy(selection = {}, { signal } = {}) {
-    const query = new URLSearchParams();
-    for (const [k, v] of Object.entries(selection)) for (const one of [].concat(v ?? [])) if (one) query.append(k, one);
-    const qs = query.toString();
     try {
-      return await json('GET', `/accuracy${qs ? `?${qs}` : ''}`, undefined, { signal });
+      return await json('GET', `/accuracy${queryString(selection)}`, undefined, { signal });
     } catch (e) {
       if (e instanceof ApiError && e.code === 'no_scores') return null;
       throw e;
@@ -663,5 +754,15 @@ export function createClient({ apiBaseUrl = '', getToken = () => '', fetchImpl, 
     return json('POST', '/simulate', body, { signal });
   }
 
-  return { url, json, blob, upload, followJob, headers, forecastFields, accuracy, simulate };
+  /** GET /plan (see planQuery): what to order, one row per series, most urgent first. */
+  function plan(query = {}, { signal } = {}) {
+    return json('GET', `/plan${queryString(query)}`, undefined, { signal });
+  }
+
+  /** GET /plan as CSV with the token, offered as the file plan.csv; resolves once offered. */
+  async function downloadPlan(query = {}) {
+    saveBlob(await blob(`/plan${queryString({ ...query, format: 'csv' })}`), 'plan.csv');
+  }
+
+  return { url, json, blob, upload, followJob, headers, forecastFields, accuracy, simulate, plan, downloadPlan };
 }

@@ -1,0 +1,115 @@
+import { useState } from 'react';
+import { PLAN_COLUMNS, formatPlanCell, nextPlanSort, planQuery, planRows } from './api.js';
+import { ErrorPanel } from './parts.jsx';
+
+/** Columns shown right-aligned as figures. */
+const TEXT_COLUMNS = new Set(['product_id', 'store_id', 'category', 'order_now', 'stockout_date', 'abc_class', 'xyz_class', 'warnings']);
+
+/**
+ * "What to order": on request, GET /plan for the form's selection and horizon and policy
+ * values (each series with its own stored stock on hand), as a table with the rows to order
+ * now first (the server's urgency order), sortable by its column headers within that, a text
+ * filter over product, store and category, and a download of the whole plan as CSV (fetched
+ * with the token). On request only: a plan of every series is the server's largest answer.
+ */
+export default function PlanTable({ client, fields, values, selection }) {
+  const [state, setState] = useState({ loading: false, plan: null, error: null });
+  const [filter, setFilter] = useState('');
+  const [sort, setSort] = useState(null);
+  const [downloading, setDownloading] = useState(false);
+
+  /** The query of the form as it is now, or null with the form's problem shown. */
+  const currentQuery = () => {
+    try {
+      return planQuery(fields, values, selection);
+    } catch (error) {
+      setState((s) => ({ ...s, loading: false, error }));
+      return null;
+    }
+  };
+
+  const load = async () => {
+    const query = currentQuery();
+    if (!query) return;
+    setState({ loading: true, plan: null, error: null });
+    try {
+      setState({ loading: false, plan: await client.plan(query), error: null });
+    } catch (error) {
+      setState({ loading: false, plan: null, error });
+    }
+  };
+
+  const download = async () => {
+    const query = currentQuery();
+    if (!query) return;
+    setDownloading(true);
+    setState((s) => ({ ...s, error: null }));
+    try {
+      await client.downloadPlan(query);
+    } catch (error) {
+      setState((s) => ({ ...s, error }));
+    } finally {
+      setDownloading(false);
+    }
+  };
+
+  const { plan } = state;
+  const rows = plan ? planRows(plan.rows, { filter, sort }) : [];
+  const urgent = plan ? plan.rows.filter((r) => r.order_now === true).length : 0;
+  return (
+    <section className="rr-plan-panel" aria-label="What to order" data-testid="plan-panel">
+      <h3>What to order</h3>
+      <p className="rr-hint">One row per product and store of the selection above, with the policy above and each series' stored stock on hand; the rows to order now first.</p>
+      <div className="rr-actions">
+        <button type="button" onClick={load} disabled={state.loading} data-testid="plan-submit">
+          {state.loading ? 'Loading…' : 'Show what to order'}
+        </button>
+        <button type="button" onClick={download} disabled={downloading} data-testid="plan-download">
+          {downloading ? 'Downloading…' : 'Download CSV'}
+        </button>
+      </div>
+      <ErrorPanel error={state.error} testId="plan-error" />
+      {plan && (
+        <>
+          <p className="rr-reading" data-testid="plan-reading">
+            {`${plan.series} series, ${urgent} to order now (model ${plan.model_version}, from ${plan.start}).`}
+          </p>
+          <label className="rr-plan-filter">
+            Filter
+            <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)}
+              placeholder="product, store or category" data-testid="plan-filter" />
+          </label>
+          <div className="rr-table-wrap">
+            <table data-testid="plan-table">
+              <thead>
+                <tr>
+                  {PLAN_COLUMNS.map(([key, label]) => {
+                    const sorted = sort?.key === key ? (sort.descending ? 'descending' : 'ascending') : 'none';
+                    return (
+                      <th scope="col" key={key} aria-sort={sorted}>
+                        <button type="button" className="rr-sort" onClick={() => setSort((s) => nextPlanSort(s, key))}
+                          data-testid={`plan-sort-${key}`}>
+                          {label}{sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : ''}
+                        </button>
+                      </th>
+                    );
+                  })}
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((row) => (
+                  <tr key={`${row.product_id}\u0000${row.store_id}`} className={row.order_now ? 'rr-order-now' : undefined} data-testid="plan-row">
+                    {PLAN_COLUMNS.map(([key]) => (
+                      <td key={key} className={TEXT_COLUMNS.has(key) ? undefined : 'rr-num'}>{formatPlanCell(key, row[key])}</td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {!rows.length && <p className="rr-hint" data-testid="plan-empty">No row matches the filter.</p>}
+        </>
+      )}
+    </section>
+  );
+}
