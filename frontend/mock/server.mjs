@@ -216,6 +216,42 @@ function accuracyBody(query) {
   }];
 }
 
+// GET /plan: one row per selected series, most urgent first (order now, then the earliest
+// stockout); product P6 has no stored stock (order_now null). JSON, or CSV with the server's
+// header (format=csv or Accept: text/csv).
+const PLAN_COLUMNS = ['product_id', 'store_id', 'category', 'order_now', 'suggested_order_qty', 'on_hand', 'inventory_position', 'avg_daily_demand', 'protection_interval_days', 'demand_over_protection_interval', 'safety_stock', 'reorder_point', 'order_up_to_level', 'days_of_cover', 'stockout_date', 'abc_class', 'xyz_class', 'demand_cv', 'warnings'];
+function planBody(query) {
+  const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, query.getAll(k).filter(Boolean)]));
+  const unknown = ['product_id', 'store_id', 'category'].flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
+  if (unknown.length) return [404, { error: { code: 'unknown_series', message: `unknown ${unknown[0][0]}: '${unknown[0][1]}'`, details: { column: unknown[0][0], unknown: [unknown[0][1]], suggestions: {} } } }];
+  const lt = Number(query.get('lead_time_days') || 7), review = Number(query.get('review_period_days') || 0);
+  if (!(lt > 0)) return [422, { error: { code: 'invalid_request', message: 'lead_time_days: must be greater than 0', details: { problems: [{ loc: ['lead_time_days'], msg: 'must be greater than 0', type: 'greater_than' }] } } }];
+  const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
+  const rows = chosen.map((s, i) => {
+    const demand = s.mean, known = s.product_id !== 'P6';
+    const onHand = known ? [30, 400, 90, 150, 60][i % 5] : null;
+    const safety = +(1.65 * 3 * Math.sqrt(lt + review)).toFixed(6), reorder = +(demand * (lt + review) + safety).toFixed(6);
+    const upTo = +(reorder + 30 * demand).toFixed(6), cover = known ? +(onHand / demand).toFixed(6) : null;
+    const orderNow = known ? onHand <= reorder : null;
+    const warnings = ['short_history', ...(known && cover < lt ? ['stockout_before_lead_time'] : []), ...(known && onHand < reorder ? ['below_reorder_point'] : [])];
+    return { product_id: s.product_id, store_id: s.store_id, category: s.category, order_now: orderNow,
+      suggested_order_qty: known ? (orderNow ? +(upTo - onHand).toFixed(6) : 0) : null, on_hand: onHand, inventory_position: onHand,
+      avg_daily_demand: demand, protection_interval_days: lt + review, demand_over_protection_interval: demand * (lt + review),
+      safety_stock: safety, reorder_point: reorder, order_up_to_level: upTo, days_of_cover: cover,
+      stockout_date: known ? new Date(Date.UTC(2025, 0, 1) + Math.floor(cover) * 86400000).toISOString().slice(0, 10) : null,
+      abc_class: i < 6 ? 'A' : 'B', xyz_class: 'X', demand_cv: 0.3, warnings };
+  });
+  const rank = (r) => (r.order_now === true ? 0 : 1);
+  rows.sort((a, b) => rank(a) - rank(b) || (a.days_of_cover ?? Infinity) - (b.days_of_cover ?? Infinity) || a.product_id.localeCompare(b.product_id) || a.store_id.localeCompare(b.store_id));
+  return [200, { model_version: modelVersion, frequency: 'D', start: '2025-01-01', series: rows.length, abc_basis: 'volume',
+    policy: { service_level: Number(query.get('service_level') || 0.95), lead_time_days: lt, review_period_days: review },
+    notes: { inventory_position: 'on hand only: stock on order is not known yet (issue 15 item 2)' }, rows }];
+}
+function planCsv(rows) {
+  const cell = (v) => (v === null ? '' : v === true ? 'yes' : v === false ? 'no' : Array.isArray(v) ? v.join(';') : String(v));
+  return [PLAN_COLUMNS.join(','), ...rows.map((r) => PLAN_COLUMNS.map((k) => cell(r[k])).join(','))].join('\n') + '\n';
+}
+
 // 1x1 PNG
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
@@ -293,6 +329,14 @@ const server = http.createServer(async (req, res) => {
     let body;
     try { body = await readJson(req); } catch { return error(res, 400, 'bad_json', 'Body is not JSON'); }
     return json(res, ...simulateBody(body));
+  }
+  if (req.method === 'GET' && p === '/plan') {
+    if (!modelVersion) return error(res, 409, 'no_model', 'No model has been trained yet');
+    const [status, body] = planBody(url.searchParams);
+    const csv = url.searchParams.get('format') === 'csv' || (!url.searchParams.get('format') && /text\/csv/.test(req.headers.accept || ''));
+    if (status !== 200 || !csv) return json(res, status, body);
+    res.writeHead(200, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': 'attachment; filename="plan.csv"', 'Access-Control-Allow-Origin': '*' });
+    return res.end(planCsv(body.rows));
   }
   if (req.method === 'GET' && p === '/accuracy') return json(res, ...accuracyBody(url.searchParams));
   if (req.method === 'GET' && p.startsWith('/plots/')) { res.writeHead(200, { 'Content-Type': 'image/png' }); return res.end(PNG); }

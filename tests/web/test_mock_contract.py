@@ -29,6 +29,7 @@ import requests
 from flask.testing import FlaskClient
 
 from restock import inventory
+from restock.serving.plans import COLUMNS as PLAN_COLUMNS
 from restock.web import schemas
 from tests.conftest import service_unavailable
 
@@ -163,6 +164,21 @@ def test_every_mock_answer_is_one_the_server_declares(mock_url: str, contract: C
     assert call("POST", "/simulate", json={"category": "snacks"})[1]["error"]["code"] == "no_backtest"
     assert call("POST", "/simulate", json={"lead_time_days": 30})[0] == 400
     assert call("POST", "/simulate", json={"product_id": "P9"})[0] == 404
+
+    # the plan table's selections (JSON and its CSV download) and the errors it shows plainly
+    for query in ("", "?store_id=S1&days=14&service_level=0.9", "?category=drinks&category=snacks"):
+        status, answer = call("GET", "/plan" + query)
+        assert status == 200 and answer is None, query  # the server declares no model for 200
+        rows = requests.get(mock_url + "/plan" + query, timeout=30).json()["rows"]
+        assert list(rows[0]) == list(PLAN_COLUMNS), query
+        urgent = [row["order_now"] is True for row in rows]
+        assert urgent == sorted(urgent, reverse=True), query  # order-now rows first
+        download = requests.get(mock_url + "/plan" + query, params={"format": "csv"}, timeout=30)
+        assert download.headers["Content-Type"].startswith("text/csv"), query
+        assert download.text.splitlines()[0] == ",".join(PLAN_COLUMNS)
+        assert len(download.text.splitlines()) == len(rows) + 1
+    assert call("GET", "/plan?product_id=P9")[0] == 404
+    assert call("GET", "/plan?lead_time_days=0")[0] == 422
 
     csv = b"date,product_id,quantity\n2024-01-01,P1,3\n"
     assert call("POST", "/retrain", files={"file": ("sales.xlsx", csv)})[0] == 415

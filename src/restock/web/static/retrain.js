@@ -9,7 +9,8 @@
 import {
   ACCURACY_FIELDS, ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
   SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, forecastBody,
-  formatOutcome, formatScore, historyToChart, inputAttrs, periodName, simulationBody, simulationReading, totalEpochs
+  PLAN_COLUMNS, formatOutcome, formatPlanCell, formatScore, historyToChart, inputAttrs, nextPlanSort, periodName, planQuery,
+  planRows, simulationBody, simulationReading, totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -452,6 +453,7 @@ function setModelAvailable(version) {
     ui.forecastModel.textContent = 'Active model: ' + version;
     var first = ui.forecastForm.hidden;
     ui.forecastForm.hidden = false;
+    ui.planPanel.hidden = false;
     if (first || ui.forecastForm.getAttribute('data-version') !== version) {
       ui.forecastForm.setAttribute('data-version', version);
       loadSeries();
@@ -459,6 +461,7 @@ function setModelAvailable(version) {
   } else {
     ui.forecastModel.textContent = 'No model is active yet: upload data to train one.';
     ui.forecastForm.hidden = true;
+    ui.planPanel.hidden = true;
   }
 }
 
@@ -788,6 +791,79 @@ function renderSimulation(report) {
   ui.simulationBody.hidden = false;
 }
 
+// ---- "What to order" (GET /plan of the form's selection and policy; a CSV download of it)
+var plan = { asked: 0, answer: null, sort: null }; // only the answer to the latest request is shown
+
+/** The plan query of the form as it is now, or null with its problem shown. */
+function currentPlanQuery() {
+  ui.planError.hidden = true;
+  try {
+    return planQuery(requestFields, formValues(), formSelection());
+  } catch (err) {
+    showError(err, ui.planError);
+    ui.forecastForm.elements.namedItem(err.field).focus();
+    return null;
+  }
+}
+
+function submitPlan() {
+  var query = currentPlanQuery();
+  if (!query) return;
+  var asked = ++plan.asked;
+  ui.planSubmit.disabled = true;
+  ui.planSubmit.textContent = 'Loading…';
+  ui.planBody.hidden = true;
+  client.plan(query).then(function (answer) {
+    if (asked !== plan.asked) return;
+    plan.answer = answer;
+    var urgent = answer.rows.filter(function (r) { return r.order_now === true; }).length;
+    ui.planReading.textContent = answer.series + ' series, ' + urgent + ' to order now (model ' + answer.model_version + ', from ' + answer.start + ').';
+    renderPlanRows();
+    ui.planBody.hidden = false;
+  }, function (err) {
+    if (asked === plan.asked) showError(err, ui.planError);
+  }).then(function () {
+    if (asked !== plan.asked) return;
+    ui.planSubmit.disabled = false;
+    ui.planSubmit.textContent = 'Show what to order';
+  });
+}
+
+function downloadPlan() {
+  var query = currentPlanQuery();
+  if (!query) return;
+  ui.planDownload.disabled = true;
+  client.downloadPlan(query).catch(function (err) { showError(err, ui.planError); }).then(function () {
+    ui.planDownload.disabled = false;
+  });
+}
+
+/** The table of the latest plan, filtered and sorted as asked (order-now rows first). */
+function renderPlanRows() {
+  if (!plan.answer) return;
+  var head = el('tr');
+  PLAN_COLUMNS.forEach(function (c) {
+    var key = c[0];
+    var sorted = plan.sort && plan.sort.key === key ? (plan.sort.descending ? 'descending' : 'ascending') : 'none';
+    var th = el('th', { scope: 'col', 'aria-sort': sorted });
+    var button = el('button', { type: 'button', 'data-testid': 'plan-sort-' + key },
+      c[1] + (sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : ''));
+    button.addEventListener('click', function () { plan.sort = nextPlanSort(plan.sort, key); renderPlanRows(); });
+    th.appendChild(button);
+    head.appendChild(th);
+  });
+  ui.planTable.tHead.replaceChildren(head);
+  var rows = planRows(plan.answer.rows, { filter: ui.planFilter.value, sort: plan.sort });
+  ui.planTable.tBodies[0].replaceChildren.apply(ui.planTable.tBodies[0], rows.map(function (r) {
+    var tr = el('tr', { 'data-testid': 'plan-row', 'class': r.order_now ? 'order-now' : null });
+    PLAN_COLUMNS.forEach(function (c) {
+      tr.appendChild(el('td', { 'class': typeof r[c[0]] === 'number' ? 'num' : null }, formatPlanCell(c[0], r[c[0]])));
+    });
+    return tr;
+  }));
+  ui.planEmpty.hidden = rows.length > 0;
+}
+
 // When a token is needed, the PNG link is fetched with the header and opened as a blob.
 function openPlot(ev) {
   if (!token()) return; // a plain link works
@@ -1029,7 +1105,8 @@ function init() {
    'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
    'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table', 'accuracy-reading', 'accuracy-error', 'accuracy-body',
    'accuracy-version', 'accuracy-chart', 'accuracy-scores', 'accuracy-table', 'simulate-submit', 'simulation-error',
-   'simulation-body', 'simulation-reading', 'simulation-table', 'simulation-chart'
+   'simulation-body', 'simulation-reading', 'simulation-table', 'simulation-chart', 'plan-panel', 'plan-submit',
+   'plan-download', 'plan-error', 'plan-body', 'plan-reading', 'plan-filter', 'plan-table', 'plan-empty'
   ].forEach(function (id) {
     var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
     ui[key] = $(id);
@@ -1086,6 +1163,9 @@ function init() {
   ui.fcCategory.addEventListener('change', filterProducts);
   ui.plotLink.addEventListener('click', openPlot);
   ui.simulateSubmit.addEventListener('click', submitSimulation);
+  ui.planSubmit.addEventListener('click', submitPlan);
+  ui.planDownload.addEventListener('click', downloadPlan);
+  ui.planFilter.addEventListener('input', renderPlanRows);
   ui.chart.addEventListener('keydown', chartKey);
   ui.chart.addEventListener('blur', hidePoint);
   var resizeTimer = null;
