@@ -40,6 +40,9 @@ function server({ modelVersion = 'v7', forecast = () => jsonResponse(200, FORECA
       return jsonResponse(200, { items: SERIES.slice(offset), total: SERIES.length });
     }
     if (req.method === 'POST' && path === '/forecast') return forecast(req);
+    if (req.method === 'GET' && path.startsWith('/plan?')) {
+      return jsonResponse(200, { model_version: 'v7', start: '2024-01-31', series: 1, rows: [{ product_id: 'P1', store_id: 'S1', category: 'drinks', order_now: true }] });
+    }
     return jsonResponse(404, { error: { code: 'not_found', message: 'no route', details: null } });
   });
 }
@@ -98,6 +101,12 @@ describe('forecast view', () => {
     expect(screen.getByTestId('plot-link')).toHaveAttribute('href', `${API}/plots/abc.png`);
     // next to the forecast: the simulation of its policy, on request only
     expect(screen.getByTestId('simulate-submit')).toHaveTextContent('Simulate the policy');
+
+    // what to order, for the form's selection and policy (its stock on hand is the server's)
+    await user.click(screen.getByTestId('plan-submit'));
+    expect(await screen.findAllByTestId('plan-row')).toHaveLength(1);
+    expect(srv.calls.find((c) => c.url.includes('/plan?')).url)
+      .toBe(`${API}/plan?product_id=P1&store_id=S1&days=14&service_level=0.95&lead_time_days=7&cover_days=30`);
   });
 
   it('shows forecast errors plainly and says when no model exists yet', async () => {
