@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { PLAN_COLUMNS, formatPlanCell, nextPlanSort, planQuery, planRows } from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
-/** Columns shown right-aligned as figures. */
+/** Columns of words, left-aligned; the rest are figures (right-aligned). */
 const TEXT_COLUMNS = new Set(['product_id', 'store_id', 'category', 'order_now', 'stockout_date', 'abc_class', 'xyz_class', 'warnings']);
 
 /**
