@@ -70,7 +70,7 @@ def test_the_app_counts_in_the_home_by_default(make_app: Callable[..., Flask]) -
 
 def test_a_retrain_limit_holds_across_two_gunicorn_workers(tmp_path: Path) -> None:
     server = Server(tmp_path / "home", workers=2, access_log=True,
-                    RESTOCK_RATELIMIT_RETRAIN="3 per minute",
+                    RESTOCK_RATELIMIT_RETRAIN="3 per hour",  # a fixed window rarely crossed
                     RESTOCK_RATELIMIT_DEFAULT="100000 per minute")
     try:
         def upload(_: int) -> int:
@@ -79,11 +79,19 @@ def test_a_retrain_limit_holds_across_two_gunicorn_workers(tmp_path: Path) -> No
             return requests.post(server.url + "/retrain", files=files, timeout=60,
                                  headers={"Connection": "close"}).status_code
 
+        # which worker accepts a connection is the kernel's choice: send batches until
+        # both have answered (each batch is counted by the same limit)
+        codes: list[int] = []
+        served_by: set[str] = set()
         with ThreadPoolExecutor(12) as pool:
-            codes = list(pool.map(upload, range(24)))
-        log = server.log.read_text()
+            for _ in range(10):
+                codes += pool.map(upload, range(24))
+                served_by = set(re.findall(
+                    r"\[(\d+)\] \[[^\]]+\] restock\.web\.access: POST /retrain",
+                    server.log.read_text()))
+                if len(served_by) == 2:
+                    break
     finally:
         server.stop()
-    assert sorted(codes) == [422] * 3 + [429] * 21, codes
-    served_by = set(re.findall(r"\[(\d+)\] \[[^\]]+\] restock\.web\.access: POST /retrain", log))
+    assert sorted(codes) == [422] * 3 + [429] * (len(codes) - 3), codes
     assert len(served_by) == 2, "both workers must have answered uploads"

@@ -2,7 +2,7 @@
 
 Forty open streams against 2 workers x 2 threads: before, the first four held every
 thread until their retrain ended and ``GET /`` waited behind them. The retrains here are
-long (500 LSTM epochs) and only end when the test cancels them, so a server whose streams
+long (a 30 s pause, then 500 LSTM epochs) and only end when the test cancels them, so a server whose streams
 hold threads fails these tests at their first request (a generous timeout, not a timing
 assertion). The limits and the head (CORS, auth, request id) are checked on the detached
 path too.
@@ -26,6 +26,9 @@ pytestmark = pytest.mark.timeout(600)
 
 #: generous: an answer takes milliseconds; only a server out of threads comes near it
 PROMPT = 20.0
+#: keep each retrain running while the test works with it: it pauses 30 s at its first
+#: backtest event (then goes on with 500 epochs); a cancel takes effect at the event after
+HOLD = {"RESTOCK_TEST_PAUSE_AT_STAGE": "backtest", "RESTOCK_TEST_PAUSE_SECONDS": "30"}
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ def upload(server: Server, raw: bytes, **kwargs: Any) -> requests.Response:
 @pytest.fixture
 def server(home: Path) -> Iterator[Server]:
     running = Server(home, workers=2, threads=2, RESTOCK_LSTM_EPOCHS="500",
-                     RESTOCK_RATELIMIT_DEFAULT="100000 per minute")
+                     RESTOCK_RATELIMIT_DEFAULT="100000 per minute", **HOLD)
     yield running
     running.stop()
 
@@ -123,7 +126,7 @@ def test_detached_streams_keep_auth_cors_and_their_limits(home: Path,
     token, origin = "s3cret-token", "https://shop.example"
     server = Server(home, workers=1, threads=2, RESTOCK_LSTM_EPOCHS="500",
                     RESTOCK_RATELIMIT_DEFAULT="100000 per minute", RESTOCK_API_TOKENS=token,
-                    RESTOCK_CORS_ORIGINS=origin, RESTOCK_MAX_STREAMS_PER_CLIENT="3")
+                    RESTOCK_CORS_ORIGINS=origin, RESTOCK_MAX_STREAMS_PER_CLIENT="3", **HOLD)
     auth = {"Authorization": f"Bearer {token}"}
     try:
         job_id = upload(server, demo_csv, headers=auth).json()["job_id"]
