@@ -95,12 +95,18 @@ class Topology:
 
     @staticmethod
     def kill(process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the process and everything it started (pool children, fork servers)."""
+        """SIGKILL the process and everything it started (pool children, fork servers),
+        once: after that the group's id is free, and with pids wrapping at 32,768 (cmdstan
+        starts one process per Prophet fit) a second ``killpg`` could hit a newer
+        deployment's server that was given the same number."""
+        if getattr(process, "group_killed", False):
+            return
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         process.wait(30)
+        process.group_killed = True  # type: ignore[attr-defined]
 
     def close(self) -> None:
         for process in self.processes:

@@ -16,6 +16,26 @@ from restock.data.demo import write_demo_csv
 from restock.data.store import SalesStore
 
 
+#: characters of each process log a failing test's report carries (its end)
+LOG_TAIL = 20_000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing test's report carries the logs of its deployment's processes: a server
+    that died between two requests otherwise leaves only "connection refused" behind."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for name in ("cluster", "topology"):
+        deployment = getattr(item, "funcargs", {}).get(name)
+        if isinstance(deployment, Topology):
+            for log in sorted(deployment.root.glob("*.log")):
+                text = log.read_text(errors="replace")
+                report.sections.append((f"{name}: {log.name}", text[-LOG_TAIL:]))
+
+
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)

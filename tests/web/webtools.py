@@ -110,6 +110,7 @@ class Server:
         self.log = home.parent / f"serve-{self.port}.log"
         environ = {**os.environ, "RESTOCK_LSTM_EPOCHS": "2", "RESTOCK_PROPHET_WORKERS": "1",
                    **env}
+        self._group_killed = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "restock", "--home", str(home), "serve", "--port",
              str(self.port), "--workers", str(workers), "--threads", str(threads),
@@ -133,12 +134,17 @@ class Server:
         return self.process.pid
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (master, workers, pool children)."""
+        """SIGKILL the whole process group (master, workers, pool children), once: a
+        second ``killpg`` of a freed group id could hit a newer server given the same pid
+        (pids wrap at 32,768 here)."""
+        if self._group_killed:
+            return
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.process.wait(30)
+        self._group_killed = True
 
     def stop(self) -> None:
         if self.process.poll() is None:
