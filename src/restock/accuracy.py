@@ -39,7 +39,7 @@ from restock import snapshot
 from restock.calendar import frequency_of
 from restock.data import tables
 from restock.data.panel import TOTAL_ID, snap_to_calendar
-from restock.data.store import Filter, SalesStore
+from restock.data.store import Filter, SalesStore, as_list
 from restock.errors import InvalidParameterError, ModelNotFoundError, NoScoresError
 from restock.inventory import make_warning
 from restock.models.metrics import bias, mase, mase_scale, wape
@@ -258,8 +258,8 @@ def accuracy_report(store: SalesStore, registry: ModelRegistry, *, product_id: F
     with the ``model_degraded`` and ``forecast_bias`` warnings; what ``GET /accuracy`` and
     ``restock accuracy`` show. Unknown filter values raise ``UnknownSeriesError``, a
     selection without scored points ``NoScoresError``."""
-    filters = {"product_id": _as_list(product_id), "store_id": _as_list(store_id),
-               "category": _as_list(category)}
+    filters = {"product_id": as_list(product_id) or [], "store_id": as_list(store_id) or [],
+               "category": as_list(category) or []}
     if start is not None and end is not None and start > end:
         raise InvalidParameterError(f"start {start} is after end {end}")
     _check_known(store, filters)
@@ -302,12 +302,6 @@ def _live_and_backtest(scores: list[dict[str, Any]],
         return float("nan"), None
     live, past = np.mean(pairs, axis=0)
     return float(live), float(past)
-
-
-def _as_list(value: Filter) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _check_known(store: SalesStore, filters: dict[str, list[str]]) -> None:

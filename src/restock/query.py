@@ -161,21 +161,20 @@ def parse(model: type[_Declared], values: dict[str, Any]) -> Any:
         raise invalid_request(problems_of(error)) from None
 
 
-def parts(request: ForecastQuery) -> tuple[ForecastQuery, InventoryPolicy]:
-    """A request already validated as both models at once (the API body, which inherits
-    from both) as its query and its policy, without validating it again."""
-    def take(model: type[_Declared]) -> Any:
-        return model.model_construct(**{k: getattr(request, k) for k in model.model_fields})
-    return take(ForecastQuery), take(InventoryPolicy)
+def parts(request: BaseModel, *models: type[_Declared]) -> tuple[Any, ...]:
+    """A request already validated as several models at once (an API body inheriting from
+    each, e.g. ``ForecastRequest``) as one instance of each, without validating it again."""
+    return tuple(model.model_construct(**{k: getattr(request, k) for k in model.model_fields})
+                 for model in models)
 
 
-def split(values: dict[str, Any]) -> tuple[ForecastQuery, InventoryPolicy]:
-    """One flat request (as the API and the CLI take it) as its query and its policy."""
-    query = parse(ForecastQuery, {k: v for k, v in values.items()
-                                  if k not in InventoryPolicy.model_fields})
-    policy = parse(InventoryPolicy, {k: v for k, v in values.items()
-                                     if k in InventoryPolicy.model_fields})
-    return query, policy
+def split(values: dict[str, Any], first: type[_Declared] = ForecastQuery,
+          policy: type[_Declared] = InventoryPolicy) -> tuple[Any, Any]:
+    """One flat request (as the API and the CLI take it) as ``first`` (every value that is
+    not the policy's, so an unknown name is ``first``'s error) and its ``policy``."""
+    ours = {k: v for k, v in values.items() if k in policy.model_fields}
+    return (parse(first, {k: v for k, v in values.items() if k not in ours}),
+            parse(policy, ours))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from restock.errors import InvalidParameterError, UnknownSeriesError
 from restock.models.ensemble import backtest_step
 from restock.models.intervals import sigma_per_step
 from restock.plotting import render_simulation_png
-from restock.query import MAX_COST, Filter, ForecastQuery, InventoryPolicy, _Declared, parse
+from restock.query import MAX_COST, Filter, ForecastQuery, InventoryPolicy, _Declared
 from restock.serving import aggregation, selection
 from restock.snapshot import Snapshot
 
@@ -86,16 +86,6 @@ class SimulationOptions(_Declared):
         if self.start is not None and self.end is not None and self.start > self.end:
             raise ValueError("start must not be after end")
         return self
-
-
-def split(values: dict[str, Any]) -> tuple[SimulationOptions, InventoryPolicy]:
-    """One flat request (API body or CLI options) as its options and its policy; an
-    out-of-range value is the one ``RequestValidationError`` naming the field."""
-    policy = parse(InventoryPolicy, {k: v for k, v in values.items()
-                                     if k in InventoryPolicy.model_fields})
-    options = parse(SimulationOptions, {k: v for k, v in values.items()
-                                        if k not in InventoryPolicy.model_fields})
-    return options, policy
 
 
 # -------------------------------------------------------------------------------- windows

@@ -14,10 +14,9 @@ from restock.cli.models import open_registry
 from restock.cli.options import options_for, request_of
 from restock.config import Settings
 from restock.errors import RestockError
-from restock.query import InventoryPolicy
+from restock.query import InventoryPolicy, split
 from restock.serving import ForecastService
 from restock.simulation import POLICIES, SimulationOptions, chart, simulate as run_simulation
-from restock.simulation import split
 
 #: fields the CLI takes its own way (``--plot`` is a file) or that play no part here
 NOT_OPTIONS = {"plot", "on_hand"}
@@ -60,7 +59,7 @@ def simulate(settings: Settings, plot: Path | None, fmt: str, **options: Any) ->
     """Replay inventory policies over the backtest: achieved service level and fill rate
     against the target, stockouts, average stock and orders (nothing stored changes)."""
     try:
-        chosen, policy = split(request_of(options))
+        chosen, policy = split(request_of(options), SimulationOptions)
     except RestockError as error:
         fail(error)
     service = ForecastService(settings, open_store(settings), open_registry(settings))

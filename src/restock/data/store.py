@@ -99,7 +99,8 @@ def sanitise_filename(name: str | None) -> str:
     return secure_filename(base)[:120] or "upload.csv"
 
 
-def _as_list(value: Filter) -> list[str] | None:
+def as_list(value: Filter) -> list[str] | None:
+    """A filter as the list of values it matches; None (no filter) stays None."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -373,7 +374,7 @@ class SalesStore:
         clauses: list[sa.ColumnElement[bool]] = []
         for column, value in ((s.product_id, product_id), (s.store_id, store_id),
                               (s.category, category)):
-            values = _as_list(value)
+            values = as_list(value)
             if values is not None:
                 clauses.append(column.in_(values))
         if start is not None:

@@ -10,7 +10,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
-from restock.query import parts
+from restock.query import ForecastQuery, InventoryPolicy, parts
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, ForecastRequest, ForecastResponse
 from restock.web.services import services
@@ -27,7 +27,7 @@ def forecast(json: ForecastRequest) -> Response:
     if json is None or (request.get_data(cache=True) and not request.is_json):
         # spectree reads any non-form body as JSON-or-nothing; a text body is a mistake
         raise UnsupportedMediaType("send the request as application/json")
-    result = services().forecasts.forecast(*parts(json))
+    result = services().forecasts.forecast(*parts(json, ForecastQuery, InventoryPolicy))
     plot_id = result.pop("plot_id", None)
     if plot_id:
         result["plot_url"] = url_for("forecast.plot", plot_id=plot_id)

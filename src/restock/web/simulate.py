@@ -7,7 +7,8 @@ from flask import Blueprint, current_app, request, url_for
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
 
-from restock.simulation import chart, split
+from restock.query import InventoryPolicy, parts
+from restock.simulation import SimulationOptions, chart
 from restock.simulation import simulate as run_simulation
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, SimulateRequest, SimulateResponse
@@ -27,7 +28,7 @@ def simulate(json: SimulateRequest) -> Response:
     Reads the active version only: nothing stored changes."""
     if json is None or (request.get_data(cache=True) and not request.is_json):
         raise UnsupportedMediaType("send the request as application/json")
-    options, policy = split(json.model_dump())
+    options, policy = parts(json, SimulationOptions, InventoryPolicy)
     forecasts = services().forecasts
     model = forecasts.model()
     report, runs = run_simulation(model.snapshot, model.version, policy, options)
