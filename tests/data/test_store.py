@@ -96,7 +96,7 @@ def test_query_filters_and_series_stats(store: SalesStore) -> None:
     series = store.series().set_index("product_id")
     assert series.loc["A", "rows"] == 2 and series.loc["A", "first_date"] == "2024-01-01"
     assert series.loc["A", "mean"] == 3.5 and series.loc["B", "zero_share"] == 1.0
-    snapshot = store.on_hand_snapshot()
+    snapshot = store.stock_snapshot()
     assert snapshot[["product_id", "store_id", "on_hand"]].values.tolist() == [["A", "S1", 6.0]]
     assert str(snapshot["date"].iloc[0]) == "2024-01-02"
     assert store.data_version() == 1

@@ -296,7 +296,7 @@ PlanQuery = create_model(
 class SimulateRequest(SimulationOptions, InventoryPolicy):
     """The ``POST /simulate`` body: the selection and the simulation's options
     (``restock.simulation.SimulationOptions``) and the inventory policy to replay
-    (``restock.query.InventoryPolicy``; ``on_hand`` plays no part)."""
+    (``restock.query.InventoryPolicy``; ``on_hand`` and ``on_order`` play no part)."""
 
 
 class PolicyOutcome(Body):
