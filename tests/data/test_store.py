@@ -108,11 +108,11 @@ def test_export_is_sorted_and_formula_safe(store: SalesStore) -> None:
                        b'2024-01-01,B,1,@SUM(A1)\n2024-01-01,=HYPERLINK("x"),1.5,-x\n')
     text = "".join(store.export_csv())
     lines = text.splitlines()
-    assert lines[0] == "date,product_id,store_id,category,quantity,price,on_hand"
+    assert lines[0] == "date,product_id,store_id,category,quantity,price,on_hand,on_order"
     # sorted by product_id: "=" sorts before "B"
-    assert lines[1] == "2024-01-01,\"'=HYPERLINK(\"\"x\"\")\",,'-x,1.5,,"
-    assert lines[2] == "2024-01-01,B,,'@SUM(A1),1,,"
-    assert lines[3] == "2024-01-02,B,,'=1+2,2,,"
+    assert lines[1] == "2024-01-01,\"'=HYPERLINK(\"\"x\"\")\",,'-x,1.5,,,"
+    assert lines[2] == "2024-01-01,B,,'@SUM(A1),1,,,"
+    assert lines[3] == "2024-01-02,B,,'=1+2,2,,,"
 
 
 @pytest.mark.parametrize("name, expected", [
