@@ -36,7 +36,7 @@ class StockLevels:
     on_hand: np.ndarray  # the column's figures (named for the first of them)
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, column: str = "on_hand") -> "StockLevels":
+    def of(cls, frame: pd.DataFrame, figure: str = "on_hand") -> "StockLevels":
         frame = frame.sort_values("date", kind="stable")
         codes, lookup = {}, {}
         for column in KEYS:
@@ -44,7 +44,7 @@ class StockLevels:
             lookup[column] = {str(v): i for i, v in enumerate(values)}
         pair = codes["product_id"].astype(np.int64) * (len(lookup["store_id"]) + 1) \
             + codes["store_id"]
-        return cls(codes, lookup, pair, frame[column].to_numpy(float))
+        return cls(codes, lookup, pair, frame[figure].to_numpy(float))
 
     def total(self, filters: dict[str, tuple[str, ...] | None]) -> float | None:
         """Sum over the (product, store)s whose rows match the filters of each one's latest

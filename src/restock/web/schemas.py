@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from restock.query import Filter, ForecastQuery, Id, InventoryPolicy, plan_fields
+from restock.query import (ITEM_COLUMNS, Filter, ForecastQuery, Id, InventoryPolicy,
+                           ItemSettings, plan_fields)
 from restock.simulation import SimulationOptions
 
 
@@ -336,3 +337,38 @@ class SimulateResponse(Body):
     series: list[SeriesOutcome]
     skipped: list[str]
     plot_url: str | None = None
+
+
+# -- item and supplier settings (restock.data.items) ----------------------------------------
+
+class ItemsForm(Request):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    file: BaseFile = Field(description="the item settings CSV: product_id[, store_id], "
+                                       + ", ".join(ITEM_COLUMNS))
+
+
+class ItemsUpload(Body):
+    upload_id: str
+    filename: str
+    received_at: str
+    rows: int
+
+
+#: one row of the settings in force: the ids and the declared columns (null: not set)
+ItemRow = create_model(
+    "ItemRow", __base__=Body, product_id=(str, ...),
+    store_id=(str | None, Field(description="null: the product's row for every store")),
+    **{name: (float | None, Field(description=field.description))
+       for name, field in ItemSettings.model_fields.items()})
+
+
+class ItemsBody(Body):
+    upload: ItemsUpload | None = Field(description="the upload in force (null: none yet)")
+    items: list[ItemRow]
+
+
+class ItemsUploaded(Body):
+    upload: ItemsUpload
+    rows_read: int
+    ignored_columns: list[str]
