@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from restock.query import ITEM_COLUMNS
 from restock.web.openapi import api, responses
 from restock.web.retrain import check_csv_upload, check_upload_fields
-from restock.web.schemas import ErrorBody, ItemsBody, ItemsForm, ItemsUploaded
+from restock.web.schemas import ErrorBody, ItemsForm, ItemsUploaded
 from restock.web.services import services
 
 bp = Blueprint("items", __name__)
@@ -41,10 +41,11 @@ def upload(form: ItemsForm) -> dict[str, Any]:
 
 
 @bp.get("/items")
-@api.validate(tags=["data"], resp=responses(HTTP_200=ItemsBody))
+@api.validate(tags=["data"], resp=responses("HTTP_200"))
 def items() -> Response:
-    """The item settings in force and their upload; CSV (``Accept: text/csv``) in the
-    upload's own columns, ready to edit and send back."""
+    """The item settings in force: ``{upload, items}``, each item its ``product_id``,
+    ``store_id`` (null: every store) and settings (null: not set); CSV (``Accept:
+    text/csv``) in the upload's own columns, ready to edit and send back."""
     store = services().store
     frame = store.item_settings()
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":

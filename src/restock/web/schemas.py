@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from restock.query import (ITEM_COLUMNS, Filter, ForecastQuery, Id, InventoryPolicy,
-                           ItemSettings, plan_fields)
+from restock.query import ITEM_COLUMNS, Filter, ForecastQuery, Id, InventoryPolicy, plan_fields
 from restock.simulation import SimulationOptions
 
 
@@ -353,19 +352,6 @@ class ItemsUpload(Body):
     filename: str
     received_at: str
     rows: int
-
-
-#: one row of the settings in force: the ids and the declared columns (null: not set)
-ItemRow = create_model(
-    "ItemRow", __base__=Body, product_id=(str, ...),
-    store_id=(str | None, Field(description="null: the product's row for every store")),
-    **{name: (float | None, Field(description=field.description))
-       for name, field in ItemSettings.model_fields.items()})
-
-
-class ItemsBody(Body):
-    upload: ItemsUpload | None = Field(description="the upload in force (null: none yet)")
-    items: list[ItemRow]
 
 
 class ItemsUploaded(Body):
