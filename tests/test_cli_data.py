@@ -37,7 +37,26 @@ def test_ingest_prints_summary_then_series_and_export(run, tmp_path: Path) -> No
     assert listed[0]["product_id"] == "A" and listed[0]["rows"] == 2
     out = tmp_path / "out.csv"
     assert run("export", str(out)).exit_code == 0
-    assert out.read_text().splitlines()[1] == "2024-01-01,A,,,3,,"
+    assert out.read_text().splitlines()[1] == "2024-01-01,A,,,3,,,"
+
+
+def test_ingest_items_replaces_the_settings_or_names_the_bad_cell(run, tmp_path: Path) -> None:
+    sales = tmp_path / "s.csv"
+    sales.write_text("date,product_id,store_id,quantity,on_order\n2024-01-01,A,S1,3,4\n")
+    assert run("ingest", str(sales)).exit_code == 0
+    items = tmp_path / "items.csv"
+    items.write_text("product_id,moq,case_pack\nA,10,6\n")
+    result = run("ingest-items", str(items))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["upload"]["rows"] == 1
+    listed = json.loads(run("items", "--format", "json").stdout)["items"]
+    assert [(i["product_id"], i["moq"], i["order_multiple"]) for i in listed] == [("A", 10, 6)]
+    assert run("items", "--format", "csv").stdout.splitlines()[1].startswith("A,,")
+    items.write_text("product_id,moq\nA,-2\nZ,1\n")
+    result = run("ingest-items", str(items))
+    assert result.exit_code == 2
+    assert "line 2, column moq" in result.stderr and "line 3, column product_id" in result.stderr
+    assert json.loads(run("items", "--format", "json").stdout)["items"] == listed
 
 
 def test_bad_file_exits_2_with_problems_and_stores_nothing(run, tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ function accuracyBody(query) {
 // GET /plan: one row per selected series, most urgent first (order now, then the earliest
 // stockout); product P6 has no stored stock (order_now null). JSON, or CSV with the server's
 // header (format=csv or Accept: text/csv).
-const PLAN_COLUMNS = ['product_id', 'store_id', 'category', 'order_now', 'suggested_order_qty', 'on_hand', 'inventory_position', 'avg_daily_demand', 'protection_interval_days', 'demand_over_protection_interval', 'safety_stock', 'reorder_point', 'order_up_to_level', 'days_of_cover', 'stockout_date', 'abc_class', 'xyz_class', 'demand_cv', 'warnings'];
+const PLAN_COLUMNS = ['product_id', 'store_id', 'category', 'order_now', 'suggested_order_qty', 'on_hand', 'on_order', 'inventory_position', 'avg_daily_demand', 'protection_interval_days', 'demand_over_protection_interval', 'safety_stock', 'reorder_point', 'order_up_to_level', 'days_of_cover', 'stockout_date', 'abc_class', 'xyz_class', 'demand_cv', 'warnings', 'order_qty_before_constraints', 'lead_time_days', 'service_level', 'explanation'];
 function planBody(query) {
   const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, query.getAll(k).filter(Boolean)]));
   const unknown = ['product_id', 'store_id', 'category'].flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
@@ -234,22 +234,31 @@ function planBody(query) {
     const upTo = +(reorder + 30 * demand).toFixed(6), cover = known ? +(onHand / demand).toFixed(6) : null;
     const orderNow = known ? onHand <= reorder : null;
     const warnings = ['short_history', ...(known && cover < lt ? ['stockout_before_lead_time'] : []), ...(known && onHand < reorder ? ['below_reorder_point'] : [])];
+    const order = known ? (orderNow ? +(upTo - onHand).toFixed(6) : 0) : null;
+    const explanation = [
+      { step: 'demand_over_protection_interval', quantity: demand * (lt + review), text: `expected demand over lead time ${lt} d + review period ${review} d: ${(demand * (lt + review)).toFixed(2)}` },
+      { step: 'reorder_point', quantity: reorder, text: `+ safety stock ${safety.toFixed(2)} (service level 0.95) = reorder point ${reorder.toFixed(2)}` },
+      { step: 'order_up_to_level', quantity: upTo, text: `+ order quantity ${(30 * demand).toFixed(2)} (30 days of demand) = order-up-to level ${upTo.toFixed(2)}` },
+      { step: 'order', quantity: order, text: !known ? 'on hand unknown: no order suggested' : orderNow ? `- inventory position ${onHand.toFixed(2)} (on hand ${onHand.toFixed(2)} + on order 0.00) = order ${order.toFixed(2)}` : `inventory position ${onHand.toFixed(2)} (on hand ${onHand.toFixed(2)} + on order 0.00) is above the reorder point: no order` },
+    ];
     return { product_id: s.product_id, store_id: s.store_id, category: s.category, order_now: orderNow,
-      suggested_order_qty: known ? (orderNow ? +(upTo - onHand).toFixed(6) : 0) : null, on_hand: onHand, inventory_position: onHand,
+      suggested_order_qty: order, on_hand: onHand, on_order: 0, inventory_position: onHand,
       avg_daily_demand: demand, protection_interval_days: lt + review, demand_over_protection_interval: demand * (lt + review),
       safety_stock: safety, reorder_point: reorder, order_up_to_level: upTo, days_of_cover: cover,
       stockout_date: known ? new Date(Date.UTC(2025, 0, 1) + Math.floor(cover) * 86400000).toISOString().slice(0, 10) : null,
-      abc_class: i < 6 ? 'A' : 'B', xyz_class: 'X', demand_cv: 0.3, warnings };
+      abc_class: i < 6 ? 'A' : 'B', xyz_class: 'X', demand_cv: 0.3, warnings,
+      order_qty_before_constraints: order, lead_time_days: lt, service_level: Number(query.get('service_level') || 0.95), explanation };
   });
   const rank = (r) => (r.order_now === true ? 0 : 1);
   rows.sort((a, b) => rank(a) - rank(b) || (a.days_of_cover ?? Infinity) - (b.days_of_cover ?? Infinity) || a.product_id.localeCompare(b.product_id) || a.store_id.localeCompare(b.store_id));
   return [200, { model_version: modelVersion, frequency: 'D', start: '2025-01-01', series: rows.length, abc_basis: 'volume',
     policy: { service_level: Number(query.get('service_level') || 0.95), lead_time_days: lt, review_period_days: review },
-    notes: { inventory_position: 'on hand only: stock on order is not known yet (issue 15 item 2)' }, rows }];
+    notes: { inventory_position: 'on hand + on order' }, rows }];
 }
 function planCsv(rows) {
-  const cell = (v) => (v === null ? '' : v === true ? 'yes' : v === false ? 'no' : Array.isArray(v) ? v.join(';') : String(v));
-  return [PLAN_COLUMNS.join(','), ...rows.map((r) => PLAN_COLUMNS.map((k) => cell(r[k])).join(','))].join('\n') + '\n';
+  const quote = (t) => (/[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t);
+  const cell = (k, v) => (v === null ? '' : v === true ? 'yes' : v === false ? 'no' : k === 'explanation' ? quote(v.map((s) => s.text).join('; ')) : Array.isArray(v) ? v.join(';') : String(v));
+  return [PLAN_COLUMNS.join(','), ...rows.map((r) => PLAN_COLUMNS.map((k) => cell(k, r[k])).join(','))].join('\n') + '\n';
 }
 
 // 1x1 PNG

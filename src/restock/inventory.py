@@ -37,7 +37,9 @@ Conventions of :func:`plan_inventory`:
 - ``sigma_daily`` is per day. Backtest errors of weekly or monthly periods convert with
   :func:`sigma_daily_from_period` (``sigma_period / sqrt(days_per_period)``, independent
   daily errors).
-- ``on_hand`` is the inventory position (no on-order quantities are known). When it is
+- The inventory position is ``on_hand`` + ``on_order`` (stock ordered, not yet received):
+  the reorder decision and the order compare it with the levels, while ``days_of_cover``
+  counts on hand only (an open order's arrival day is not known). When on hand is
   unknown, ``days_of_cover``, ``stockout_date``, ``order_now`` and ``suggested_order_qty``
   are null, never guessed.
 - Zero demand: with zero sigma the safety stock, reorder point and levels are all zero;
@@ -424,12 +426,14 @@ def replenishment_levels(
     ordering_cost: float | np.ndarray | None,
     holding_cost: float | np.ndarray | None,
     cover_days: float | np.ndarray,
+    on_order: float | np.ndarray = 0.0,
 ) -> dict[str, np.ndarray]:
     """The plan's levels for N series at once: the one implementation of the formulas
     in the module docstring that both a single forecast and a whole plan run.
 
-    ``paths`` is expected demand per day [N, D], ``sigma_daily`` and ``on_hand`` [N]
-    (NaN: unknown stock). Every policy value is one number or one per row (so item
+    ``paths`` is expected demand per day [N, D], ``sigma_daily``, ``on_hand`` and
+    ``on_order`` [N] (NaN on hand: unknown stock; the order compares the inventory
+    position, on hand + on order). Every policy value is one number or one per row (so item
     settings can later override a row's lead time or service level); they are validated
     declarations, not checked again. ``order_now``/``suggested_order_qty`` are False/0
     where the stock is unknown and ``days_of_cover`` NaN (the callers show ``None``).
@@ -457,14 +461,16 @@ def replenishment_levels(
         quantity = economic
     top = rop + quantity
     stock = np.asarray(on_hand, dtype=float)
-    order_now = (stock <= rop) & (top > stock)  # False for NaN (unknown) stock
+    position = stock + np.asarray(on_order, dtype=float)
+    order_now = (position <= rop) & (top > position)  # False for NaN (unknown) stock
     return {
         "z": z, "avg_daily_demand": avg_daily, "sigma_protection_interval": sigma_p,
         "safety_stock": ss, "demand_over_lead_time": demand_over_days_rows(paths, lead),
         "demand_over_protection_interval": demand_protection, "reorder_point": rop,
         "eoq": economic, "order_quantity": np.broadcast_to(quantity, (count,)),
         "max_level": top, "days_of_cover": days_of_cover_rows(stock, paths),
-        "order_now": order_now, "suggested_order_qty": np.where(order_now, top - stock, 0.0),
+        "inventory_position": np.broadcast_to(position, (count,)), "order_now": order_now,
+        "suggested_order_qty": np.where(order_now, top - position, 0.0),
     }
 
 
@@ -498,6 +504,8 @@ class InventoryPlan:
     order_quantity: float
     eoq: float | None
     on_hand: float | None
+    on_order: float | None
+    inventory_position: float | None
     days_of_cover: float | None
     stockout_date: date | None
     order_now: bool | None
@@ -550,6 +558,7 @@ def plan_for_daily_demand(
     ordering_cost: float | None = None,
     holding_cost: float | None = None,
     cover_days: float = 30.0,
+    on_order: float | None = None,
 ) -> InventoryPlan:
     """The inventory plan for expected demand per day (``path``, from day ``start`` on).
 
@@ -564,6 +573,7 @@ def plan_for_daily_demand(
     review = _non_negative("review_period_days", review_period_days)
     cover = _positive("cover_days", cover_days)
     stock = None if on_hand is None else _finite("on_hand", on_hand)
+    ordered = 0.0 if on_order is None else _non_negative("on_order", on_order)
     if (ordering_cost is None) != (holding_cost is None):
         missing = "holding_cost" if holding_cost is None else "ordering_cost"
         raise _invalid(missing, None, "is needed too: EOQ uses both ordering and holding cost")
@@ -575,7 +585,7 @@ def plan_for_daily_demand(
         path[None, :], np.array([sigma]), np.array([np.nan if stock is None else stock]),
         service_level=level, lead_time_days=lead, lead_time_std_days=lead_std,
         review_period_days=review, ordering_cost=ordering_cost, holding_cost=holding_cost,
-        cover_days=cover)
+        cover_days=cover, on_order=ordered)
     one = {name: float(values[0]) for name, values in rows.items()}
     avg_daily, z, sigma_p, ss = (one[k] for k in ("avg_daily_demand", "z",
                                                    "sigma_protection_interval", "safety_stock"))
@@ -607,6 +617,8 @@ def plan_for_daily_demand(
         order_quantity=quantity,
         eoq=economic,
         on_hand=stock,
+        on_order=ordered,
+        inventory_position=None if stock is None else one["inventory_position"],
         days_of_cover=cover_left,
         stockout_date=stockout_date(start, cover_left),
         order_now=order_now,
@@ -644,12 +656,13 @@ def inventory_warnings(plan: InventoryPlan) -> list[dict[str, str]]:
                 f"before an order placed today can arrive ({plan.lead_time_days:g} days).",
             )
         )
-    if plan.on_hand < plan.reorder_point:
+    position = plan.inventory_position  # on hand + on order, known with on hand
+    if position is not None and position < plan.reorder_point:
         found.append(
             make_warning(
                 "below_reorder_point",
                 "warning",
-                f"On hand {plan.on_hand:,.0f} is below the reorder point "
+                f"The inventory position {position:,.0f} is below the reorder point "
                 f"{plan.reorder_point:,.0f}; order {plan.suggested_order_qty or 0:,.0f} units.",
             )
         )

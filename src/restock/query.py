@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, create_model,
+                      model_validator)
 from pydantic.fields import FieldInfo
 
 from restock.errors import RequestValidationError
@@ -85,6 +86,9 @@ class InventoryPolicy(_Declared):
                                       description="days between stock reviews (0: continuous)")
     on_hand: float | None = Field(None, ge=-MAX_UNITS, le=MAX_UNITS,
                                   description="units in stock now (default: latest stored)")
+    on_order: float | None = Field(None, ge=0, le=MAX_UNITS,
+                                   description="units ordered, not yet received (default: "
+                                               "latest stored, else 0)")
     ordering_cost: float | None = Field(None, gt=0, le=MAX_COST,
                                         description="cost per order; EOQ with holding_cost")
     holding_cost: float | None = Field(None, ge=MIN_HOLDING_COST, le=MAX_COST,
@@ -116,8 +120,11 @@ def fields() -> dict[str, FieldInfo]:
 
 
 #: what a replenishment plan does not take of a forecast request: no history or chart per
-#: series, and each series' own latest stored on hand instead of one figure
-NOT_PLAN_FIELDS = frozenset({"history", "plot", "on_hand"})
+#: series, and each series' own latest stored on hand and on order instead of one figure
+NOT_PLAN_FIELDS = frozenset({"history", "plot", "on_hand", "on_order"})
+
+#: the stock figures of a policy: per series in a plan, not inventory maths parameters
+STOCK_FIELDS = frozenset({"on_hand", "on_order"})
 
 
 def plan_fields() -> dict[str, FieldInfo]:
@@ -163,8 +170,10 @@ def parse(model: type[_Declared], values: dict[str, Any]) -> Any:
 
 def parts(request: BaseModel, *models: type[_Declared]) -> tuple[Any, ...]:
     """A request already validated as several models at once (an API body inheriting from
-    each, e.g. ``ForecastRequest``) as one instance of each, without validating it again."""
-    return tuple(model.model_construct(**{k: getattr(request, k) for k in model.model_fields})
+    each, e.g. ``ForecastRequest``) as one instance of each, without validating it again.
+    The fields the request gave stay marked as given: they win over item settings."""
+    return tuple(model.model_construct(request.model_fields_set & set(model.model_fields),
+                                       **{k: getattr(request, k) for k in model.model_fields})
                  for model in models)
 
 
@@ -175,6 +184,58 @@ def split(values: dict[str, Any], first: type[_Declared] = ForecastQuery,
     ours = {k: v for k, v in values.items() if k in policy.model_fields}
     return (parse(first, {k: v for k, v in values.items() if k not in ours}),
             parse(policy, ours))
+
+
+# -- item and supplier settings (issue 15 item 2) ---------------------------------------
+
+#: the policy fields an item settings row may set for its series: a request's value wins
+#: over the item's, the item's over the declared default
+ITEM_POLICY_FIELDS = ("lead_time_days", "lead_time_std_days", "review_period_days",
+                      "service_level")
+
+
+class OrderConstraints(_Declared):
+    """What a supplier allows an order to be, per item (none: the order is the maths')."""
+
+    moq: float | None = Field(None, ge=0, le=MAX_UNITS,
+                              description="minimum order quantity: a smaller order is raised")
+    order_multiple: float | None = Field(
+        None, gt=0, le=MAX_UNITS, description="case pack: an order is rounded up to a multiple")
+    max_order_qty: float | None = Field(None, gt=0, le=MAX_UNITS,
+                                        description="largest order the supplier takes")
+    max_stock: float | None = Field(
+        None, ge=0, le=MAX_UNITS,
+        description="room for stock: the order is capped at max_stock - inventory position")
+    unit_cost: float | None = Field(None, ge=0, le=MAX_COST,
+                                    description="cost per unit: the plan's ABC by value")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "OrderConstraints":
+        if self.max_order_qty is not None:
+            if self.moq is not None and self.moq > self.max_order_qty:
+                raise ValueError(f"moq {self.moq:g} is above max_order_qty "
+                                 f"{self.max_order_qty:g}: no order could meet both")
+            if self.order_multiple is not None and self.order_multiple > self.max_order_qty:
+                raise ValueError(f"order_multiple {self.order_multiple:g} is above "
+                                 f"max_order_qty {self.max_order_qty:g}: no order could meet both")
+        return self
+
+
+def _optional(field: FieldInfo) -> tuple[Any, Any]:
+    """A policy field as an item settings column: the same bounds and help, empty allowed."""
+    return Annotated[float, *field.metadata] | None, Field(None, description=field.description)
+
+
+#: one row of an item settings upload besides its product_id and store_id: the order
+#: constraints and the policy fields, each with the bounds a request has
+ItemSettings = create_model(
+    "ItemSettings", __base__=OrderConstraints,
+    **{name: _optional(InventoryPolicy.model_fields[name]) for name in ITEM_POLICY_FIELDS})
+
+#: the settings columns of an item upload, in the order the issue lists them
+ITEM_COLUMNS = ("lead_time_days", "lead_time_std_days", "review_period_days", "moq",
+                "order_multiple", "max_order_qty", "max_stock", "unit_cost", "service_level")
+assert set(ITEM_COLUMNS) == set(ItemSettings.model_fields), "keep ITEM_COLUMNS complete"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from restock import migrations
 from restock.data import tables
 from restock.data.store import SalesStore, make_engine
 
-RESTOCK_TABLES = {"sales", "uploads", "jobs", "job_events", "accuracy_points"}
+RESTOCK_TABLES = {"sales", "uploads", "jobs", "job_events", "accuracy_points", "item_uploads",
+                  "item_settings"}
 SALES = b"date,product_id,store_id,quantity\n2024-01-01,A,S1,3\n2024-01-02,A,S1,4\n"
 
 
@@ -35,11 +36,12 @@ def table_names(engine: sa.Engine) -> set[str]:
 
 
 def test_package_has_one_head_and_its_files() -> None:
-    assert migrations.head() == "0002"
+    assert migrations.head() == "0003"
     assert (migrations.HERE / "env.py").is_file()
     assert (migrations.HERE / "script.py.mako").is_file()
     assert (migrations.HERE / "versions" / "0001_initial.py").is_file()
     assert (migrations.HERE / "versions" / "0002_accuracy_points.py").is_file()
+    assert (migrations.HERE / "versions" / "0003_item_settings.py").is_file()
 
 
 def test_empty_database_migrates_to_exactly_tables_py(engine: sa.Engine) -> None:

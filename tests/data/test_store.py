@@ -96,7 +96,7 @@ def test_query_filters_and_series_stats(store: SalesStore) -> None:
     series = store.series().set_index("product_id")
     assert series.loc["A", "rows"] == 2 and series.loc["A", "first_date"] == "2024-01-01"
     assert series.loc["A", "mean"] == 3.5 and series.loc["B", "zero_share"] == 1.0
-    snapshot = store.on_hand_snapshot()
+    snapshot = store.stock_snapshot()
     assert snapshot[["product_id", "store_id", "on_hand"]].values.tolist() == [["A", "S1", 6.0]]
     assert str(snapshot["date"].iloc[0]) == "2024-01-02"
     assert store.data_version() == 1
@@ -108,11 +108,11 @@ def test_export_is_sorted_and_formula_safe(store: SalesStore) -> None:
                        b'2024-01-01,B,1,@SUM(A1)\n2024-01-01,=HYPERLINK("x"),1.5,-x\n')
     text = "".join(store.export_csv())
     lines = text.splitlines()
-    assert lines[0] == "date,product_id,store_id,category,quantity,price,on_hand"
+    assert lines[0] == "date,product_id,store_id,category,quantity,price,on_hand,on_order"
     # sorted by product_id: "=" sorts before "B"
-    assert lines[1] == "2024-01-01,\"'=HYPERLINK(\"\"x\"\")\",,'-x,1.5,,"
-    assert lines[2] == "2024-01-01,B,,'@SUM(A1),1,,"
-    assert lines[3] == "2024-01-02,B,,'=1+2,2,,"
+    assert lines[1] == "2024-01-01,\"'=HYPERLINK(\"\"x\"\")\",,'-x,1.5,,,"
+    assert lines[2] == "2024-01-01,B,,'@SUM(A1),1,,,"
+    assert lines[3] == "2024-01-02,B,,'=1+2,2,,,"
 
 
 @pytest.mark.parametrize("name, expected", [

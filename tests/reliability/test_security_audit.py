@@ -35,7 +35,8 @@ OPEN = {"health.health", "health.healthz", "ui.page", "static"}
 KNOWN_PROTECTED = {"health.openapi", "retrain.retrain", "jobs.job", "jobs.events",
                    "jobs.cancel", "forecast.forecast", "forecast.plot", "data.series",
                    "data.export", "models.list_models", "models.activate",
-                   "accuracy.accuracy", "plan.plan", "simulate.simulate"}
+                   "accuracy.accuracy", "plan.plan", "simulate.simulate", "items.upload",
+                   "items.items"}
 #: what must never show in an error body
 LEAKS = re.compile(r"Traceback|File \"|\.py\b|site-packages|/tmp/|/work/|/home/|/usr/|"
                    r"sqlalchemy|psycopg|sqlite3|Error\(|<html", re.I)

@@ -1,4 +1,4 @@
-"""Data subcommands: ingest, export, series, demo-data."""
+"""Data subcommands: ingest, ingest-items, items, export, series, demo-data."""
 
 from __future__ import annotations
 
@@ -44,6 +44,40 @@ def ingest(settings: Settings, file: Path, on_error: str, on_duplicate: str) -> 
     for problem in result.skipped_problems:
         click.echo(f"skipped line {problem['row']}, column {problem['column']}: "
                    f"{problem['problem']}", err=True)
+
+
+@cli.command("ingest-items")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_settings
+def ingest_items(settings: Settings, file: Path) -> None:
+    """Replace the item and supplier settings with FILE's rows (all rows or none):
+    product_id[, store_id], lead times, review period, moq, order multiple, caps, unit
+    cost, service level."""
+    store = open_store(settings)
+    try:
+        result = store.replace_items(file.read_bytes(), file.name)
+    except RestockError as error:
+        fail(error)
+    echo_json(result)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@pass_settings
+def items(settings: Settings, fmt: str) -> None:
+    """The item and supplier settings in force (empty cells: not set)."""
+    store = open_store(settings)
+    frame = store.item_settings()
+    if fmt == "json":
+        echo_json({**store.items_summary(), "items": frame.astype(object).where(
+            frame.notna(), None).to_dict("records")})
+    elif fmt == "csv":
+        click.echo(frame.to_csv(index=False, float_format="%.12g", lineterminator="\n"),
+                   nl=False)
+    elif frame.empty:
+        click.echo("no item settings yet: run `restock ingest-items FILE`")
+    else:
+        click.echo(frame.to_string(index=False, na_rep="-"))
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from restock.serving import ForecastService
 #: the table's columns (the CSV and JSON carry every plan column)
 TABLE = [("product_id", "product", 12), ("store_id", "store", 8), ("order_now", "order", 6),
          ("suggested_order_qty", "qty", 10), ("on_hand", "on hand", 10),
+         ("on_order", "on order", 10),
          ("reorder_point", "reorder pt", 11), ("order_up_to_level", "up to", 10),
          ("days_of_cover", "cover d", 8), ("stockout_date", "stockout", 11),
          ("abc_class", "abc", 4), ("xyz_class", "xyz", 4), ("warnings", "warnings", 0)]

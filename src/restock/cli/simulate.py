@@ -14,12 +14,12 @@ from restock.cli.models import open_registry
 from restock.cli.options import options_for, request_of
 from restock.config import Settings
 from restock.errors import RestockError
-from restock.query import InventoryPolicy, split
+from restock.query import STOCK_FIELDS, InventoryPolicy, split
 from restock.serving import ForecastService
 from restock.simulation import POLICIES, SimulationOptions, chart, simulate as run_simulation
 
 #: fields the CLI takes its own way (``--plot`` is a file) or that play no part here
-NOT_OPTIONS = {"plot", "on_hand"}
+NOT_OPTIONS = {"plot", *STOCK_FIELDS}
 #: the figures of the table and the CSV, per policy, with the table's headings
 COLUMNS = {"cycle_service_level": "CSL", "fill_rate": "fill rate",
            "stockout_periods": "stockouts", "average_on_hand": "avg on hand",

@@ -27,8 +27,9 @@ OnDuplicate = Literal["error", "last"]
 
 KEY = ["date", "product_id", "store_id"]
 REQUIRED = ["date", "product_id", "quantity"]
-OPTIONAL = ["store_id", "category", "price", "on_hand"]
-CANONICAL = ["date", "product_id", "store_id", "category", "quantity", "price", "on_hand"]
+OPTIONAL = ["store_id", "category", "price", "on_hand", "on_order"]
+CANONICAL = ["date", "product_id", "store_id", "category", "quantity", "price", "on_hand",
+             "on_order"]
 
 ALIASES: dict[str, str] = {
     "date": "date", "ds": "date", "day": "date",
@@ -40,6 +41,8 @@ ALIASES: dict[str, str] = {
     "category": "category",
     "price": "price",
     "on_hand": "on_hand", "stock": "on_hand", "inventory": "on_hand", "stock_level": "on_hand",
+    # stock ordered and not yet received: it enters the inventory position
+    "on_order": "on_order", "open_orders": "on_order", "in_transit": "on_order",
 }
 
 MAX_ID_LENGTH = 200
@@ -90,7 +93,7 @@ class Limits:
     #: labels of the current week. A month-end label of the current month is refused on
     #: purpose: an unfinished month's total would read as a drop in demand
     max_future_days: int = 7
-    #: bound on quantity, on_hand and price
+    #: bound on quantity, on_hand, on_order and price
     max_value: float = 1e9
 
     def latest_date(self) -> date:
@@ -184,13 +187,15 @@ def _line_numbers(text: str, delimiter: str, n_records: int) -> np.ndarray:
     return np.asarray(starts[:n_records] + [0] * (n_records - len(starts)))
 
 
-def _map_columns(columns: list[str]) -> tuple[dict[str, str], list[str], list[Problem]]:
+def _map_columns(columns: list[str], aliases: dict[str, str] = ALIASES,
+                 required_columns: list[str] = REQUIRED,
+                 ) -> tuple[dict[str, str], list[str], list[Problem]]:
     mapping: dict[str, str] = {}
     ignored: list[str] = []
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     for name in columns:
-        canonical = ALIASES.get(name.strip().lower())
+        canonical = aliases.get(name.strip().lower())
         if canonical is None:
             ignored.append(name)
         elif canonical in seen:
@@ -199,9 +204,9 @@ def _map_columns(columns: list[str]) -> tuple[dict[str, str], list[str], list[Pr
         else:
             seen[canonical] = name
             mapping[name] = canonical
-    for required in REQUIRED:
+    for required in required_columns:
         if required not in seen:
-            accepted = sorted(k for k, v in ALIASES.items() if v == required)
+            accepted = sorted(k for k, v in aliases.items() if v == required)
             problems.append(Problem(1, required, f"missing required column {required!r} "
                                     f"(accepted names: {', '.join(accepted)})"))
     return mapping, ignored, problems
@@ -304,7 +309,7 @@ def _parse_number(values: pd.Series, column: str, required: bool,
     return numbers, problems
 
 
-def _parse_ids(values: pd.Series, column: str, required: bool) -> tuple[pd.Series, pd.Series]:
+def parse_ids(values: pd.Series, column: str, required: bool) -> tuple[pd.Series, pd.Series]:
     # the export's text marker comes off (see ``neutralise_formulas``); stripping again
     # keeps what is stored free of outer blanks, as a fresh upload of the same text would be
     text = values.str.strip().str.replace(_HAS_TEXT_MARKER, "", regex=True).str.strip()
@@ -317,17 +322,20 @@ def _parse_ids(values: pd.Series, column: str, required: bool) -> tuple[pd.Serie
     return text, problems
 
 
-def parse_sales_csv(
-    raw: bytes, *, on_error: OnError = "reject", on_duplicate: OnDuplicate = "error",
-    limits: Limits = Limits(),
-) -> ParsedUpload:
-    """Parse and validate an uploaded sales CSV into canonical rows.
+@dataclass
+class RawTable:
+    """An upload's data rows as text cells, under canonical column names."""
 
-    Raises ``DataValidationError`` listing (line, column, problem) for every bad cell unless
-    ``on_error="skip"``, in which case bad rows are dropped and reported in ``skipped``;
-    problems with the file as a whole (encoding, header, no rows, series of mixed
-    frequencies) always reject it.
-    """
+    table: pd.DataFrame  # one str column per mapped column, blank lines dropped
+    lines: pd.Series  # the file line each row starts on (header = 1), for problems
+    ignored: list[str]  # header names that map to no column
+
+
+def read_table(raw: bytes, aliases: dict[str, str] = ALIASES,
+               required: list[str] = REQUIRED) -> RawTable:
+    """Decode ``raw`` and read it as CSV text cells under the canonical names ``aliases``
+    gives; the file-level problems (encoding, malformed CSV, header, no rows) reject it.
+    Sales and item settings uploads both start here."""
     if not raw.strip():
         raise DataValidationError("the file is empty", [Problem(None, None, "the file is empty")])
     text = _decode(raw)
@@ -349,7 +357,8 @@ def parse_sales_csv(
         raise DataValidationError("the file is empty",
                                   [Problem(None, None, "the file is empty")]) from None
     table.columns = [str(c) for c in table.columns]
-    mapping, ignored, header_problems = _map_columns(list(table.columns))
+    mapping, ignored, header_problems = _map_columns(list(table.columns), aliases,
+                                                      required)
     if header_problems:
         raise DataValidationError("the header is missing required columns", header_problems)
     table = table[list(mapping)].rename(columns=mapping)
@@ -359,21 +368,36 @@ def parse_sales_csv(
     if table.empty:
         raise DataValidationError("the file has a header but no data rows",
                                   [Problem(2, None, "no data rows after the header")])
+    return RawTable(table, lines, ignored)
 
+
+def parse_sales_csv(
+    raw: bytes, *, on_error: OnError = "reject", on_duplicate: OnDuplicate = "error",
+    limits: Limits = Limits(),
+) -> ParsedUpload:
+    """Parse and validate an uploaded sales CSV into canonical rows.
+
+    Raises ``DataValidationError`` listing (line, column, problem) for every bad cell unless
+    ``on_error="skip"``, in which case bad rows are dropped and reported in ``skipped``;
+    problems with the file as a whole (encoding, header, no rows, series of mixed
+    frequencies) always reject it.
+    """
+    read = read_table(raw)
+    table, lines, ignored = read.table, read.lines, read.ignored
     out = pd.DataFrame(index=table.index)
     problems: dict[str, pd.Series] = {}
     out["date"], problems["date"] = _parse_dates(table["date"], limits)
     out["product_id"], problems["product_id"] = _per_distinct(
-        _parse_ids, table["product_id"], "product_id", True)
+        parse_ids, table["product_id"], "product_id", True)
     for column in ("store_id", "category"):
         if column in table:
-            out[column], problems[column] = _per_distinct(_parse_ids, table[column], column,
+            out[column], problems[column] = _per_distinct(parse_ids, table[column], column,
                                                           False)
         else:
             out[column] = ""
     out["quantity"], problems["quantity"] = _per_distinct(
         _parse_number, table["quantity"], "quantity", True, limits.max_value)
-    for column in ("price", "on_hand"):
+    for column in ("price", "on_hand", "on_order"):
         if column in table:
             out[column], problems[column] = _per_distinct(_parse_number, table[column], column,
                                                           False, limits.max_value)

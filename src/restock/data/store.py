@@ -30,7 +30,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from restock import migrations
 from restock.config import Settings
 from restock.data import tables
+from restock.query import ITEM_COLUMNS
 from restock.data.frequency import MIN_DATASET_DATES, check_matches_history, classify
+from restock.data.items import ParsedItems, parse_items_csv
 from restock.data.schema import (CANONICAL, Limits, OnDuplicate, OnError, ParsedUpload,
                                  neutralise_formulas, parse_sales_csv)
 
@@ -142,6 +144,9 @@ def make_engine(url: str) -> sa.Engine:
 
 _DATA_VERSION_SQL = (f"SELECT max(seq) FROM {tables.uploads.name} "
                      "WHERE status = 'applied'")
+_ITEMS_VERSION_SQL = f"SELECT max(seq) FROM {tables.item_uploads.name}"
+#: product ids per ``IN`` list when looking up which series an item upload names
+_IDS_PER_QUERY = 500
 
 
 class SalesStore:
@@ -201,11 +206,7 @@ class SalesStore:
         """
         parsed = parse_sales_csv(raw, on_error=on_error, on_duplicate=on_duplicate,
                                  limits=self.limits)
-        upload_id = str(uuid.uuid4())
-        path = self.uploads_dir / f"{upload_id}.csv"
-        tmp = path.with_suffix(".partial")
-        tmp.write_bytes(raw)
-        os.replace(tmp, path)
+        upload_id, path = _keep_as_sent(raw, self.uploads_dir)
         try:
             return self._apply(parsed, upload_id, sanitise_filename(filename),
                                hashlib.sha256(raw).hexdigest())
@@ -215,6 +216,43 @@ class SalesStore:
 
     def ingest_file(self, path: Path, **options: Any) -> UploadResult:
         return self.ingest_bytes(Path(path).read_bytes(), Path(path).name, **options)
+
+    def replace_items(self, raw: bytes, filename: str | None = None) -> dict[str, Any]:
+        """Validate an item settings CSV (:mod:`.items`) and make its rows the settings in
+        force, replacing the previous ones as a whole in one transaction: all or nothing.
+
+        The file is kept as received under ``uploads/items/<uuid>.csv``, like a sales
+        upload's; returns the upload's summary (``items_summary``)."""
+        parsed = parse_items_csv(raw, self.known_series)
+        upload_id, path = _keep_as_sent(raw, self.uploads_dir / "items")
+        try:
+            with self.engine.begin() as conn:
+                self._serialise_uploads(conn)
+                seq = conn.execute(tables.item_uploads.insert().values(
+                    upload_id=upload_id, filename=sanitise_filename(filename),
+                    sha256=hashlib.sha256(raw).hexdigest(),
+                    received_at=datetime.now(timezone.utc), rows=len(parsed.frame),
+                ).returning(tables.item_uploads.c.seq)).scalar_one()
+                conn.execute(tables.item_settings.delete())
+                conn.execute(tables.item_settings.insert(), _item_rows(parsed, seq))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return {**self.items_summary(), "rows_read": parsed.rows_read,
+                "ignored_columns": parsed.ignored_columns}
+
+    def known_series(self, products: Sequence[str]) -> set[tuple[str, str]]:
+        """The (product_id, store_id) pairs of ``products`` that the sales history holds
+        (one primary-key range per product)."""
+        s = tables.sales.c
+        found: set[tuple[str, str]] = set()
+        with self.reader.connect() as conn:
+            for start in range(0, len(products), _IDS_PER_QUERY):
+                chosen = list(products[start:start + _IDS_PER_QUERY])
+                found.update(tuple(row) for row in conn.execute(
+                    sa.select(s.product_id, s.store_id).where(s.product_id.in_(chosen))
+                    .distinct()))
+        return found
 
     def _apply(self, parsed: ParsedUpload, upload_id: str, filename: str,
                sha256: str) -> UploadResult:
@@ -393,7 +431,7 @@ class SalesStore:
         with self.reader.connect() as conn:
             frame = pd.read_sql(stmt, conn)
         frame["date"] = pd.to_datetime(frame["date"])
-        for column in ("quantity", "price", "on_hand"):
+        for column in ("quantity", "price", "on_hand", "on_order"):
             frame[column] = frame[column].astype(float)
         return frame
 
@@ -436,8 +474,9 @@ class SalesStore:
         finally:
             connection.close()
 
-    def on_hand_snapshot(self) -> pd.DataFrame:
-        """Each (product, store, category)'s most recent recorded stock level and its date.
+    def stock_snapshot(self, column: str = "on_hand") -> pd.DataFrame:
+        """Each (product, store, category)'s most recent recorded ``column`` (``on_hand``
+        or ``on_order``) and its date.
 
         The category is part of the key so that a reader can apply any filter to the
         snapshot and still take, per (product, store), the latest matching row.
@@ -445,18 +484,55 @@ class SalesStore:
         s = tables.sales.c
         latest = (sa.select(s.product_id, s.store_id, s.category,
                             sa.func.max(s.date).label("date"))
-                  .where(s.on_hand.is_not(None))
+                  .where(s[column].is_not(None))
                   .group_by(s.product_id, s.store_id, s.category).subquery())
-        stmt = sa.select(s.product_id, s.store_id, s.category, s.date, s.on_hand).select_from(
+        stmt = sa.select(s.product_id, s.store_id, s.category, s.date, s[column]).select_from(
             tables.sales.join(latest, sa.and_(s.product_id == latest.c.product_id,
                                               s.store_id == latest.c.store_id,
                                               s.date == latest.c.date)))
         with self.reader.connect() as conn:
             rows = conn.execute(stmt).all()
         frame = pd.DataFrame(rows, columns=["product_id", "store_id", "category", "date",
-                                            "on_hand"])
+                                            column])
         return frame.astype({"product_id": object, "store_id": object, "category": object,
-                             "on_hand": float})
+                             column: float})
+
+    def items_version(self) -> int | None:
+        """The newest item settings upload's ``seq`` (None: none yet): what a reader keys
+        its copy of the settings by, one indexed ``max`` as ``data_version``."""
+        connection = self.reader.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(_ITEMS_VERSION_SQL)
+                return cursor.fetchone()[0]
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+
+    def item_settings(self) -> pd.DataFrame:
+        """The settings in force: ``product_id``, ``store_id`` ("": every store) and
+        ``ITEM_COLUMNS`` (NaN: not set), sorted by product and store."""
+        c = tables.item_settings.c
+        columns = ["product_id", "store_id", *ITEM_COLUMNS]
+        with self.reader.connect() as conn:
+            rows = conn.execute(sa.select(*[c[k] for k in columns])
+                                .order_by(c.product_id, c.store_id)).all()
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"product_id": object, "store_id": object,
+                             **{k: float for k in ITEM_COLUMNS}})
+
+    def items_summary(self) -> dict[str, Any]:
+        """The item settings upload in force (``upload`` None: none yet)."""
+        u = tables.item_uploads.c
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(u.upload_id, u.filename, u.received_at, u.rows)
+                               .order_by(u.seq.desc()).limit(1)).first()
+        if row is None:
+            return {"upload": None}
+        return {"upload": {"upload_id": row.upload_id, "filename": row.filename,
+                           "received_at": row.received_at.isoformat(), "rows": row.rows}}
 
     def stats(self) -> dict[str, Any]:
         """Row and series counts and the newest upload: what a model was trained on."""
@@ -498,10 +574,28 @@ class SalesStore:
                                float_format="%.12g", lineterminator="\n")
 
 
+def _keep_as_sent(raw: bytes, folder: Path) -> tuple[str, Path]:
+    """Write an upload's bytes as received to ``folder/<new uuid>.csv`` (whole or not at
+    all: written aside, then renamed); returns the upload id and the path."""
+    upload_id = str(uuid.uuid4())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{upload_id}.csv"
+    tmp = path.with_suffix(".partial")
+    tmp.write_bytes(raw)
+    os.replace(tmp, path)
+    return upload_id, path
+
+
+def _item_rows(parsed: ParsedItems, seq: int) -> list[dict[str, Any]]:
+    """An item upload's rows for ``tables.item_settings``: plain values, None for unset."""
+    frame = parsed.frame.astype(object).where(parsed.frame.notna(), None)
+    return [{**row, "upload_seq": seq} for row in frame.to_dict("records")]
+
+
 def _row_tuples(frame: pd.DataFrame, seq: int,
                 dates: Callable[[pd.DatetimeIndex], list[Any]]) -> list[tuple[Any, ...]]:
     """Rows as tuples in ``tables.sales`` column order: plain Python values, missing
-    price/on_hand as None, each distinct day converted once by ``dates``."""
+    price/on_hand/on_order as None, each distinct day converted once by ``dates``."""
     codes, days = pd.factorize(frame["date"])
     converted = np.asarray(dates(days), dtype=object)[codes]
 
@@ -518,6 +612,7 @@ def _row_tuples(frame: pd.DataFrame, seq: int,
         optional("price"),
         optional("on_hand"),
         itertools.repeat(seq, len(frame)),
+        optional("on_order"),
     ))
 
 
@@ -532,7 +627,8 @@ def _date_rows(frame: pd.DataFrame, seq: int) -> list[tuple[Any, ...]]:
 
 
 # binary COPY needs each column's wire type: tables.sales in column order
-_COPY_TYPES = ("varchar", "varchar", "date", "varchar", "float8", "float8", "float8", "int4")
+_COPY_TYPES = ("varchar", "varchar", "date", "varchar", "float8", "float8", "float8", "int4",
+               "float8")
 
 
 def _is_psycopg(conn: sa.Connection) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from restock.query import ITEM_COLUMNS
+
 metadata = sa.MetaData()
 
 sales = sa.Table(
@@ -21,6 +23,8 @@ sales = sa.Table(
     sa.Column("price", sa.Float),
     sa.Column("on_hand", sa.Float),
     sa.Column("upload_seq", sa.Integer, nullable=False),
+    # stock ordered and not yet received (added by revision 0003, hence after upload_seq)
+    sa.Column("on_order", sa.Float),
 )
 sa.Index("ix_sales_category", sales.c.category)
 sa.Index("ix_sales_date", sales.c.date)
@@ -93,3 +97,25 @@ accuracy_points = sa.Table(
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
 )
 sa.Index("ix_accuracy_points_date", accuracy_points.c.date)
+
+item_uploads = sa.Table(
+    "item_uploads",
+    metadata,
+    # one row per item settings upload; the newest one's rows are the settings in force
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("upload_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+)
+
+item_settings = sa.Table(
+    "item_settings",
+    metadata,
+    # store_id "" is the product's row for every store; a row with a store overrides it
+    sa.Column("product_id", sa.String(200), primary_key=True),
+    sa.Column("store_id", sa.String(200), primary_key=True, server_default=""),
+    *[sa.Column(name, sa.Float) for name in ITEM_COLUMNS],  # NULL: not set by the item
+    sa.Column("upload_seq", sa.Integer, nullable=False),
+)

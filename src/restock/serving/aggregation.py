@@ -113,15 +113,20 @@ def series_residuals(snapshot: "Snapshot", rows: np.ndarray) -> np.ndarray:
 
 
 def error_sigmas(residuals: np.ndarray, history: np.ndarray, backtest_steps: np.ndarray,
-                 lead_periods: float) -> np.ndarray:
+                 lead_periods: float | np.ndarray) -> np.ndarray:
     """:func:`error_sigma` of many selections at once (one per row of ``residuals``
-    [N, B], all finite or all NaN, and ``history`` [N, T]): a plan's sigmas."""
+    [N, B], all finite or all NaN, and ``history`` [N, T]): a plan's sigmas. The lead
+    time is one for all or one per row (item settings); rows sharing a number of lead
+    periods are computed together."""
     sigma = np.empty(len(residuals))
     backtested = np.isfinite(residuals).any(axis=1)
     if backtested.any():
-        steps = max(1, math.ceil(lead_periods))
-        sigma[backtested] = np.mean(
-            sigma_per_step(backtest_steps, residuals[backtested], steps), axis=-1)
+        steps = np.maximum(1, np.ceil(np.broadcast_to(np.asarray(lead_periods, dtype=float),
+                                                      (len(residuals),)))).astype(int)
+        for count in np.unique(steps[backtested]).tolist():
+            chosen = backtested & (steps == count)
+            sigma[chosen] = np.mean(
+                sigma_per_step(backtest_steps, residuals[chosen], count), axis=-1)
     if (~backtested).any():
         spread = np.nan_to_num(history[~backtested], nan=0.0)
         sigma[~backtested] = np.nanstd(spread, axis=1) if spread.shape[1] > 1 else 0.0

@@ -6,13 +6,16 @@ function) on every selected series of the active version in one pass of numpy ov
 memory-mapped snapshot: each row is exactly what ``POST /forecast`` answers for that one
 product and store with the same policy.
 
-- **Inventory position** is on hand (the latest stored, :mod:`.stock`) for now: stock on
-  order is not known yet (issue 15, item 2 adds it), so the column says what it will mean
-  rather than inventing an ``on_order`` of zero.
-- **ABC** ranks the selected series by volume sold over the recent history window (the
-  frequency's ``history_periods``): A up to 80 % of the cumulative volume, B up to 95 %,
-  C the rest. Prices are not in the version's snapshot, so the basis is volume
-  (``abc_basis``); revenue needs a price per series (item settings' ``unit_cost``).
+- **Inventory position** is on hand + on order, each the latest stored (:mod:`.stock`);
+  a series with no on order recorded has 0 on order.
+- **Item settings** (:mod:`.items`): each series is planned with its own lead time,
+  review period and service level where the request does not give them, and its order
+  passes the supplier's constraints (:mod:`restock.orders`: moq, order multiple, caps),
+  each change a warning code and a step of the row's ``explanation``.
+- **ABC** ranks the selected series by value sold over the recent history window (the
+  frequency's ``history_periods``): A up to 80 % of the cumulative value, B up to 95 %,
+  C the rest. The value is volume x ``unit_cost`` ("revenue", ``abc_basis``) when every
+  selected series has a unit cost in the item settings, else volume.
 - **XYZ** classes the variability of each series' demand over the same window by its
   coefficient of variation (population standard deviation over mean): X <= 0.5 < Y <= 1.0
   < Z; a series that sold nothing is Z.
@@ -35,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from restock import inventory
+from restock import inventory, orders
 from restock.calendar import Frequency, frequency_of
-from restock.query import InventoryPolicy
+from restock.query import STOCK_FIELDS, InventoryPolicy
 from restock.serving import aggregation
+from restock.serving.items import effective_policy
 from restock.serving.warnings import (GAP_SHARE_WARNING, INTERMITTENT_ZERO_SHARE,
                                       SHORT_HISTORY_SEASONS)
 from restock.snapshot import Snapshot
@@ -51,19 +55,28 @@ XYZ_CUTOFFS = (0.5, 1.0)
 #: the plan's columns, in order: stable names for an ERP import (the CSV header)
 COLUMNS = (
     "product_id", "store_id", "category", "order_now", "suggested_order_qty", "on_hand",
-    "inventory_position", "avg_daily_demand", "protection_interval_days",
+    "on_order", "inventory_position", "avg_daily_demand", "protection_interval_days",
     "demand_over_protection_interval", "safety_stock", "reorder_point", "order_up_to_level",
     "days_of_cover", "stockout_date", "abc_class", "xyz_class", "demand_cv", "warnings",
+    "order_qty_before_constraints", "lead_time_days", "service_level", "explanation",
 )
 #: what each column means (the JSON answer carries it; README and OpenAPI repeat it)
 NOTES = {
-    "inventory_position": "on hand only: stock on order is not known yet (issue 15 item 2)",
+    "suggested_order_qty": "order-up-to level - inventory position, then the item's "
+                           "constraints (moq, order multiple, max order, max stock)",
+    "on_order": "ordered, not yet received: the latest stored (0 when none is recorded)",
+    "inventory_position": "on hand + on order",
     "order_up_to_level": "reorder point + order quantity (EOQ, or cover_days of demand)",
-    "abc_class": f"by volume over the recent history, cumulative share <= {ABC_CUTOFFS[0]:g} A, "
+    "abc_class": f"by value over the recent history (volume x unit_cost when every series "
+                 f"has one, else volume: abc_basis), cumulative share <= {ABC_CUTOFFS[0]:g} A, "
                  f"<= {ABC_CUTOFFS[1]:g} B, else C",
     "xyz_class": f"coefficient of variation of demand <= {XYZ_CUTOFFS[0]:g} X, "
                  f"<= {XYZ_CUTOFFS[1]:g} Y, else Z",
     "warnings": "warning codes (a list in JSON, separated by ';' in CSV)",
+    "lead_time_days": "the series' lead time: the request's, else its item setting's, else "
+                      "the default (so are review period and service level)",
+    "explanation": "the order step by step (a list of {step, quantity, text} in JSON, the "
+                   "texts separated by '; ' in CSV)",
 }
 
 
@@ -90,7 +103,7 @@ class Plan:
         """``GET /plan``'s JSON answer."""
         return {"model_version": self.model_version, "frequency": self.frequency,
                 "start": self.start, "series": len(self), "abc_basis": self.abc_basis,
-                "policy": self.policy.model_dump(exclude={"on_hand"}), "notes": NOTES,
+                "policy": self.policy.model_dump(exclude=STOCK_FIELDS), "notes": NOTES,
                 "rows": self.records()}
 
     def csv(self) -> str:
@@ -99,16 +112,19 @@ class Plan:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in self.records():
-            writer.writerow(_cell(v) for v in row.values())
+            writer.writerow(_cell(name, v) for name, v in row.items())
         return out.getvalue()
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell: empty for unknown, yes/no for order_now, ';'-joined warning codes."""
+def _cell(name: str, value: Any) -> Any:
+    """A CSV cell: empty for unknown, yes/no for order_now, ';'-joined warning codes, the
+    explanation's texts."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if name == "explanation":
+        return orders.explanation_text(value)
     return ";".join(value) if isinstance(value, list) else value
 
 
@@ -121,13 +137,17 @@ def _plain(name: str, values: np.ndarray) -> list[Any]:
         return [None if v < 0 else bool(v) for v in values.tolist()]
     if name == "warnings":
         return [v.split(";") if v else [] for v in values.tolist()]
+    if name == "explanation":
+        return values.tolist()
     return [v or None for v in values.tolist()] if name == "stockout_date" else values.tolist()
 
 
 def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: int,
-          policy: InventoryPolicy, on_hand: np.ndarray) -> Plan:
+          policy: InventoryPolicy, on_hand: np.ndarray, on_order: np.ndarray,
+          items: dict[str, np.ndarray]) -> Plan:
     """The plan of the series at table ``positions`` over the first ``steps`` forecast
-    periods, with their stock ``on_hand`` (NaN: unknown)."""
+    periods, with their stock ``on_hand`` (NaN: unknown) and ``on_order`` (NaN: none
+    recorded) and their item settings ``items`` (``ITEM_COLUMNS`` -> [N], NaN: not set)."""
     rows = np.asarray(snapshot.table_rows[positions])
     frequency = frequency_of(snapshot.freq)
     period_days = frequency.days_per_period
@@ -135,12 +155,18 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
                                        np.diff(snapshot.days[:steps + 1]))
     history = np.asarray(snapshot.history[rows])
     recent = history[:, -frequency.history_periods:]  # what ABC, XYZ and warnings judge
+    settings = effective_policy(policy, items)
     sigma_period = aggregation.error_sigmas(
         aggregation.series_residuals(snapshot, rows), history, snapshot.backtest_steps,
-        policy.lead_time_days / period_days)
+        settings["lead_time_days"] / period_days)
+    ordered = np.nan_to_num(on_order, nan=0.0)
     levels = inventory.replenishment_levels(
         paths, sigma_period / math.sqrt(period_days), on_hand,
-        **policy.model_dump(exclude={"on_hand"}))
+        **{**policy.model_dump(exclude=STOCK_FIELDS), **settings}, on_order=ordered)
+    constrained = orders.constrain(
+        levels["suggested_order_qty"], levels["inventory_position"], moq=items["moq"],
+        order_multiple=items["order_multiple"], max_order_qty=items["max_order_qty"],
+        max_stock=items["max_stock"])
     known = ~np.isnan(on_hand)
     cover = levels["days_of_cover"]
     stockout = np.where(known & (cover <= inventory.MAX_COVER_DAYS),
@@ -149,28 +175,40 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
                                            inventory.MAX_COVER_DAYS)).astype("timedelta64[D]"),
                         np.datetime64("NaT"))
     cv = variation(recent)
+    volume = np.nansum(recent, axis=1)
+    unit_cost = items["unit_cost"]
+    by_value = bool(len(rows)) and bool(np.isfinite(unit_cost).all())
+    explained = np.empty(len(rows), dtype=object)
+    for i, steps_of_row in enumerate(orders.explanations(
+            levels, constrained, {**settings, "cover_days": policy.cover_days}, on_hand,
+            ordered)):
+        explained[i] = steps_of_row
     columns: dict[str, np.ndarray] = {
         **{key: snapshot.keys[key].values[np.asarray(snapshot.keys[key].codes[positions])]
            for key in ("product_id", "store_id", "category")},
         # -1: unknown stock, then no decision (None in the answer)
         "order_now": np.where(known, levels["order_now"].astype(np.int8), -1),
-        "suggested_order_qty": np.where(known, levels["suggested_order_qty"], np.nan),
-        "on_hand": on_hand, "inventory_position": on_hand,
+        "suggested_order_qty": np.where(known, constrained.quantity, np.nan),
+        "on_hand": on_hand, "on_order": ordered,
+        "inventory_position": levels["inventory_position"],
         "avg_daily_demand": levels["avg_daily_demand"],
-        "protection_interval_days": np.broadcast_to(
-            policy.lead_time_days + policy.review_period_days, len(rows)).astype(float),
+        "protection_interval_days": settings["lead_time_days"] + settings["review_period_days"],
         "demand_over_protection_interval": levels["demand_over_protection_interval"],
         "safety_stock": levels["safety_stock"], "reorder_point": levels["reorder_point"],
         "order_up_to_level": levels["max_level"], "days_of_cover": cover,
         "stockout_date": np.where(np.isnat(stockout), "", stockout.astype(str)),
-        "abc_class": abc_classes(np.nansum(recent, axis=1)), "xyz_class": xyz_classes(cv),
-        "demand_cv": cv,
-        "warnings": _warnings(snapshot, rows, recent, levels, on_hand, policy, frequency),
+        "abc_class": abc_classes(volume * unit_cost if by_value else volume),
+        "xyz_class": xyz_classes(cv), "demand_cv": cv,
+        "warnings": _warnings(snapshot, rows, recent, levels, constrained, settings, frequency),
+        "order_qty_before_constraints": np.where(known, constrained.raw, np.nan),
+        "lead_time_days": settings["lead_time_days"], "service_level": settings["service_level"],
+        "explanation": explained,
     }
     urgency = np.lexsort((columns["store_id"], columns["product_id"],
                           np.where(np.isnan(cover) | ~known, np.inf, cover),
                           columns["order_now"] != 1))
-    return Plan(model_version, snapshot.freq, snapshot.dates[0], "volume", policy,
+    return Plan(model_version, snapshot.freq, snapshot.dates[0],
+                "revenue" if by_value else "volume", policy,
                 {name: np.asarray(values)[urgency] for name, values in columns.items()})
 
 
@@ -201,20 +239,21 @@ def variation(history: np.ndarray) -> np.ndarray:
 
 
 def _warnings(snapshot: Snapshot, rows: np.ndarray, recent: np.ndarray,
-              levels: dict[str, np.ndarray], on_hand: np.ndarray, policy: InventoryPolicy,
-              frequency: Frequency) -> np.ndarray:
+              levels: dict[str, np.ndarray], constrained: orders.ConstrainedOrders,
+              settings: dict[str, np.ndarray], frequency: Frequency) -> np.ndarray:
     """Each row's warning codes, joined by ';' (the same rules as a forecast's)."""
     stats = snapshot.stats
     with np.errstate(all="ignore"):  # a row without history: NaN, not intermittent
         zero_share = (recent == 0).sum(axis=1) / (~np.isnan(recent)).sum(axis=1)
     flags = {
-        "stockout_before_lead_time": levels["days_of_cover"] < policy.lead_time_days,
-        "below_reorder_point": on_hand < levels["reorder_point"],
+        "stockout_before_lead_time": levels["days_of_cover"] < settings["lead_time_days"],
+        "below_reorder_point": levels["inventory_position"] < levels["reorder_point"],
         "short_history": stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * frequency.season_length,
         "intermittent_demand": zero_share > INTERMITTENT_ZERO_SHARE,
         "discontinued": np.asarray(stats["discontinued"][rows], bool),
         "data_gaps": stats["gap_share"][rows] > GAP_SHARE_WARNING,
         "negative_forecast_clipped": np.asarray(stats["clipped"][rows], bool),
+        **constrained.changed,
     }
     codes = np.full(len(rows), "", dtype=object)
     for code, flagged in flags.items():

@@ -7,14 +7,21 @@ written as a memory-mapped snapshot (:mod:`restock.snapshot`), so a request sele
 unless a plot is asked for (:mod:`.plots`). The service follows the registry's ``current``
 pointer with one ``stat`` per call, so every web worker follows a rollback.
 
-Per request the only database work is one indexed ``max(seq)`` over the uploads table
-(:mod:`.stock`): it drives the ``stale_model`` warning and keys the stock levels.
+Per request the database work is one indexed ``max(seq)`` over the uploads table
+(:mod:`.stock`), which drives the ``stale_model`` warning and keys the stock levels, and
+one over the item settings uploads (:mod:`.items`), which keys the item settings.
+
+Item settings apply to one series at a time: a ``/forecast`` of one (product, store)
+series is planned with its settings and constraints, exactly as its ``/plan`` row; a
+forecast of several series summed (a store, a category, the total) has no one lead time
+or case pack, so it is planned with the request's policy and the declared defaults only.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,14 +29,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from restock import inventory, snapshot
+from restock import inventory, orders, snapshot
 from restock.config import Settings
 from restock.calendar import frequency_of, horizon_steps
 from restock.data.store import SalesStore
 from restock.errors import InvalidParameterError, ModelNotFoundError, NoModelError
-from restock.query import ForecastQuery, InventoryPolicy
+from restock.query import ITEM_COLUMNS, STOCK_FIELDS, ForecastQuery, InventoryPolicy
 from restock.registry import ModelRegistry
 from restock.serving import aggregation, plans, selection, warnings
+from restock.serving.items import ItemSettingsInForce, effective_policy
 from restock.serving.plots import PlotStore, title_of
 from restock.serving.stock import StockOnHand
 from restock.snapshot import MEMBER_COLUMNS, Snapshot
@@ -61,6 +69,7 @@ class ForecastService:
         self.store = store
         self.registry = registry
         self.stock = StockOnHand(store)
+        self.items = ItemSettingsInForce(store)
         self.plots = PlotStore(settings.plots_dir)
         self._model: LoadedModel | None = None
         self._stamp: int | None = None
@@ -114,17 +123,23 @@ class ForecastService:
         level = self.settings.interval_level
         result = aggregation.aggregate(arrays, chosen.rows, chosen.group, steps, level)
         period_days = frequency_of(model.freq).days_per_period
+        items = self._one_series_items(arrays, chosen.rows, chosen.is_total)
+        policy = policy.model_copy(update={
+            name: float(values[0]) for name, values in effective_policy(policy, items).items()})
         sigma_period = aggregation.error_sigma(result, arrays.backtest_steps,
                                                policy.lead_time_days / period_days)
         data_version = self.stock.data_version()
-        on_hand = policy.on_hand
-        if on_hand is None:
-            on_hand = self.stock.latest(data_version, product_id, store_id, category)
+        stock = {name: getattr(policy, name) for name in STOCK_FIELDS}
+        for name in STOCK_FIELDS:
+            if stock[name] is None:
+                stock[name] = self.stock.latest(data_version, product_id, store_id, category,
+                                                name)
         daily = inventory.spread_over_days(result.point["yhat"], np.diff(arrays.days[:steps + 1]))
         plan = inventory.plan_for_daily_demand(
             date.fromisoformat(arrays.dates[0]), daily,
             inventory.sigma_daily_from_period(sigma_period, period_days),
-            **policy.model_dump(exclude={"on_hand"}), on_hand=on_hand)
+            **policy.model_dump(exclude=STOCK_FIELDS), **stock)
+        plan, order, constrained = _constrained(plan, items, policy)
         judged_at, judged = warnings.judged_history(arrays, result)
         found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
                                             data_version, level)
@@ -141,8 +156,9 @@ class ForecastService:
                         for i, q in zip(judged_at[shown:].tolist(), _nums(judged[shown:]))],
             "forecast": [dict(zip(_FORECAST_KEYS, values))
                          for values in zip(arrays.dates[:steps], *columns)],
-            "inventory": plan.to_dict(),
-            "warnings": found + inventory.inventory_warnings(plan),
+            "inventory": {**plan.to_dict(), **order},
+            "warnings": found + inventory.inventory_warnings(plan)
+            + orders.constraint_warnings(constrained),
         }
         if query.plot:
             answer["plot_id"] = self.plots.render(
@@ -158,11 +174,12 @@ class ForecastService:
              policy: InventoryPolicy = InventoryPolicy()) -> plans.Plan:
         """The replenishment plan (:mod:`.plan`) of every series the query's filters select
         (every series without filters, never the total), over its horizon. Each series'
-        stock is its latest stored on hand, so the policy must not give one."""
-        if policy.on_hand is not None:
-            raise InvalidParameterError(
-                "a plan takes each series' latest stored on hand; on_hand is not a plan "
-                "parameter", {"parameter": "on_hand"})
+        stock is its latest stored on hand and on order, so the policy must not give one."""
+        for name in sorted(STOCK_FIELDS):
+            if getattr(policy, name) is not None:
+                raise InvalidParameterError(
+                    f"a plan takes each series' latest stored {name.replace('_', ' ')}; "
+                    f"{name} is not a plan parameter", {"parameter": name})
         model = self.model()
         arrays = model.snapshot
         steps = self._steps(arrays, query.days, query.periods)
@@ -172,9 +189,20 @@ class ForecastService:
             positions = np.searchsorted(arrays.table_rows, rows)  # table_rows is ascending
         else:
             positions = np.arange(len(arrays.table_rows))
-        on_hand = self.stock.levels(self.stock.data_version()).per_series(arrays.keys,
-                                                                          positions)
-        return plans.build(model.version, arrays, positions, steps, policy, on_hand)
+        data_version = self.stock.data_version()
+        on_hand, on_order = (self.stock.levels(data_version, name).per_series(arrays.keys,
+                                                                               positions)
+                             for name in ("on_hand", "on_order"))
+        return plans.build(model.version, arrays, positions, steps, policy, on_hand, on_order,
+                           self.items.per_series(arrays.keys, positions))
+
+    def _one_series_items(self, arrays: Snapshot, rows: np.ndarray, is_total: bool
+                          ) -> dict[str, np.ndarray]:
+        """The item settings of a selection of one series ([1] arrays), all NaN for a
+        selection of several (see the module docstring)."""
+        if len(rows) == 1 and not is_total:
+            return self.items.per_series(arrays.keys, np.searchsorted(arrays.table_rows, rows))
+        return {name: np.full(1, np.nan) for name in ITEM_COLUMNS}
 
     def plot_path(self, plot_id: str) -> Path:
         """The PNG of an earlier ``plot: true`` request."""
@@ -212,6 +240,39 @@ class ForecastService:
                 "set RESTOCK_MAX_HORIZON_DAYS higher and retrain",
                 {"max_periods": available})
         return periods
+
+
+def _constrained(plan: inventory.InventoryPlan, items: dict[str, np.ndarray],
+                 policy: InventoryPolicy
+                 ) -> tuple[inventory.InventoryPlan, dict[str, Any], orders.ConstrainedOrders]:
+    """A forecast's plan with its order through the item's constraints (as its plan row:
+    :func:`restock.orders.constrain`), what the answer's inventory adds (the order before
+    them and the explanation), and the constrained order (for the warnings)."""
+    if plan.on_hand is None:
+        raw = np.zeros(1)
+        position = np.full(1, np.nan)
+    else:
+        raw, position = np.array([plan.suggested_order_qty]), np.array([plan.inventory_position])
+    order = orders.constrain(raw, position, moq=items["moq"],
+                             order_multiple=items["order_multiple"],
+                             max_order_qty=items["max_order_qty"], max_stock=items["max_stock"])
+    levels = {name: np.array([np.nan if value is None else float(value)]) for name, value in (
+        ("demand_over_protection_interval", plan.demand_over_protection_interval),
+        ("safety_stock", plan.safety_stock), ("reorder_point", plan.reorder_point),
+        ("order_quantity", plan.order_quantity), ("eoq", plan.eoq),
+        ("max_level", plan.max_level), ("inventory_position", plan.inventory_position),
+        ("order_now", bool(plan.order_now)))}
+    steps = orders.explanations(
+        levels, order, {"lead_time_days": plan.lead_time_days,
+                        "review_period_days": plan.review_period_days,
+                        "service_level": plan.service_level, "cover_days": policy.cover_days},
+        np.array([np.nan if plan.on_hand is None else plan.on_hand]),
+        np.array([plan.on_order or 0.0]))[0]
+    if plan.on_hand is not None:
+        plan = replace(plan, suggested_order_qty=float(order.quantity[0]))
+    return plan, {"order_qty_before_constraints": None if plan.on_hand is None
+                  else round(float(raw[0]), 6),
+                  "explanation": steps}, order
 
 
 def _nums(values: np.ndarray) -> list[float | None]:

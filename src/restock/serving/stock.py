@@ -1,4 +1,5 @@
-"""A selection's stock on hand now: the latest recorded ``on_hand`` per (product, store).
+"""A selection's stock now: the latest recorded ``on_hand`` (and ``on_order``, stock ordered
+and not yet received) per (product, store).
 
 The store changes only through applied uploads, so its ``data_version`` (one indexed
 ``max``) names what it holds. Each data version's latest stock per (product, store,
@@ -26,15 +27,16 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class StockLevels:
-    """One data version's latest stock rows, sorted by date (stable), as arrays."""
+    """One data version's latest stock rows of one column (``on_hand`` or ``on_order``),
+    sorted by date (stable), as arrays."""
 
     codes: dict[str, np.ndarray]  # KEYS -> code of each row
     lookup: dict[str, dict[str, int]]  # KEYS -> value -> code
     pair: np.ndarray  # (product, store) code of each row
-    on_hand: np.ndarray
+    on_hand: np.ndarray  # the column's figures (named for the first of them)
 
     @classmethod
-    def of(cls, frame: pd.DataFrame) -> "StockLevels":
+    def of(cls, frame: pd.DataFrame, figure: str = "on_hand") -> "StockLevels":
         frame = frame.sort_values("date", kind="stable")
         codes, lookup = {}, {}
         for column in KEYS:
@@ -42,7 +44,7 @@ class StockLevels:
             lookup[column] = {str(v): i for i, v in enumerate(values)}
         pair = codes["product_id"].astype(np.int64) * (len(lookup["store_id"]) + 1) \
             + codes["store_id"]
-        return cls(codes, lookup, pair, frame["on_hand"].to_numpy(float))
+        return cls(codes, lookup, pair, frame[figure].to_numpy(float))
 
     def total(self, filters: dict[str, tuple[str, ...] | None]) -> float | None:
         """Sum over the (product, store)s whose rows match the filters of each one's latest
@@ -95,30 +97,33 @@ class StockOnHand:
 
     def __init__(self, store: SalesStore) -> None:
         self.store = store
-        self._levels: tuple[Any, StockLevels] | None = None  # (data version, levels)
+        # column -> (data version, levels)
+        self._levels: dict[str, tuple[Any, StockLevels]] = {}
         self._memo: dict[Any, float | None] = {}
 
     def data_version(self) -> Any:
         return self.store.data_version()
 
-    def levels(self, data_version: Any) -> StockLevels:
-        """The latest stock rows of ``data_version``, read once per version."""
-        current = self._levels
+    def levels(self, data_version: Any, column: str = "on_hand") -> StockLevels:
+        """The latest ``column`` rows of ``data_version``, read once per version."""
+        current = self._levels.get(column)
         if current is None or current[0] != data_version:
-            current = (data_version, StockLevels.of(self.store.on_hand_snapshot()))
-            self._levels = current
-            self._memo = {}  # entries of older versions are never asked for again
+            current = (data_version, StockLevels.of(self.store.stock_snapshot(column), column))
+            if any(held[0] != data_version for held in self._levels.values()):
+                self._levels = {}
+                self._memo = {}  # entries of older versions are never asked for again
+            self._levels[column] = current
         return current[1]
 
     def latest(self, data_version: Any, product_id: Filter, store_id: Filter,
-               category: Filter) -> float | None:
-        """The selection's stock now, from the snapshot of ``data_version``."""
+               category: Filter, column: str = "on_hand") -> float | None:
+        """The selection's ``column`` now, from the snapshot of ``data_version``."""
         filters = dict(zip(KEYS, map(filter_key, (product_id, store_id, category))))
-        key = (data_version, *filters.values())
+        key = (data_version, column, *filters.values())
         cached = self._memo.get(key, _MISSING)
         if cached is not _MISSING:
             return cached
-        value = self.levels(data_version).total(filters)
+        value = self.levels(data_version, column).total(filters)
         if len(self._memo) >= _CACHED:
             self._memo = {}
         self._memo[key] = value

@@ -23,8 +23,8 @@ from restock.jobs import JobQueue, JobRecords, Task, ThreadJobQueue
 from restock.jobs.tasks import make_retrain_task
 from restock.registry import ModelRegistry
 from restock.serving import ForecastService
-from restock.web import (accuracy, data, forecast, health, jobs, models, plan, retrain,
-                         simulate, ui)
+from restock.web import (accuracy, data, forecast, health, items, jobs, models, plan,
+                         retrain, simulate, ui)
 from restock.web.errors import register_error_handlers
 from restock.web.jsonbody import FiniteJSONProvider
 from restock.web.security import (install_auth, install_cors, install_host_check,
@@ -93,9 +93,10 @@ def create_app(settings: Settings | Mapping[str, Any] | None = None, *,
     register_error_handlers(app)
     install_streams(app, streams)
     for blueprint in (health.bp, retrain.bp, jobs.bp, forecast.bp, plan.bp, simulate.bp,
-                      accuracy.bp,
+                      accuracy.bp, items.bp,
                       data.bp, models.bp, ui.bp):
         app.register_blueprint(blueprint)
-    limiter.limit(settings.ratelimit_retrain, methods=["POST"])(retrain.bp)
+    for upload in (retrain.bp, items.bp):  # uploads are the heavy requests
+        limiter.limit(settings.ratelimit_retrain, methods=["POST"])(upload)
     limiter.exempt(health.healthz)
     return app

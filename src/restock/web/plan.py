@@ -20,13 +20,15 @@ bp = Blueprint("plan", __name__)
 def plan(query: PlanQuery) -> Response:
     """What to order today: one row per (product, store) series selected by the
     ``/forecast`` filters (all series without one), most urgent first, with on hand,
-    inventory position, demand over the protection interval, safety stock, reorder point,
-    order-up-to level, order now, suggested quantity, projected stockout, days of cover,
-    ABC/XYZ class and warning codes. Each row equals ``POST /forecast`` for that series
+    on order, inventory position, demand over the protection interval, safety stock,
+    reorder point, order-up-to level, order now, suggested quantity after the item's
+    constraints and its explanation, projected stockout, days of cover, ABC/XYZ class and
+    warning codes. Each row equals ``POST /forecast`` for that series
     with the same policy. CSV (``format=csv`` or ``Accept: text/csv``) has the same
     columns, named for an ERP import; JSON adds the policy and what the columns mean.
     """
-    values = query.model_dump(exclude={"format"}, exclude_none=True)
+    # only what the query gave: a given field wins over item settings, a default does not
+    values = query.model_dump(exclude={"format"}, exclude_none=True, exclude_unset=True)
     result = services().forecasts.plan(*split(values))
     wanted = query.format or ("csv" if request.accept_mimetypes.best_match(
         ["application/json", "text/csv"]) == "text/csv" else "json")

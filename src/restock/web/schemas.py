@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from restock.query import Filter, ForecastQuery, Id, InventoryPolicy, plan_fields
+from restock.query import ITEM_COLUMNS, Filter, ForecastQuery, Id, InventoryPolicy, plan_fields
 from restock.simulation import SimulationOptions
 
 
@@ -296,7 +296,7 @@ PlanQuery = create_model(
 class SimulateRequest(SimulationOptions, InventoryPolicy):
     """The ``POST /simulate`` body: the selection and the simulation's options
     (``restock.simulation.SimulationOptions``) and the inventory policy to replay
-    (``restock.query.InventoryPolicy``; ``on_hand`` plays no part)."""
+    (``restock.query.InventoryPolicy``; ``on_hand`` and ``on_order`` play no part)."""
 
 
 class PolicyOutcome(Body):
@@ -336,3 +336,25 @@ class SimulateResponse(Body):
     series: list[SeriesOutcome]
     skipped: list[str]
     plot_url: str | None = None
+
+
+# -- item and supplier settings (restock.data.items) ----------------------------------------
+
+class ItemsForm(Request):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    file: BaseFile = Field(description="the item settings CSV: product_id[, store_id], "
+                                       + ", ".join(ITEM_COLUMNS))
+
+
+class ItemsUpload(Body):
+    upload_id: str
+    filename: str
+    received_at: str
+    rows: int
+
+
+class ItemsUploaded(Body):
+    upload: ItemsUpload
+    rows_read: int
+    ignored_columns: list[str]
