@@ -71,7 +71,7 @@ export default function PlanTable({ client, fields, values, selection }) {
   return (
     <section className="rr-plan-panel" aria-label="What to order" data-testid="plan-panel">
       <h3>What to order</h3>
-      <p className="rr-hint">One row per product and store of the selection above, with the policy above and each series' stored stock on hand; the rows to order now first.</p>
+      <p className="rr-hint">One row per product and store of the selection above, with the policy above and each series' stored stock on hand and on order; the rows to order now first. &quot;Why?&quot; shows how a row's order is reached, step by step.</p>
       <div className="rr-actions">
         <button type="button" onClick={load} disabled={state.loading} data-testid="plan-submit">
           {state.loading ? 'Loading…' : 'Show what to order'}
