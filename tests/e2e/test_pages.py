@@ -445,8 +445,8 @@ def train_with_stock_on_order(server: Any, demo: Path, folder: Path) -> str:
     sales = folder / "sales_on_order.csv"
     sales.write_text("\n".join(rows) + "\n")
     with sales.open("rb") as f:
-        accepted = requests.post(server.url + "/retrain", files={"file": (sales.name, f, "text/csv")},
-                                 timeout=60)
+        accepted = requests.post(server.url + "/retrain", timeout=60,
+                                 files={"file": (sales.name, f, "text/csv")})
     assert accepted.status_code == 202, accepted.text
     deadline = time.monotonic() + TRAIN_TIMEOUT_MS / 1000
     while (job := requests.get(server.url + accepted.json()["status_url"], timeout=10).json()
