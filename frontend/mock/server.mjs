@@ -147,6 +147,38 @@ function jobView(job) {
 const SERIES = [];
 for (const store of ['S1', 'S2']) for (let p = 1; p <= 6; p++) SERIES.push({ product_id: `P${p}`, store_id: store, category: p <= 3 ? 'drinks' : 'snacks', rows: 730, first_date: '2023-01-01', last_date: '2024-12-31', mean: 10 + p, zero_share: 0.02 });
 
+// Product P2 comes in cases of 50 with a minimum order of 480 (the item settings of
+// POST /items): its orders go through the server's supplier-constraint steps.
+const MOQ = { P2: 480 }, MULTIPLE = { P2: 50 };
+
+/** An order through the supplier constraints, as restock.orders.constrain: raised to the
+ * moq, rounded up to the multiple; the warning codes of the steps that changed it. */
+function constrain(productId, raw) {
+  const moq = MOQ[productId] ?? 0, multiple = MULTIPLE[productId];
+  if (!(raw > 0)) return { quantity: raw, afterMoq: raw, codes: [] };
+  const afterMoq = Math.max(raw, moq);
+  const quantity = multiple ? Math.ceil(afterMoq / multiple) * multiple : afterMoq;
+  return { quantity, afterMoq, codes: [...(afterMoq > raw ? ['order_raised_to_moq'] : []), ...(quantity > afterMoq ? ['order_rounded_to_multiple'] : [])] };
+}
+
+/** An order's explanation in the server's steps and words (restock.orders.explanations). */
+function explain({ lt, review, level, demand, safety, reorder, size, upTo, onHand, onOrder, raw, order }) {
+  const f = (v) => v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const position = onHand === null ? null : onHand + onOrder;
+  const stock = position === null ? '' : `inventory position ${f(position)} (on hand ${f(onHand)} + on order ${f(onOrder)})`;
+  const steps = [
+    { step: 'demand_over_protection_interval', quantity: demand, text: `expected demand over lead time ${lt} d + review period ${review} d: ${f(demand)}` },
+    { step: 'reorder_point', quantity: reorder, text: `+ safety stock ${f(safety)} (service level ${level}) = reorder point ${f(reorder)}` },
+    { step: 'order_up_to_level', quantity: upTo, text: `+ order quantity ${f(size)} (30 days of demand) = order-up-to level ${f(upTo)}` },
+    position === null ? { step: 'order', quantity: null, text: 'on hand unknown: no order suggested' }
+      : raw > 0 ? { step: 'order', quantity: raw, text: `- ${stock} = order ${f(raw)}` }
+        : { step: 'order', quantity: 0, text: `${stock} is above the reorder point: no order` },
+  ];
+  if (order.codes.includes('order_raised_to_moq')) steps.push({ step: 'order_raised_to_moq', quantity: order.afterMoq, text: `raised to the minimum order quantity: ${f(order.afterMoq)}` });
+  if (order.codes.includes('order_rounded_to_multiple')) steps.push({ step: 'order_rounded_to_multiple', quantity: order.quantity, text: `rounded up to whole order multiples: ${f(order.quantity)}` });
+  return steps;
+}
+
 function forecastBody(req) {
   const days = req.days || 30;
   const history = [];
@@ -161,21 +193,32 @@ function forecastBody(req) {
     const yhat = 21 + 6 * Math.sin((92 + d) / 7 * 2 * Math.PI);
     forecast.push({ date: t.toISOString().slice(0, 10), yhat, yhat_lower: yhat - 4 - d * 0.05, yhat_upper: yhat + 4 + d * 0.05, prophet: yhat + 1, lstm: yhat - 1 });
   }
-  const onHand = req.on_hand ?? 180;
-  const lt = req.lead_time_days ?? 7;
-  const reorderPoint = 21 * lt + 22.4;
-  // the server's warnings, by its rules: a stockout before an order placed now arrives, stock
-  // under the reorder point; and the two about the data this mock always has
+  // stock: on hand as asked (else 180) and 40 on order (the latest stored) unless asked
+  const onHand = req.on_hand ?? 180, onOrder = req.on_order ?? 40, position = onHand + onOrder;
+  const lt = req.lead_time_days ?? 7, review = req.review_period_days ?? 0, level = req.service_level ?? 0.95;
+  const reorderPoint = 21 * (lt + review) + 22.4, upTo = reorderPoint + 300;
+  const raw = position <= reorderPoint ? upTo - position : 0;
+  // a supplier's constraints apply to a selection of one series only (the server's rule)
+  const order = constrain(req.store_id ? req.product_id : null, raw);
+  // the server's warnings, by its rules: a stockout before an order placed now arrives, the
+  // inventory position under the reorder point, each constraint that changed the order; and
+  // the two about the data this mock always has
   const warnings = [
     { code: 'short_history', severity: 'warning', message: 'Less than two years of history.' },
     { code: 'stale_model', severity: 'info', message: 'The model is 12 days old.' }];
+  if (order.codes.includes('order_raised_to_moq')) warnings.push({ code: 'order_raised_to_moq', severity: 'info', message: `The order of ${raw.toFixed(2)} was raised to the minimum order quantity ${order.afterMoq.toFixed(2)}.` });
+  if (order.codes.includes('order_rounded_to_multiple')) warnings.push({ code: 'order_rounded_to_multiple', severity: 'info', message: `The order was rounded up from ${order.afterMoq.toFixed(2)} to ${order.quantity.toFixed(2)}, a whole number of order multiples.` });
   if (onHand / 21 < lt) warnings.unshift({ code: 'stockout_before_lead_time', severity: 'critical', message: 'Projected stockout before an order placed today can arrive.' });
-  if (onHand < reorderPoint) warnings.unshift({ code: 'below_reorder_point', severity: 'warning', message: `On hand ${onHand} is below the reorder point ${reorderPoint.toFixed(0)}.` });
+  if (position < reorderPoint) warnings.unshift({ code: 'below_reorder_point', severity: 'warning', message: `The inventory position ${position} is below the reorder point ${reorderPoint.toFixed(0)}; order ${order.quantity.toFixed(0)} units.` });
   return {
     model_version: modelVersion,
     selection: { product_id: req.product_id ?? null, store_id: req.store_id ?? null, category: req.category ?? null, series: 1 },
     frequency: 'daily', history, forecast,
-    inventory: { safety_stock: 22.4, reorder_point: reorderPoint, min_level: reorderPoint, max_level: reorderPoint + 300, order_quantity: 300, on_hand: onHand, days_of_cover: onHand / 21, stockout_date: '2025-01-08', order_now: onHand <= reorderPoint, suggested_order_qty: Math.max(0, reorderPoint + 300 - onHand), service_level: req.service_level ?? 0.95, lead_time_days: lt, avg_daily_demand: 21 },
+    inventory: { safety_stock: 22.4, reorder_point: reorderPoint, min_level: reorderPoint, max_level: upTo, order_quantity: 300, on_hand: onHand,
+      on_order: onOrder, inventory_position: position, days_of_cover: onHand / 21, stockout_date: '2025-01-08', order_now: raw > 0,
+      suggested_order_qty: order.quantity, service_level: level, lead_time_days: lt, review_period_days: review, avg_daily_demand: 21,
+      order_qty_before_constraints: raw,
+      explanation: explain({ lt, review, level, demand: 21 * (lt + review), safety: 22.4, reorder: reorderPoint, size: 300, upTo, onHand, onOrder, raw, order }) },
     warnings,
     plot_url: req.plot ? '/plots/mock.png' : undefined,
   };
@@ -227,27 +270,25 @@ function planBody(query) {
   const lt = Number(query.get('lead_time_days') || 7), review = Number(query.get('review_period_days') || 0);
   if (!(lt > 0)) return [422, { error: { code: 'invalid_request', message: 'lead_time_days: must be greater than 0', details: { problems: [{ loc: ['lead_time_days'], msg: 'must be greater than 0', type: 'greater_than' }] } } }];
   const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
+  const level = Number(query.get('service_level') || 0.95);
   const rows = chosen.map((s, i) => {
     const demand = s.mean, known = s.product_id !== 'P6';
-    const onHand = known ? [30, 400, 90, 150, 60][i % 5] : null;
+    const onHand = known ? [30, 400, 90, 150, 60][i % 5] : null, onOrder = known ? [0, 0, 25, 0, 10][i % 5] : 0;
+    const position = known ? onHand + onOrder : null;
     const safety = +(1.65 * 3 * Math.sqrt(lt + review)).toFixed(6), reorder = +(demand * (lt + review) + safety).toFixed(6);
     const upTo = +(reorder + 30 * demand).toFixed(6), cover = known ? +(onHand / demand).toFixed(6) : null;
-    const orderNow = known ? onHand <= reorder : null;
-    const warnings = ['short_history', ...(known && cover < lt ? ['stockout_before_lead_time'] : []), ...(known && onHand < reorder ? ['below_reorder_point'] : [])];
-    const order = known ? (orderNow ? +(upTo - onHand).toFixed(6) : 0) : null;
-    const explanation = [
-      { step: 'demand_over_protection_interval', quantity: demand * (lt + review), text: `expected demand over lead time ${lt} d + review period ${review} d: ${(demand * (lt + review)).toFixed(2)}` },
-      { step: 'reorder_point', quantity: reorder, text: `+ safety stock ${safety.toFixed(2)} (service level 0.95) = reorder point ${reorder.toFixed(2)}` },
-      { step: 'order_up_to_level', quantity: upTo, text: `+ order quantity ${(30 * demand).toFixed(2)} (30 days of demand) = order-up-to level ${upTo.toFixed(2)}` },
-      { step: 'order', quantity: order, text: !known ? 'on hand unknown: no order suggested' : orderNow ? `- inventory position ${onHand.toFixed(2)} (on hand ${onHand.toFixed(2)} + on order 0.00) = order ${order.toFixed(2)}` : `inventory position ${onHand.toFixed(2)} (on hand ${onHand.toFixed(2)} + on order 0.00) is above the reorder point: no order` },
-    ];
+    const orderNow = known ? position <= reorder : null;
+    const raw = known ? (orderNow ? +(upTo - position).toFixed(6) : 0) : null;
+    const order = constrain(s.product_id, raw);
+    const warnings = ['short_history', ...(known && cover < lt ? ['stockout_before_lead_time'] : []), ...(known && position < reorder ? ['below_reorder_point'] : []), ...order.codes];
     return { product_id: s.product_id, store_id: s.store_id, category: s.category, order_now: orderNow,
-      suggested_order_qty: order, on_hand: onHand, on_order: 0, inventory_position: onHand,
+      suggested_order_qty: order.quantity, on_hand: onHand, on_order: onOrder, inventory_position: position,
       avg_daily_demand: demand, protection_interval_days: lt + review, demand_over_protection_interval: demand * (lt + review),
       safety_stock: safety, reorder_point: reorder, order_up_to_level: upTo, days_of_cover: cover,
       stockout_date: known ? new Date(Date.UTC(2025, 0, 1) + Math.floor(cover) * 86400000).toISOString().slice(0, 10) : null,
       abc_class: i < 6 ? 'A' : 'B', xyz_class: 'X', demand_cv: 0.3, warnings,
-      order_qty_before_constraints: order, lead_time_days: lt, service_level: Number(query.get('service_level') || 0.95), explanation };
+      order_qty_before_constraints: raw, lead_time_days: lt, service_level: level,
+      explanation: explain({ lt, review, level, demand: demand * (lt + review), safety, reorder, size: 30 * demand, upTo, onHand, onOrder, raw, order }) };
   });
   const rank = (r) => (r.order_now === true ? 0 : 1);
   rows.sort((a, b) => rank(a) - rank(b) || (a.days_of_cover ?? Infinity) - (b.days_of_cover ?? Infinity) || a.product_id.localeCompare(b.product_id) || a.store_id.localeCompare(b.store_id));

@@ -3,8 +3,8 @@ import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
 import {
-  FORECAST_FIELDS, INVENTORY_FIELDS, SEVERITY_ORDER, forecastBody, historyToChart, inputAttrs,
-  periodName,
+  EXPLANATION_TITLE, FORECAST_FIELDS, SEVERITY_ORDER, explanationLines, forecastBody, formatInventory,
+  historyToChart, inputAttrs, inventoryFields, periodName,
 } from './api.js';
 import AccuracyPanel from './AccuracyPanel.jsx';
 import PlanTable from './PlanTable.jsx';
@@ -14,14 +14,6 @@ import { ErrorPanel, fmt, useWidth } from './parts.jsx';
 const humanize = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
 const uniqueSorted = (values) => [...new Set(values.filter((v) => v !== null && v !== undefined && v !== '').map(String))]
   .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
-
-function fmtInventory(key, v) {
-  if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return `${(v * 100).toFixed(1).replace(/\.0$/, '')}%`;
-  if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
-  if (typeof v === 'boolean') return v ? 'Yes' : 'No';
-  if (v !== null && typeof v === 'object') return JSON.stringify(v);
-  return fmt(v);
-}
 
 /** Rows for the chart: history and forecast on one date axis, plus the projected stock. */
 export function chartRows(resp, maxHistory) {
@@ -109,18 +101,26 @@ export function ForecastChart({ resp }) {
 
 export function InventoryMetrics({ inventory }) {
   const inv = inventory || {};
-  const known = new Set(INVENTORY_FIELDS.map(([k]) => k));
-  const fields = [...INVENTORY_FIELDS.filter(([k]) => k in inv),
-    ...Object.keys(inv).filter((k) => !known.has(k) && (inv[k] === null || typeof inv[k] !== 'object')).map((k) => [k, humanize(k)])];
+  const steps = explanationLines(inv.explanation);
   return (
-    <dl className="rr-metrics" data-testid="inventory-metrics">
-      {fields.map(([k, label]) => (
-        <div key={k} data-testid={`inv-${k}`} data-key={k} className={k === 'order_now' && inv[k] === true ? 'rr-highlight' : undefined}>
-          <dt>{label}</dt>
-          <dd>{fmtInventory(k, inv[k])}</dd>
+    <>
+      <dl className="rr-metrics" data-testid="inventory-metrics">
+        {inventoryFields(inv).map(([k, label]) => (
+          <div key={k} data-testid={`inv-${k}`} data-key={k} className={k === 'order_now' && inv[k] === true ? 'rr-highlight' : undefined}>
+            <dt>{label}</dt>
+            <dd>{formatInventory(k, inv[k])}</dd>
+          </div>
+        ))}
+      </dl>
+      {steps.length > 0 && (
+        <div className="rr-inventory-explanation" data-testid="inventory-explanation">
+          <h4>{EXPLANATION_TITLE}</h4>
+          <ol className="rr-explanation">
+            {steps.map((text, i) => <li key={i}>{text}</li>)}
+          </ol>
         </div>
-      ))}
-    </dl>
+      )}
+    </>
   );
 }
 

@@ -1,5 +1,8 @@
-import { useState } from 'react';
-import { PLAN_COLUMNS, formatPlanCell, nextPlanSort, planQuery, planRows } from './api.js';
+import { Fragment, useId, useState } from 'react';
+import {
+  EXPLAIN_BUTTON, EXPLANATION_TITLE, PLAN_COLUMNS, explainLabel, explanationLines, formatPlanCell, nextPlanSort,
+  planQuery, planRowKey, planRows,
+} from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
 /** Columns of words, left-aligned; the rest are figures (right-aligned). */
@@ -7,16 +10,25 @@ const TEXT_COLUMNS = new Set(['product_id', 'store_id', 'category', 'order_now',
 
 /**
  * "What to order": on request, GET /plan for the form's selection and horizon and policy
- * values (each series with its own stored stock on hand), as a table with the rows to order
- * now first (the server's urgency order), sortable by its column headers within that, a text
- * filter over product, store and category, and a download of the whole plan as CSV (fetched
- * with the token). On request only: a plan of every series is the server's largest answer.
+ * values (each series with its own stored stock on hand and on order), as a table with the
+ * rows to order now first (the server's urgency order), sortable by its column headers within
+ * that, a text filter over product, store and category, each row's explanation of its order
+ * behind a "Why?" toggle (a row under it, listing the steps), and a download of the whole plan
+ * as CSV (fetched with the token). On request only: a plan of every series is the server's
+ * largest answer.
  */
 export default function PlanTable({ client, fields, values, selection }) {
   const [state, setState] = useState({ loading: false, plan: null, error: null });
   const [filter, setFilter] = useState('');
   const [sort, setSort] = useState(null);
   const [downloading, setDownloading] = useState(false);
+  const [explained, setExplained] = useState(() => new Set()); // the rows whose explanation is open
+  const uid = useId();
+  const toggle = (key) => setExplained((open) => {
+    const next = new Set(open);
+    if (!next.delete(key)) next.add(key);
+    return next;
+  });
 
   /** The query of the form as it is now, or null with the form's problem shown. */
   const currentQuery = () => {
@@ -59,7 +71,7 @@ export default function PlanTable({ client, fields, values, selection }) {
   return (
     <section className="rr-plan-panel" aria-label="What to order" data-testid="plan-panel">
       <h3>What to order</h3>
-      <p className="rr-hint">One row per product and store of the selection above, with the policy above and each series' stored stock on hand; the rows to order now first.</p>
+      <p className="rr-hint">One row per product and store of the selection above, with the policy above and each series' stored stock on hand and on order; the rows to order now first. &quot;Why?&quot; shows how a row's order is reached, step by step.</p>
       <div className="rr-actions">
         <button type="button" onClick={load} disabled={state.loading} data-testid="plan-submit">
           {state.loading ? 'Loading…' : 'Show what to order'}
@@ -97,13 +109,39 @@ export default function PlanTable({ client, fields, values, selection }) {
                 </tr>
               </thead>
               <tbody>
-                {rows.map((row) => (
-                  <tr key={`${row.product_id}\u0000${row.store_id}`} className={row.order_now ? 'rr-order-now' : undefined} data-testid="plan-row">
-                    {PLAN_COLUMNS.map(([key]) => (
-                      <td key={key} className={TEXT_COLUMNS.has(key) ? undefined : 'rr-num'}>{formatPlanCell(key, row[key])}</td>
-                    ))}
-                  </tr>
-                ))}
+                {rows.map((row, i) => {
+                  const key = planRowKey(row);
+                  const steps = explanationLines(row.explanation);
+                  const open = explained.has(key);
+                  const detailId = `${uid}-why-${i}`;
+                  return (
+                    <Fragment key={key}>
+                      <tr className={row.order_now ? 'rr-order-now' : undefined} data-testid="plan-row">
+                        {PLAN_COLUMNS.map(([column]) => (
+                          <td key={column} className={TEXT_COLUMNS.has(column) ? undefined : 'rr-num'}>
+                            {formatPlanCell(column, row[column])}
+                            {column === 'suggested_order_qty' && steps.length > 0 && (
+                              <button type="button" className="rr-why" aria-expanded={open} aria-controls={detailId}
+                                aria-label={explainLabel(row)} onClick={() => toggle(key)} data-testid="plan-why">
+                                {EXPLAIN_BUTTON}
+                              </button>
+                            )}
+                          </td>
+                        ))}
+                      </tr>
+                      {steps.length > 0 && (
+                        <tr id={detailId} className="rr-plan-explanation" hidden={!open} data-testid="plan-explanation">
+                          <td colSpan={PLAN_COLUMNS.length}>
+                            <p className="rr-explanation-title">{`${EXPLANATION_TITLE}:`}</p>
+                            <ol className="rr-explanation">
+                              {steps.map((text, n) => <li key={n}>{text}</li>)}
+                            </ol>
+                          </td>
+                        </tr>
+                      )}
+                    </Fragment>
+                  );
+                })}
               </tbody>
             </table>
           </div>

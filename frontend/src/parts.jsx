@@ -1,13 +1,8 @@
 import { useLayoutEffect, useRef, useState } from 'react';
 import { describeError } from './api.js';
 
-/** A number for people: whole above 100, one decimal above 10, two below; '–' for none. */
-export const fmt = (v, d) => {
-  if (v === null || v === undefined || v === '') return '–';
-  if (typeof v !== 'number' || !Number.isFinite(v)) return String(v);
-  const digits = d ?? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2);
-  return v.toLocaleString(undefined, { maximumFractionDigits: digits });
-};
+/** A number for people (the client's formatNumber, which the plain page uses too). */
+export { formatNumber as fmt } from './api.js';
 
 /** Width of an element, following resizes; a fallback where layout is unavailable (jsdom). */
 export function useWidth(fallback = 720) {

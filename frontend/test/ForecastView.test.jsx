@@ -19,8 +19,16 @@ const FORECAST = {
   forecast: Array.from({ length: 14 }, (_, i) => ({ date: day(30 + i), yhat: 12, yhat_lower: 8, yhat_upper: 16, prophet: 13, lstm: 11 })),
   inventory: {
     safety_stock: 9.5, reorder_point: 93.5, min_level: 93.5, max_level: 300, order_quantity: 206.5, on_hand: 80,
-    days_of_cover: 6.7, stockout_date: '2024-02-06', order_now: true, suggested_order_qty: 220, service_level: 0.95,
+    on_order: 30, inventory_position: 110, days_of_cover: 6.7, stockout_date: '2024-02-06', order_now: true,
+    suggested_order_qty: 220, order_qty_before_constraints: 190, service_level: 0.95,
     lead_time_days: 7, avg_daily_demand: 12, review_period_days: 0,
+    explanation: [
+      { step: 'demand_over_protection_interval', quantity: 84, text: 'expected demand over lead time 7 d + review period 0 d: 84.00' },
+      { step: 'reorder_point', quantity: 93.5, text: '+ safety stock 9.50 (service level 0.95) = reorder point 93.50' },
+      { step: 'order_up_to_level', quantity: 300, text: '+ order quantity 206.50 (EOQ) = order-up-to level 300.00' },
+      { step: 'order', quantity: 190, text: '- inventory position 110.00 (on hand 80.00 + on order 30.00) = order 190.00' },
+      { step: 'order_raised_to_moq', quantity: 220, text: 'raised to the minimum order quantity: 220.00' },
+    ],
   },
   warnings: [
     { code: 'short_history', severity: 'info', message: 'Only 30 days of history.' },
@@ -91,6 +99,16 @@ describe('forecast view', () => {
     expect(screen.getByTestId('inv-order_now')).toHaveTextContent('Yes');
     expect(screen.getByTestId('inv-service_level')).toHaveTextContent('95%');
     expect(screen.getByTestId('inv-review_period_days')).toHaveTextContent('Review period days0'); // unknown keys still shown
+    // on order and the inventory position next to on hand; the order before the constraints
+    const metrics = within(screen.getByTestId('inventory-metrics')).getAllByRole('term').map((t) => t.textContent);
+    expect(metrics.slice(0, 3)).toEqual(['On hand', 'On order', 'Inventory position']);
+    expect(screen.getByTestId('inv-on_order')).toHaveTextContent('On order30');
+    expect(screen.getByTestId('inv-inventory_position')).toHaveTextContent('Inventory position110');
+    expect(screen.getByTestId('inv-order_qty_before_constraints')).toHaveTextContent('Order before supplier constraints190');
+    expect(screen.queryByTestId('inv-explanation')).toBeNull(); // a list: shown as its steps, not as a metric
+    const steps = within(screen.getByTestId('inventory-explanation'));
+    expect(steps.getByRole('heading')).toHaveTextContent('How the suggested order is reached');
+    expect(steps.getAllByRole('listitem').map((li) => li.textContent)).toEqual(FORECAST.inventory.explanation.map((s) => s.text));
     expect(screen.getByTestId('order-banner')).toHaveTextContent('Suggested order: 220 units');
 
     const warnings = within(screen.getByTestId('warnings-list')).getAllByRole('listitem');

@@ -2,7 +2,9 @@ import { render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import PlanTable from '../src/PlanTable.jsx';
-import { createClient, formatPlanCell, nextPlanSort, planQuery, planRows, requestFields } from '../src/api.js';
+import {
+  createClient, explanationLines, formatPlanCell, nextPlanSort, planQuery, planRows, requestFields,
+} from '../src/api.js';
 import { installFetch, jsonResponse, openapiDoc } from './fakes.js';
 
 const API = 'http://api.test';
@@ -11,7 +13,7 @@ const FIELDS = requestFields(openapiDoc({ history: { type: 'integer', minimum: 1
 function row(product, store, extra = {}) {
   return {
     product_id: product, store_id: store, category: 'drinks', order_now: false, suggested_order_qty: 0,
-    on_hand: 100, inventory_position: 100, avg_daily_demand: 5, protection_interval_days: 7,
+    on_hand: 100, on_order: 0, inventory_position: 100, avg_daily_demand: 5, protection_interval_days: 7,
     demand_over_protection_interval: 35, safety_stock: 10, reorder_point: 45, order_up_to_level: 90,
     days_of_cover: 20, stockout_date: '2025-01-21', abc_class: 'A', xyz_class: 'X', demand_cv: 0.3, warnings: [], ...extra,
   };
@@ -22,7 +24,18 @@ function plan() {
   return {
     model_version: 'v7', frequency: 'D', start: '2025-01-01', series: 4, abc_basis: 'volume', policy: {}, notes: {},
     rows: [
-      row('P2', 'S1', { order_now: true, suggested_order_qty: 80.4, on_hand: 10, days_of_cover: 2, stockout_date: '2025-01-03', warnings: ['below_reorder_point'] }),
+      row('P2', 'S1', {
+        order_now: true, suggested_order_qty: 96, order_qty_before_constraints: 80.4, on_hand: 10, on_order: 25, inventory_position: 35,
+        days_of_cover: 2, stockout_date: '2025-01-03', warnings: ['below_reorder_point', 'order_raised_to_moq', 'order_rounded_to_multiple'],
+        explanation: [
+          { step: 'demand_over_protection_interval', quantity: 35, text: 'expected demand over lead time 7 d + review period 0 d: 35.00' },
+          { step: 'reorder_point', quantity: 45, text: '+ safety stock 10.00 (service level 0.95) = reorder point 45.00' },
+          { step: 'order_up_to_level', quantity: 115.4, text: '+ order quantity 70.40 (EOQ) = order-up-to level 115.40' },
+          { step: 'order', quantity: 80.4, text: '- inventory position 35.00 (on hand 10.00 + on order 25.00) = order 80.40' },
+          { step: 'order_raised_to_moq', quantity: 90, text: 'raised to the minimum order quantity: 90.00' },
+          { step: 'order_rounded_to_multiple', quantity: 96, text: 'rounded up to whole order multiples: 96.00' },
+        ],
+      }),
       row('P1', 'S2', { order_now: true, suggested_order_qty: 40, on_hand: 30, days_of_cover: 6, category: 'snacks' }),
       row('P3', 'S1', { on_hand: 200, days_of_cover: 40, stockout_date: null }),
       row('P4', 'S2', { order_now: null, suggested_order_qty: null, on_hand: null, days_of_cover: null, stockout_date: null, category: 'snacks' }),
@@ -69,6 +82,9 @@ describe('formatPlanCell and planQuery', () => {
     expect(formatPlanCell('suggested_order_qty', 1234.6)).toBe('1,235');
     expect(formatPlanCell('days_of_cover', 2.345)).toBe('2.3');
     expect(formatPlanCell('warnings', ['below_reorder_point', 'short_history'])).toBe('below reorder point, short history');
+    expect(formatPlanCell('on_order', 25)).toBe('25');
+    expect(explanationLines([{ step: 'order', quantity: 3, text: 'order 3.00' }])).toEqual(['order 3.00']);
+    expect(explanationLines(undefined)).toEqual([]);
   });
 
   it('sends the selection, the horizon and the policy; not the stock on hand, history or chart', () => {
@@ -124,8 +140,9 @@ describe('PlanTable', () => {
     expect(srv.calls[0].url).toBe(`${API}/plan?store_id=S1&days=14&service_level=0.95`);
     expect(screen.getByTestId('plan-reading')).toHaveTextContent('4 series, 2 to order now (model v7, from 2025-01-01).');
     expect(shown()).toEqual(['P2/S1', 'P1/S2', 'P3/S1', 'P4/S2']);
-    expect(within(screen.getAllByTestId('plan-row')[0]).getAllByRole('cell').map((c) => c.textContent).slice(3, 8))
-      .toEqual(['yes', '80', '10', '2', '2025-01-03']);
+    expect(within(screen.getAllByTestId('plan-row')[0]).getAllByRole('cell').map((c) => c.textContent).slice(3, 9))
+      .toEqual(['yes', '96Why?', '10', '25', '2', '2025-01-03']);
+    expect(screen.getAllByRole('columnheader').map((h) => h.textContent).slice(4, 7)).toEqual(['Suggested order', 'On hand', 'On order']);
 
     await user.click(screen.getByTestId('plan-sort-product_id'));
     expect(shown()).toEqual(['P1/S2', 'P2/S1', 'P3/S1', 'P4/S2']);
@@ -141,6 +158,33 @@ describe('PlanTable', () => {
     await user.type(screen.getByTestId('plan-filter'), 'nothing');
     expect(screen.queryAllByTestId('plan-row')).toHaveLength(0);
     expect(screen.getByTestId('plan-empty')).toBeInTheDocument();
+  });
+
+  it('shows each row\'s explanation on request, and the supplier constraints\' warnings as words', async () => {
+    installFetch(() => jsonResponse(200, plan()));
+    renderTable();
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId('plan-submit'));
+    await screen.findByTestId('plan-table');
+    const first = screen.getAllByTestId('plan-row')[0];
+    expect(first).toHaveTextContent('below reorder point, order raised to moq, order rounded to multiple');
+    // only rows with an explanation have a toggle; it names its row and starts closed
+    const why = screen.getByRole('button', { name: 'How the suggested order is reached for P2 at S1' });
+    expect(screen.getAllByTestId('plan-why')).toEqual([why]);
+    expect(why).toHaveAttribute('aria-expanded', 'false');
+    const detail = document.getElementById(why.getAttribute('aria-controls'));
+    expect(detail).not.toBeVisible();
+    await user.click(why);
+    expect(why).toHaveAttribute('aria-expanded', 'true');
+    expect(detail).toBeVisible();
+    expect(within(detail).getAllByRole('listitem').map((li) => li.textContent)).toEqual(explanationLines(plan().rows[0].explanation));
+    expect(detail).toHaveTextContent('- inventory position 35.00 (on hand 10.00 + on order 25.00) = order 80.40');
+    expect(detail).toHaveTextContent('raised to the minimum order quantity: 90.00');
+    // it stays open under a new sort; a second click closes it
+    await user.click(screen.getByTestId('plan-sort-on_order'));
+    expect(screen.getByTestId('plan-explanation')).toBeVisible();
+    await user.click(screen.getByTestId('plan-why'));
+    expect(screen.getByTestId('plan-explanation')).not.toBeVisible();
   });
 
   it('downloads the CSV of the same query', async () => {

@@ -6,7 +6,9 @@ uploads through the page and trains. The plain page (/ui, same origin) and the R
 and proves the server's CORS) go through the same steps: a bad CSV shows its row errors,
 the demo CSV trains live to done, the version and backtest metrics appear, and a forecast
 shows its chart, inventory metrics, warnings and a working PNG link. The numbers on screen
-are checked against the server's own JSON answers. Screenshots go to test-artifacts/e2e/.
+are checked against the server's own JSON answers. The plain page's plan table and forecast
+also show stock on order and the explanation of an order raised to an item's minimum order
+quantity. Screenshots go to test-artifacts/e2e/.
 """
 
 from __future__ import annotations
@@ -425,3 +427,96 @@ def test_react_demo_cross_origin_bad_csv_then_train_and_forecast(
     assert seen_origins == {demo_site.origin, restock_server.url}, seen_origins
     assert_clean(b)
     print(f"React demo flow: {time.monotonic() - started:.1f} s")
+
+
+def train_with_stock_on_order(server: Any, demo: Path, folder: Path) -> str:
+    """Train through the API on the demo sales with an on_order column (12 units on order for
+    P0002 at S01, none in stock on its last day) and give that series a minimum order of 5,000
+    (POST /items): its plan row orders now, raised to the moq. Returns the new version."""
+    lines = demo.read_text().splitlines()
+    last = max(line.split(",")[0] for line in lines[1:])
+    rows = [lines[0] + ",on_order"]
+    for line in lines[1:]:
+        cells = line.split(",")
+        ours = cells[1:3] == ["P0002", "S01"]
+        if ours and cells[0] == last:
+            cells[-1] = "0"  # on_hand
+        rows.append(",".join(cells + ["12" if ours else "0"]))
+    sales = folder / "sales_on_order.csv"
+    sales.write_text("\n".join(rows) + "\n")
+    with sales.open("rb") as f:
+        accepted = requests.post(server.url + "/retrain", timeout=60,
+                                 files={"file": (sales.name, f, "text/csv")})
+    assert accepted.status_code == 202, accepted.text
+    deadline = time.monotonic() + TRAIN_TIMEOUT_MS / 1000
+    while (job := requests.get(server.url + accepted.json()["status_url"], timeout=10).json()
+           )["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, job
+        time.sleep(1)
+    assert job["status"] == "succeeded", job
+    items = requests.post(server.url + "/items", timeout=30, files={"file": (
+        "items.csv", b"product_id,store_id,moq\nP0002,S01,5000\n", "text/csv")})
+    assert items.status_code == 200, items.text
+    return job["model_version"]
+
+
+def test_plain_page_plan_and_forecast_show_on_order_and_explanations(
+        restock_server: Any, csv_files: dict, browse: Any,
+        tmp_path: Path) -> None:
+    """The plain page's "What to order" table shows each row's on order as GET /plan has it,
+    the supplier constraint's warning, and behind a row's "Why?" its explanation, step by
+    step; the forecast's inventory panel shows on order, the inventory position and the
+    same steps as POST /forecast."""
+    expect = _expect()
+    version = train_with_stock_on_order(restock_server, csv_files["demo"], tmp_path)
+    b = browse("plain-plan")
+    open_page(b, restock_server.url + "/ui")
+    expect(b.by("forecast-model")).to_contain_text(version)
+    b.by("fc-store").select_option("S01")
+    b.by("fc-days").fill("21")
+    b.by("plan-submit").click()
+    expect(b.by("plan-reading")).to_contain_text(version)
+    answer = requests.get(restock_server.url + "/plan?store_id=S01&days=21", timeout=60).json()
+    headers = b.by("plan-table").locator("thead th").all_inner_texts()
+    column = {name.strip(): i for i, name in enumerate(headers)}
+    shown = {}
+    for row in b.by("plan-row").all():
+        cells = row.locator("td").all_inner_texts()
+        shown[cells[0], cells[1]] = cells
+    assert set(shown) == {(r["product_id"], r["store_id"]) for r in answer["rows"]}
+    for r in answer["rows"]:
+        cells = shown[r["product_id"], r["store_id"]]
+        assert number(cells[column["On order"]]) == r["on_order"], (r, cells)
+    ours = next(r for r in answer["rows"] if r["product_id"] == "P0002")
+    assert ours["on_order"] == 12 and ours["order_now"] is True, ours
+    assert ours["suggested_order_qty"] == 5000 and "order_raised_to_moq" in ours["warnings"], ours
+    assert "order raised to moq" in shown["P0002", "S01"][column["Warnings"]]
+
+    why = b.page.get_by_role("button", name="How the suggested order is reached for P0002 at S01")
+    expect(why).to_have_attribute("aria-expanded", "false")
+    detail = b.page.locator("#" + why.get_attribute("aria-controls"))
+    expect(detail).to_be_hidden()
+    why.click()
+    expect(why).to_have_attribute("aria-expanded", "true")
+    expect(detail).to_be_visible()
+    expect(detail.locator("li")).to_have_text([step["text"] for step in ours["explanation"]])
+    expect(detail).to_contain_text("on order 12.00")
+    expect(detail).to_contain_text("raised to the minimum order quantity: 5,000.00")
+    b.shot("08-plan-explanation", b.by("plan-panel"))
+
+    # the forecast of that series: on order and the inventory position next to on hand, the steps
+    b.by("fc-product").select_option("P0002")
+    b.by("forecast-submit").click()
+    expect(b.by("forecast-output")).to_be_visible(timeout=60_000)
+    api = requests.post(restock_server.url + "/forecast", timeout=60, json={
+        "product_id": "P0002", "store_id": "S01", "days": 21}).json()["inventory"]
+    inv = b.by("inventory-metrics")
+    for key in ("on_hand", "on_order", "inventory_position", "order_qty_before_constraints"):
+        text = inv.get_by_test_id(f"inv-{key}").locator("dd").inner_text()
+        assert number(text) == pytest.approx(api[key], abs=0.51), (key, text, api[key])
+    labels = inv.locator("dt").all_inner_texts()
+    assert labels[:3] == ["On hand", "On order", "Inventory position"], labels
+    expect(b.by("inventory-explanation").locator("li")).to_have_text(
+        [step["text"] for step in api["explanation"]])
+    b.shot("09-forecast-explanation", b.by("forecast-output"))
+    assert_clean(b)

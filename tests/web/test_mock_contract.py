@@ -204,11 +204,18 @@ def test_every_mock_answer_is_one_the_server_declares(mock_url: str, contract: C
 def test_every_warning_the_mock_sends_is_one_the_server_emits(mock_url: str) -> None:
     emitted = server_warnings()
     sent = set()
-    for body in ({}, {"on_hand": 0, "lead_time_days": 30}, {"on_hand": 1e6}):
+    for body in ({}, {"on_hand": 0, "lead_time_days": 30}, {"on_hand": 1e6},
+                 {"product_id": "P2", "store_id": "S1", "on_hand": 0}):  # moq and case pack
         answer = requests.post(mock_url + "/forecast", json=body, timeout=30).json()
         sent |= {(w["code"], w["severity"]) for w in answer["warnings"]}
     for query in ("", "?store_id=S2"):
         answer = requests.get(mock_url + "/accuracy" + query, timeout=30).json()
         sent |= {(w["code"], w["severity"]) for w in answer["warnings"]}
     assert sent, "the mock sends no warnings to check"
+    assert {"order_raised_to_moq", "order_rounded_to_multiple"} <= {code for code, _ in sent}
     assert sent <= emitted, f"the server never emits {sorted(sent - emitted)}"
+    # a plan row's warnings are codes only: each must be one the server emits
+    rows = requests.get(mock_url + "/plan?product_id=P2", timeout=30).json()["rows"]
+    codes = {code for row in rows for code in row["warnings"]}
+    assert "order_raised_to_moq" in codes, codes
+    assert codes <= {code for code, _ in emitted}, codes - {code for code, _ in emitted}

@@ -154,13 +154,66 @@ export const MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal n
 
 /** The inventory plan's keys in the order both UIs list them, with their labels. */
 export const INVENTORY_FIELDS = [
-  ['on_hand', 'On hand'], ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
+  ['on_hand', 'On hand'], ['on_order', 'On order'], ['inventory_position', 'Inventory position'],
+  ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
   ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
   ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
+  ['order_qty_before_constraints', 'Order before supplier constraints'],
   ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
   ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
   ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate'],
 ];
+
+/** A number for people: whole from 100 up, one decimal from 10 up, two below (or `digits`);
+ * "–" for none. Both UIs format their figures with it. */
+export function formatNumber(value, digits) {
+  if (value === null || value === undefined || value === '') return '–';
+  if (typeof value !== 'number' || !Number.isFinite(value)) return String(value);
+  const d = digits ?? (Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2);
+  return value.toLocaleString(undefined, { maximumFractionDigits: d });
+}
+
+/** The inventory panel's rows of a forecast's `inventory`: the INVENTORY_FIELDS it has, then
+ * any other plain value under its key in words (a newer server's field is still shown; the
+ * explanation, a list, is shown as its steps: explanationLines). */
+export function inventoryFields(inventory) {
+  const inv = inventory || {};
+  const known = new Set(INVENTORY_FIELDS.map(([key]) => key));
+  const humanize = (key) => key.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+  return [...INVENTORY_FIELDS.filter(([key]) => key in inv),
+    ...Object.keys(inv).filter((key) => !known.has(key) && (inv[key] === null || typeof inv[key] !== 'object'))
+      .map((key) => [key, humanize(key)])];
+}
+
+/** One inventory value as the panels show it: shares as percentages, yes/no, no stockout in
+ * the horizon in words, figures by formatNumber. */
+export function formatInventory(key, value) {
+  if ((key === 'service_level' || key === 'fill_rate') && typeof value === 'number') {
+    return `${(value * 100).toFixed(1).replace(/\.0$/, '')}%`;
+  }
+  if (key === 'stockout_date') return value ? String(value) : 'none in horizon';
+  if (typeof value === 'boolean') return value ? 'Yes' : 'No';
+  return formatNumber(value);
+}
+
+/** The heading over an order's explanation (the forecast's inventory panel, a plan row). */
+export const EXPLANATION_TITLE = 'How the suggested order is reached';
+
+/** The lines of an order's explanation (the server's `[{step, quantity, text}]`), in its
+ * order: demand over the protection interval, the reorder point, the order-up-to level, the
+ * order, then each supplier constraint that changed it. [] without one. */
+export function explanationLines(steps) {
+  return (Array.isArray(steps) ? steps : []).map((s) => String(s?.text ?? '')).filter(Boolean);
+}
+
+/** The visible text of a plan row's explanation toggle. */
+export const EXPLAIN_BUTTON = 'Why?';
+
+/** The accessible name of a plan row's explanation toggle: it names the row, so a screen
+ * reader's list of buttons tells the rows' "Why?" apart. */
+export function explainLabel(row) {
+  return `${EXPLANATION_TITLE} for ${row.product_id} at ${row.store_id}`;
+}
 
 /** Warnings are listed most severe first. */
 export const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
@@ -346,17 +399,24 @@ export function simulationReading(report) {
  * sends more; the CSV download has them all). */
 export const PLAN_COLUMNS = [
   ['product_id', 'Product'], ['store_id', 'Store'], ['category', 'Category'], ['order_now', 'Order now?'],
-  ['suggested_order_qty', 'Suggested order'], ['on_hand', 'On hand'], ['days_of_cover', 'Days of cover'],
+  ['suggested_order_qty', 'Suggested order'], ['on_hand', 'On hand'], ['on_order', 'On order'],
+  ['days_of_cover', 'Days of cover'],
   ['stockout_date', 'Projected stockout'], ['reorder_point', 'Reorder point'],
   ['order_up_to_level', 'Order up to'], ['safety_stock', 'Safety stock'], ['abc_class', 'ABC'],
   ['xyz_class', 'XYZ'], ['warnings', 'Warnings'],
 ];
 
+/** A plan row's key: one row per (product, store) series. */
+export function planRowKey(row) {
+  return `${row.product_id}\u0000${row.store_id}`;
+}
+
 /** The plan columns a table's text filter searches. */
 const PLAN_TEXT_COLUMNS = ['product_id', 'store_id', 'category'];
 
 /** One plan cell as the tables show it: yes/no/– for order now (– : stock unknown), whole
- * units, days to a tenth, warning codes as words. */
+ * units, days to a tenth, warning codes as words (the supplier constraints' too:
+ * "order raised to moq"). */
 export function formatPlanCell(key, value) {
   if (value === null || value === undefined) return '–';
   if (key === 'order_now') return value ? 'yes' : 'no';

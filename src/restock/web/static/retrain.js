@@ -7,10 +7,11 @@
  * same origin, or at ?api=<base URL>.
  */
 import {
-  ACCURACY_FIELDS, ApiError, FORECAST_FIELDS, INVENTORY_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
-  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, forecastBody,
-  PLAN_COLUMNS, formatOutcome, formatPlanCell, formatScore, historyToChart, inputAttrs, nextPlanSort, periodName, planQuery,
-  planRows, simulationBody, simulationReading, totalEpochs
+  ACCURACY_FIELDS, ApiError, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
+  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, explainLabel,
+  explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
+  historyToChart, inputAttrs, inventoryFields, nextPlanSort, periodName, planQuery, planRowKey, planRows, simulationBody,
+  simulationReading, totalEpochs
 } from './client.js';
 
 var TOKEN_KEY = 'restock.token';
@@ -36,13 +37,6 @@ function token() { return getToken() || memoryToken; }
 
 var client = createClient({ apiBaseUrl: API_BASE, getToken: token });
 
-function fmtNum(v, digits) {
-  if (v === null || v === undefined || v === '') return '–';
-  if (typeof v !== 'number') return String(v);
-  if (!isFinite(v)) return String(v);
-  var d = digits === undefined ? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2) : digits;
-  return v.toLocaleString(undefined, { maximumFractionDigits: d, minimumFractionDigits: 0 });
-}
 function fmtBytes(n) {
   if (n < 1024) return n + ' B';
   if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KB';
@@ -146,8 +140,8 @@ function refreshHealth() {
     } else {
       parts.push('no model yet');
     }
-    if (health.rows !== undefined && health.rows !== null) parts.push(fmtNum(health.rows, 0) + ' rows');
-    if (health.series !== undefined && health.series !== null) parts.push(fmtNum(health.series, 0) + ' series');
+    if (health.rows !== undefined && health.rows !== null) parts.push(formatNumber(health.rows, 0) + ' rows');
+    if (health.series !== undefined && health.series !== null) parts.push(formatNumber(health.series, 0) + ' series');
     if (health.queue !== undefined && health.queue !== null) parts.push(queueText(health.queue));
     ui.serverStatus.textContent = parts.join(' · ');
     ui.serverStatus.classList.remove('bad');
@@ -217,7 +211,7 @@ function startUpload(ev) {
     var up = resp.upload || {};
     var bits = [];
     ['rows_read', 'inserted', 'updated', 'skipped'].forEach(function (k) {
-      if (up[k] !== undefined && up[k] !== null) bits.push(k.replace('_', ' ') + ': ' + fmtNum(up[k], 0));
+      if (up[k] !== undefined && up[k] !== null) bits.push(k.replace('_', ' ') + ': ' + formatNumber(up[k], 0));
     });
     ui.uploadSummary.textContent = 'Upload accepted (' + file.name + '). ' + bits.join(' · ');
     ui.uploadSummary.hidden = false;
@@ -431,7 +425,7 @@ function showResult(done) {
     var tr = el('tr', { 'data-model': k, 'class': k === best ? 'best' : null });
     tr.appendChild(el('th', { scope: 'row' }, (MEMBER_LABELS[k] || k) + (k === best ? ' (best)' : '')));
     ['mase', 'wape', 'smape', 'bias'].forEach(function (c) {
-      tr.appendChild(el('td', { 'class': 'num', 'data-testid': 'metric-' + k + '-' + c }, fmtNum(row[c], 3)));
+      tr.appendChild(el('td', { 'class': 'num', 'data-testid': 'metric-' + k + '-' + c }, formatNumber(row[c], 3)));
     });
     tbody.appendChild(tr);
   });
@@ -439,11 +433,11 @@ function showResult(done) {
   if (typeof e === 'number' && typeof n === 'number') {
     var better = e < n;
     var rel = n > 0 ? Math.abs(1 - e / n) * 100 : null;
-    ui.accuracySummary.textContent = 'Backtest MASE: ensemble ' + fmtNum(e, 3) + ' vs seasonal naive ' + fmtNum(n, 3) + ' — ' +
+    ui.accuracySummary.textContent = 'Backtest MASE: ensemble ' + formatNumber(e, 3) + ' vs seasonal naive ' + formatNumber(n, 3) + ' — ' +
       (e === n ? 'no better than the naive baseline.' : (rel !== null ? rel.toFixed(1) + '% ' : '') + (better ? 'lower error than the naive baseline.' : 'higher error than the naive baseline.'));
     ui.accuracySummary.classList.add(better ? 'good' : 'bad');
   } else {
-    ui.accuracySummary.textContent = 'Ensemble MASE: ' + fmtNum(e, 3) + '; seasonal naive MASE: ' + fmtNum(n, 3) + '.';
+    ui.accuracySummary.textContent = 'Ensemble MASE: ' + formatNumber(e, 3) + '; seasonal naive MASE: ' + formatNumber(n, 3) + '.';
   }
 }
 
@@ -576,14 +570,6 @@ function submitForecast(ev) {
   });
 }
 
-function fmtInventory(key, v) {
-  if (key === 'order_now') return v === true ? 'Yes' : v === false ? 'No' : fmtNum(v);
-  if ((key === 'service_level' || key === 'fill_rate') && typeof v === 'number') return (v * 100).toFixed(1).replace(/\.0$/, '') + '%';
-  if (key === 'stockout_date') return v ? String(v) : 'none in horizon';
-  if (typeof v === 'boolean') return v ? 'Yes' : 'No';
-  if (v !== null && typeof v === 'object') return JSON.stringify(v);
-  return fmtNum(v);
-}
 function humanize(k) { return k.replace(/_/g, ' ').replace(/^./, function (c) { return c.toUpperCase(); }); }
 
 function renderForecast(resp) {
@@ -600,21 +586,18 @@ function renderForecast(resp) {
   ui.orderBanner.hidden = true;
   if (inv.order_now === true) {
     ui.orderBanner.className = 'alert error';
-    ui.orderBanner.textContent = 'Order now: stock is at or below the reorder point' + (inv.suggested_order_qty !== undefined && inv.suggested_order_qty !== null ? '. Suggested order: ' + fmtNum(inv.suggested_order_qty) + ' units.' : '.');
+    ui.orderBanner.textContent = 'Order now: stock is at or below the reorder point' + (inv.suggested_order_qty !== undefined && inv.suggested_order_qty !== null ? '. Suggested order: ' + formatNumber(inv.suggested_order_qty) + ' units.' : '.');
     ui.orderBanner.hidden = false;
   }
-  ui.inventory.textContent = '';
-  var shown = {};
-  function addMetric(key, label) {
-    shown[key] = 1;
-    if (!(key in inv)) return;
-    var d = el('div', { 'data-testid': 'inv-' + key, 'data-key': key, 'class': key === 'order_now' && inv[key] === true ? 'highlight' : null });
-    d.appendChild(el('dt', null, label));
-    d.appendChild(el('dd', null, fmtInventory(key, inv[key])));
-    ui.inventory.appendChild(d);
-  }
-  INVENTORY_FIELDS.forEach(function (f) { addMetric(f[0], f[1]); });
-  Object.keys(inv).forEach(function (k) { if (!shown[k] && (inv[k] === null || typeof inv[k] !== 'object')) addMetric(k, humanize(k)); });
+  ui.inventory.replaceChildren.apply(ui.inventory, inventoryFields(inv).map(function (f) {
+    var d = el('div', { 'data-testid': 'inv-' + f[0], 'data-key': f[0], 'class': f[0] === 'order_now' && inv[f[0]] === true ? 'highlight' : null });
+    d.appendChild(el('dt', null, f[1]));
+    d.appendChild(el('dd', null, formatInventory(f[0], inv[f[0]])));
+    return d;
+  }));
+  var steps = explanationLines(inv.explanation);
+  ui.inventoryExplanation.hidden = !steps.length;
+  ui.inventoryExplanationSteps.replaceChildren.apply(ui.inventoryExplanationSteps, steps.map(function (text) { return el('li', null, text); }));
 
   ui.warnings.textContent = '';
   var warnings = (resp.warnings || []).slice().sort(function (a, b) { return (SEVERITY_ORDER[a.severity] === undefined ? 3 : SEVERITY_ORDER[a.severity]) - (SEVERITY_ORDER[b.severity] === undefined ? 3 : SEVERITY_ORDER[b.severity]); });
@@ -642,7 +625,7 @@ function renderForecast(resp) {
   (resp.forecast || []).forEach(function (p) {
     var tr = el('tr');
     tr.appendChild(el('td', null, p.date));
-    ['yhat', 'yhat_lower', 'yhat_upper', 'prophet', 'lstm'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, fmtNum(p[k]))); });
+    ['yhat', 'yhat_lower', 'yhat_upper', 'prophet', 'lstm'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, formatNumber(p[k]))); });
     tbody.appendChild(tr);
   });
 
@@ -688,7 +671,7 @@ function renderAccuracy(report) {
   view.points.forEach(function (p) {
     var tr = el('tr');
     tr.appendChild(el('td', null, p.date));
-    ['actual', 'forecast', 'naive'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, fmtNum(p[k]))); });
+    ['actual', 'forecast', 'naive'].forEach(function (k) { tr.appendChild(el('td', { 'class': 'num' }, formatNumber(p[k]))); });
     tbody.appendChild(tr);
   });
   ui.accuracyBody.hidden = false;
@@ -717,7 +700,7 @@ function drawAccuracyChart(points, frequency) {
   function yv(v) { return m.top + ph - Math.max(0, v) / y.max * ph; }
   y.ticks.forEach(function (v) {
     svg.appendChild(svgEl('line', { 'class': 'grid-line', x1: m.left, x2: m.left + pw, y1: yv(v), y2: yv(v) }));
-    svg.appendChild(svgEl('text', { x: m.left - 6, y: yv(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
+    svg.appendChild(svgEl('text', { x: m.left - 6, y: yv(v) + 4, 'text-anchor': 'end' }, formatNumber(v)));
   });
   svg.appendChild(svgEl('line', { 'class': 'axis', x1: m.left, x2: m.left + pw, y1: m.top + ph, y2: m.top + ph }));
   [[t0, 'start'], [t1, 'end']].forEach(function (a) {
@@ -792,7 +775,7 @@ function renderSimulation(report) {
 }
 
 // ---- "What to order" (GET /plan of the form's selection and policy; a CSV download of it)
-var plan = { asked: 0, answer: null, sort: null }; // only the answer to the latest request is shown
+var plan = { asked: 0, answer: null, sort: null, explained: new Set() }; // only the answer to the latest request is shown; explained: the rows whose explanation is open
 
 /** The plan query of the form as it is now, or null with its problem shown. */
 function currentPlanQuery() {
@@ -854,14 +837,45 @@ function renderPlanRows() {
   });
   ui.planTable.tHead.replaceChildren(head);
   var rows = planRows(plan.answer.rows, { filter: ui.planFilter.value, sort: plan.sort });
-  ui.planTable.tBodies[0].replaceChildren.apply(ui.planTable.tBodies[0], rows.map(function (r) {
+  var body = [];
+  rows.forEach(function (r, i) {
     var tr = el('tr', { 'data-testid': 'plan-row', 'class': r.order_now ? 'order-now' : null });
+    body.push(tr);
+    var steps = explanationLines(r.explanation);
+    var key = planRowKey(r);
+    var open = plan.explained.has(key);
     PLAN_COLUMNS.forEach(function (c) {
-      tr.appendChild(el('td', { 'class': typeof r[c[0]] === 'number' ? 'num' : null }, formatPlanCell(c[0], r[c[0]])));
+      var td = el('td', { 'class': typeof r[c[0]] === 'number' ? 'num' : null }, formatPlanCell(c[0], r[c[0]]));
+      if (c[0] === 'suggested_order_qty' && steps.length) td.appendChild(explainButton(r, key, open, 'plan-why-' + i));
+      tr.appendChild(td);
     });
-    return tr;
-  }));
+    if (!steps.length) return;
+    var cell = el('td', { colspan: String(PLAN_COLUMNS.length) });
+    cell.appendChild(el('p', { 'class': 'explanation-title' }, EXPLANATION_TITLE + ':'));
+    var list = el('ol', { 'class': 'explanation' });
+    steps.forEach(function (text) { list.appendChild(el('li', null, text)); });
+    cell.appendChild(list);
+    var detail = el('tr', { id: 'plan-why-' + i, 'class': 'plan-explanation', 'data-testid': 'plan-explanation' });
+    detail.hidden = !open;
+    detail.appendChild(cell);
+    body.push(detail);
+  });
+  ui.planTable.tBodies[0].replaceChildren.apply(ui.planTable.tBodies[0], body);
   ui.planEmpty.hidden = rows.length > 0;
+}
+
+/** A plan row's "Why?" toggle: shows or hides the row of its explanation under it (kept open
+ * across sorting and filtering, by the row's series). */
+function explainButton(row, key, open, controls) {
+  var button = el('button', { type: 'button', 'class': 'why', 'data-testid': 'plan-why',
+    'aria-expanded': String(open), 'aria-controls': controls, 'aria-label': explainLabel(row) }, EXPLAIN_BUTTON);
+  button.addEventListener('click', function () { // in place: the button keeps the focus
+    var opened = !plan.explained.has(key);
+    if (opened) plan.explained.add(key); else plan.explained.delete(key);
+    button.setAttribute('aria-expanded', String(opened));
+    document.getElementById(controls).hidden = !opened;
+  });
+  return button;
 }
 
 // When a token is needed, the PNG link is fetched with the header and opened as a blob.
@@ -970,10 +984,10 @@ function drawChart(resp) {
   var g = svgEl('g');
   yL.ticks.forEach(function (v) {
     g.appendChild(svgEl('line', { 'class': 'grid-line', x1: m.left, x2: m.left + pw, y1: yl(v), y2: yl(v) }));
-    g.appendChild(svgEl('text', { x: m.left - 6, y: yl(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
+    g.appendChild(svgEl('text', { x: m.left - 6, y: yl(v) + 4, 'text-anchor': 'end' }, formatNumber(v)));
   });
   if (hasRight) yR.ticks.forEach(function (v) {
-    g.appendChild(svgEl('text', { x: m.left + pw + 6, y: yr(v) + 4, 'text-anchor': 'start' }, fmtNum(v)));
+    g.appendChild(svgEl('text', { x: m.left + pw + 6, y: yr(v) + 4, 'text-anchor': 'start' }, formatNumber(v)));
   });
   var nx = Math.max(2, Math.floor(pw / (narrow ? 80 : 110)));
   var spanYears = new Date(t0).getUTCFullYear() !== new Date(t1).getUTCFullYear();
@@ -1010,7 +1024,7 @@ function drawChart(resp) {
   if (stockRows.length > 1) svg.appendChild(svgEl('path', { 'class': 'stock', 'data-testid': 'chart-stock', d: pathOf(stockRows.map(function (r) { return [x(r.t), yr(r.stock)]; })) }));
   if (rop !== null) {
     svg.appendChild(svgEl('line', { 'class': 'rop', 'data-testid': 'chart-reorder-point', x1: m.left, x2: m.left + pw, y1: yr(rop), y2: yr(rop) }));
-    svg.appendChild(svgEl('text', { 'class': 'rop-label', x: m.left + pw - 4, y: yr(rop) - 5, 'text-anchor': 'end' }, 'reorder point ' + fmtNum(rop)));
+    svg.appendChild(svgEl('text', { 'class': 'rop-label', x: m.left + pw - 4, y: yr(rop) - 5, 'text-anchor': 'end' }, 'reorder point ' + formatNumber(rop)));
   }
   if (histAll.length > hist.length) {
     svg.appendChild(svgEl('text', { x: m.left + 4, y: m.top + 12 }, 'last ' + hist.length + ' of ' + histAll.length + ' history points'));
@@ -1053,12 +1067,12 @@ function showPoint(k) {
   }
   dot(s.dotH, r.quantity, s.yl); dot(s.dotF, r.yhat, s.yl); dot(s.dotS, r.stock, s.yr);
   var lines = [fmtDate(r.t, true)];
-  if (typeof r.quantity === 'number') lines.push('Actual: ' + fmtNum(r.quantity));
-  if (typeof r.yhat === 'number') lines.push('Forecast: ' + fmtNum(r.yhat) + (typeof r.lower === 'number' ? ' (' + fmtNum(r.lower) + ' – ' + fmtNum(r.upper) + ')' : ''));
-  if (typeof r.prophet === 'number' || typeof r.lstm === 'number') lines.push('Prophet ' + fmtNum(r.prophet) + ' · LSTM ' + fmtNum(r.lstm));
-  if (typeof r.stock === 'number') lines.push('Projected stock: ' + fmtNum(r.stock));
+  if (typeof r.quantity === 'number') lines.push('Actual: ' + formatNumber(r.quantity));
+  if (typeof r.yhat === 'number') lines.push('Forecast: ' + formatNumber(r.yhat) + (typeof r.lower === 'number' ? ' (' + formatNumber(r.lower) + ' – ' + formatNumber(r.upper) + ')' : ''));
+  if (typeof r.prophet === 'number' || typeof r.lstm === 'number') lines.push('Prophet ' + formatNumber(r.prophet) + ' · LSTM ' + formatNumber(r.lstm));
+  if (typeof r.stock === 'number') lines.push('Projected stock: ' + formatNumber(r.stock));
   var inv = s.resp.inventory || {};
-  if (typeof inv.reorder_point === 'number') lines.push('Reorder point: ' + fmtNum(inv.reorder_point));
+  if (typeof inv.reorder_point === 'number') lines.push('Reorder point: ' + formatNumber(inv.reorder_point));
   ui.tooltip.textContent = '';
   lines.forEach(function (l, i) { if (i) ui.tooltip.appendChild(document.createElement('br')); ui.tooltip.appendChild(document.createTextNode(l)); });
   ui.tooltip.hidden = false;
@@ -1103,7 +1117,7 @@ function init() {
    'fc-product', 'fc-store', 'fc-category', 'fc-days', 'fc-service-level', 'fc-lead-time', 'fc-on-hand', 'fc-lead-time-std',
    'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'series-status', 'bounds-status', 'forecast-submit',
    'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
-   'inventory-metrics', 'warnings-list', 'plot-link', 'forecast-table', 'accuracy-reading', 'accuracy-error', 'accuracy-body',
+   'inventory-metrics', 'inventory-explanation', 'inventory-explanation-title', 'inventory-explanation-steps', 'warnings-list', 'plot-link', 'forecast-table', 'accuracy-reading', 'accuracy-error', 'accuracy-body',
    'accuracy-version', 'accuracy-chart', 'accuracy-scores', 'accuracy-table', 'simulate-submit', 'simulation-error',
    'simulation-body', 'simulation-reading', 'simulation-table', 'simulation-chart', 'plan-panel', 'plan-submit',
    'plan-download', 'plan-error', 'plan-body', 'plan-reading', 'plan-filter', 'plan-table', 'plan-empty'
@@ -1116,6 +1130,7 @@ function init() {
   ui.tooltip = ui.chartTooltip;
   ui.inventory = ui.inventoryMetrics;
   ui.warnings = ui.warningsList;
+  ui.inventoryExplanationTitle.textContent = EXPLANATION_TITLE;
 
   STAGES.forEach(function (s) { ui.stageList.appendChild(el('li', { 'data-stage': s, 'data-state': 'pending', 'data-testid': 'stage-' + s }, STAGE_LABELS[s])); });
 
