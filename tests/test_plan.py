@@ -101,3 +101,12 @@ def test_variation_ignores_periods_before_the_start() -> None:
     cv = variation(history)
     assert cv[:3] == pytest.approx([0.0, 0.5, 75 ** 0.5 / 5]) and np.isnan(cv[3])
     assert xyz_classes(cv).tolist() == ["X", "X", "Z", "Z"]
+
+
+def test_rows_whose_history_ran_out_of_stock_say_so(service: ForecastService,
+                                                    trained: Trained) -> None:
+    rows = trained.store.query()
+    out = rows.assign(out=rows["on_hand"] == 0).groupby(["product_id", "store_id"])["out"].any()
+    flagged = {(r["product_id"], r["store_id"]): "stockouts_in_history" in r["warnings"]
+               for r in service.plan(ForecastQuery(), InventoryPolicy()).records()}
+    assert flagged == out.to_dict() and any(flagged.values()) and not all(flagged.values())

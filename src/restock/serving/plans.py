@@ -19,8 +19,9 @@ product and store with the same policy.
 - **Warnings** are codes per row: the inventory ones of a forecast
   (``stockout_before_lead_time``, ``below_reorder_point``) and the per-series data ones
   (``short_history``, ``intermittent_demand``, ``discontinued``, ``data_gaps``,
-  ``negative_forecast_clipped``); the selection-level ones of ``/forecast``
-  (``worse_than_naive``, ``high_uncertainty``, ``stale_model``) are not judged per row.
+  ``negative_forecast_clipped``, ``stockouts_in_history``); the selection-level ones of
+  ``/forecast`` (``worse_than_naive``, ``high_uncertainty``, ``stale_model``) are not judged
+  per row.
 - **Urgency**: rows to order now first, then by the earliest projected stockout (no
   stock figure or no demand last), then product and store.
 """
@@ -215,6 +216,7 @@ def _warnings(snapshot: Snapshot, rows: np.ndarray, recent: np.ndarray,
         "discontinued": np.asarray(stats["discontinued"][rows], bool),
         "data_gaps": stats["gap_share"][rows] > GAP_SHARE_WARNING,
         "negative_forecast_clipped": np.asarray(stats["clipped"][rows], bool),
+        "stockouts_in_history": np.asarray(stats["stockouts"][rows]) > 0,
     }
     codes = np.full(len(rows), "", dtype=object)
     for code, flagged in flags.items():
