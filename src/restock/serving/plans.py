@@ -40,8 +40,7 @@ from restock import inventory
 from restock.calendar import Frequency, frequency_of
 from restock.query import InventoryPolicy
 from restock.serving import aggregation
-from restock.serving.warnings import (GAP_SHARE_WARNING, INTERMITTENT_ZERO_SHARE,
-                                      SHORT_HISTORY_SEASONS)
+from restock.serving.warnings import GAP_SHARE_WARNING, SHORT_HISTORY_SEASONS
 from restock.snapshot import Snapshot
 
 #: cumulative volume share up to which a series is A, then B; the rest is C
@@ -53,13 +52,16 @@ XYZ_CUTOFFS = (0.5, 1.0)
 COLUMNS = (
     "product_id", "store_id", "category", "order_now", "suggested_order_qty", "on_hand",
     "inventory_position", "avg_daily_demand", "protection_interval_days",
-    "demand_over_protection_interval", "safety_stock", "reorder_point", "order_up_to_level",
+    "demand_over_protection_interval", "safety_stock", "safety_stock_method", "reorder_point",
+    "order_up_to_level",
     "days_of_cover", "stockout_date", "abc_class", "xyz_class", "demand_cv", "warnings",
 )
 #: what each column means (the JSON answer carries it; README and OpenAPI repeat it)
 NOTES = {
     "inventory_position": "on hand only: stock on order is not known yet (issue 15 item 2)",
     "order_up_to_level": "reorder point + order quantity (EOQ, or cover_days of demand)",
+    "safety_stock_method": "normal (forecast error sigma) or empirical (intermittent demand: "
+                           "quantile of the history's protection-interval sums)",
     "abc_class": f"by volume over the recent history, cumulative share <= {ABC_CUTOFFS[0]:g} A, "
                  f"<= {ABC_CUTOFFS[1]:g} B, else C",
     "xyz_class": f"coefficient of variation of demand <= {XYZ_CUTOFFS[0]:g} X, "
@@ -141,7 +143,7 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
         policy.lead_time_days / period_days)
     levels = inventory.replenishment_levels(
         paths, sigma_period / math.sqrt(period_days), on_hand,
-        **policy.model_dump(exclude={"on_hand"}))
+        **policy.model_dump(exclude={"on_hand"}), history=recent, days_per_period=period_days)
     known = ~np.isnan(on_hand)
     cover = levels["days_of_cover"]
     stockout = np.where(known & (cover <= inventory.MAX_COVER_DAYS),
@@ -161,7 +163,9 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
         "protection_interval_days": np.broadcast_to(
             policy.lead_time_days + policy.review_period_days, len(rows)).astype(float),
         "demand_over_protection_interval": levels["demand_over_protection_interval"],
-        "safety_stock": levels["safety_stock"], "reorder_point": levels["reorder_point"],
+        "safety_stock": levels["safety_stock"],
+        "safety_stock_method": levels["safety_stock_method"],
+        "reorder_point": levels["reorder_point"],
         "order_up_to_level": levels["max_level"], "days_of_cover": cover,
         "stockout_date": np.where(np.isnat(stockout), "", stockout.astype(str)),
         "abc_class": abc_classes(np.nansum(recent, axis=1)), "xyz_class": xyz_classes(cv),
@@ -206,13 +210,11 @@ def _warnings(snapshot: Snapshot, rows: np.ndarray, recent: np.ndarray,
               frequency: Frequency) -> np.ndarray:
     """Each row's warning codes, joined by ';' (the same rules as a forecast's)."""
     stats = snapshot.stats
-    with np.errstate(all="ignore"):  # a row without history: NaN, not intermittent
-        zero_share = (recent == 0).sum(axis=1) / (~np.isnan(recent)).sum(axis=1)
     flags = {
         "stockout_before_lead_time": levels["days_of_cover"] < policy.lead_time_days,
         "below_reorder_point": on_hand < levels["reorder_point"],
         "short_history": stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * frequency.season_length,
-        "intermittent_demand": zero_share > INTERMITTENT_ZERO_SHARE,
+        "intermittent_demand": inventory.intermittent(recent),
         "discontinued": np.asarray(stats["discontinued"][rows], bool),
         "data_gaps": stats["gap_share"][rows] > GAP_SHARE_WARNING,
         "negative_forecast_clipped": np.asarray(stats["clipped"][rows], bool),

@@ -121,11 +121,12 @@ class ForecastService:
         if on_hand is None:
             on_hand = self.stock.latest(data_version, product_id, store_id, category)
         daily = inventory.spread_over_days(result.point["yhat"], np.diff(arrays.days[:steps + 1]))
+        judged_at, judged = warnings.judged_history(arrays, result)
         plan = inventory.plan_for_daily_demand(
             date.fromisoformat(arrays.dates[0]), daily,
             inventory.sigma_daily_from_period(sigma_period, period_days),
-            **policy.model_dump(exclude={"on_hand"}), on_hand=on_hand)
-        judged_at, judged = warnings.judged_history(arrays, result)
+            **policy.model_dump(exclude={"on_hand"}), on_hand=on_hand,
+            history=judged, days_per_period=period_days)
         found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
                                             data_version, level)
         shown = len(judged) - min(query.history, len(judged))  # the answer's part of that window

@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 
 from restock.calendar import frequency_of
-from restock.inventory import make_warning
+from restock.inventory import intermittent, make_warning
 from restock.serving.aggregation import Aggregate
 from restock.snapshot import Snapshot
 
 SHORT_HISTORY_SEASONS = 2
-INTERMITTENT_ZERO_SHARE = 0.5
 GAP_SHARE_WARNING = 0.05
 HIGH_UNCERTAINTY_RATIO = 1.0
 
@@ -45,7 +44,7 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
             f"{short} of {selected} selected series have less than "
             f"{SHORT_HISTORY_SEASONS * season} periods of history; their forecasts lean on "
             "simple fallbacks"))
-    if len(history) and float((history == 0).mean()) > INTERMITTENT_ZERO_SHARE:
+    if intermittent(history[None, :])[0]:  # the series planned by the empirical method
         found.append(make_warning(
             "intermittent_demand", "info",
             "demand is zero in most periods; expect lumpy sales around a flat average "
