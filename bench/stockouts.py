@@ -42,6 +42,7 @@ from restock.models.metrics import bias, mase, mase_scale
 from restock.models.statistical import (CrostonSBAForecaster, ETSForecaster,
                                         SeasonalNaiveForecaster, ThetaForecaster)
 from restock.calendar import frequency_of
+from machine import cpu_model, total_ram  # bench/machine.py, beside this script
 
 DATA = Path(os.environ.get("RESTOCK_BENCH_DATA", "/work/shared/data"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -171,7 +172,8 @@ def markdown(results: dict, members: list[str]) -> str:
                 f"{group.replace('_', ' ')} ({arms['clean'][group]['series']}) | "
                 + " | ".join(f"{arms[a][group]['bias']:+.3f}" for a in ARMS) + " | "
                 + " | ".join(f"{arms[a][group]['mase']:.3f}" for a in ARMS) + " |")
-    lines += ["", "Seconds per fit: " + "; ".join(
+    lines += ["", f"Machine: {cpu_model()}, {os.cpu_count()} cores, {total_ram()}; load "
+              f"average at the end {os.getloadavg()[0]:.2f}.", "", "Seconds per fit: " + "; ".join(
         f"{name} " + ", ".join(f"{a} {r['arms'][a]['seconds']}" for a in ARMS)
         for name, r in results.items()) + "."]
     return "\n".join(lines) + "\n"
