@@ -52,7 +52,7 @@ def version_of(path: Path, members: list[str]) -> tuple[snapshot.Snapshot, float
     forecasts = ensemble.predict(horizon)
     forecasts["step"] = forecasts.groupby("unique_id").cumcount() + 1
     arrays = snapshot.from_frames(panel.freq, panel.series, forecasts, ensemble.backtest_,
-                                  panel.long[["unique_id", "ds", "y"]], ensemble.clipped_,
+                                  panel.history(), ensemble.clipped_,
                                   group_sums=False)
     return arrays, time.perf_counter() - started
 

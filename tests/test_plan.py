@@ -17,14 +17,16 @@ SAME_AS_FORECAST = {
     "on_hand": "on_hand", "avg_daily_demand": "avg_daily_demand",
     "protection_interval_days": "protection_interval_days",
     "demand_over_protection_interval": "demand_over_protection_interval",
-    "safety_stock": "safety_stock", "reorder_point": "reorder_point",
+    "safety_stock": "safety_stock", "safety_stock_method": "safety_stock_method",
+    "reorder_point": "reorder_point",
     "order_up_to_level": "max_level", "days_of_cover": "days_of_cover",
     "stockout_date": "stockout_date", "order_now": "order_now",
     "suggested_order_qty": "suggested_order_qty",
 }
 POLICIES = [{}, {"service_level": 0.99, "lead_time_days": 12.5, "lead_time_std_days": 2,
                  "review_period_days": 7, "cover_days": 10},
-            {"lead_time_days": 40, "ordering_cost": 50, "holding_cost": 2}]
+            {"lead_time_days": 40, "ordering_cost": 50, "holding_cost": 2},
+            {"target_fill_rate": 0.97, "lead_time_days": 3}]
 
 
 @pytest.fixture
@@ -101,3 +103,24 @@ def test_variation_ignores_periods_before_the_start() -> None:
     cv = variation(history)
     assert cv[:3] == pytest.approx([0.0, 0.5, 75 ** 0.5 / 5]) and np.isnan(cv[3])
     assert xyz_classes(cv).tolist() == ["X", "X", "Z", "Z"]
+
+
+def test_rows_whose_history_ran_out_of_stock_say_so(service: ForecastService,
+                                                    trained: Trained) -> None:
+    rows = trained.store.query()
+    out = rows.assign(out=rows["on_hand"] == 0).groupby(["product_id", "store_id"])["out"].any()
+    flagged = {(r["product_id"], r["store_id"]): "stockouts_in_history" in r["warnings"]
+               for r in service.plan(ForecastQuery(), InventoryPolicy()).records()}
+    assert flagged == out.to_dict() and any(flagged.values()) and not all(flagged.values())
+
+
+def test_intermittent_rows_are_planned_empirically_as_their_warning_says(
+        service: ForecastService) -> None:
+    rows = service.plan(ForecastQuery(), InventoryPolicy()).records()
+    methods = {(r["product_id"], r["store_id"]): r["safety_stock_method"] for r in rows}
+    assert set(methods.values()) == {"normal", "empirical"}  # P0003 sells on a third of days
+    for row in rows:
+        warned = "intermittent_demand" in row["warnings"]
+        assert warned == (row["safety_stock_method"] == "empirical")
+        answer = ask(service, product_id=row["product_id"], store_id=row["store_id"])
+        assert warned == ("intermittent_demand" in {w["code"] for w in answer["warnings"]})

@@ -282,3 +282,40 @@ def test_a_version_in_the_earlier_parquet_layout_still_loads(
         assert after.pop("model_version") == version
         before.pop("model_version")
         assert after == before
+
+
+def test_stockouts_in_the_history_are_counted_in_the_warning(service: ForecastService,
+                                                             trained: Trained) -> None:
+    """The demo's tills stop at zero stock: those days are counted per series at training."""
+    rows = trained.store.query()
+    out = rows[rows["on_hand"] == 0].groupby(["product_id", "store_id"]).size()
+    assert out.sum() > 0 and (out.reindex(pd.MultiIndex.from_frame(
+        rows[["product_id", "store_id"]].drop_duplicates())).fillna(0) == 0).any()
+    for (product, store), count in out.items():
+        codes = {w["code"]: w for w in ask(service, product_id=product,
+                                           store_id=store)["warnings"]}
+        assert codes["stockouts_in_history"]["severity"] == "warning"
+        assert codes["stockouts_in_history"]["message"].startswith(f"{count} period")
+    total = {w["code"]: w["message"] for w in ask(service)["warnings"]}
+    assert total["stockouts_in_history"].startswith(f"{out.sum()} periods")
+    clean = rows.groupby(["product_id", "store_id"])["on_hand"].min().loc[lambda m: m > 0]
+    for product, store in clean.index:
+        assert "stockouts_in_history" not in {
+            w["code"] for w in ask(service, product_id=product, store_id=store)["warnings"]}
+
+
+def test_a_snapshot_written_before_stockout_counts_still_loads(trained: Trained,
+                                                               tmp_path) -> None:
+    import json
+    import shutil
+
+    root = tmp_path / "old"
+    shutil.copytree(trained.registry.path(trained.version), root)
+    folder = root / snapshot.FOLDER
+    (folder / "stats.stockouts.npy").unlink()
+    index = json.loads((folder / snapshot.INDEX).read_text())
+    index["arrays"].remove("stats.stockouts")
+    (folder / snapshot.INDEX).write_text(json.dumps(index))
+    old = snapshot.load(root, trained.registry.meta(trained.version))
+    assert old.stats["stockouts"].tolist() == [0] * len(old.uids)
+    assert stored(trained).stats["stockouts"].sum() > 0

@@ -262,7 +262,7 @@ function accuracyBody(query) {
 // GET /plan: one row per selected series, most urgent first (order now, then the earliest
 // stockout); product P6 has no stored stock (order_now null). JSON, or CSV with the server's
 // header (format=csv or Accept: text/csv).
-const PLAN_COLUMNS = ['product_id', 'store_id', 'category', 'order_now', 'suggested_order_qty', 'on_hand', 'on_order', 'inventory_position', 'avg_daily_demand', 'protection_interval_days', 'demand_over_protection_interval', 'safety_stock', 'reorder_point', 'order_up_to_level', 'days_of_cover', 'stockout_date', 'abc_class', 'xyz_class', 'demand_cv', 'warnings', 'order_qty_before_constraints', 'lead_time_days', 'service_level', 'explanation'];
+const PLAN_COLUMNS = ['product_id', 'store_id', 'category', 'order_now', 'suggested_order_qty', 'on_hand', 'on_order', 'inventory_position', 'avg_daily_demand', 'protection_interval_days', 'demand_over_protection_interval', 'safety_stock', 'safety_stock_method', 'reorder_point', 'order_up_to_level', 'days_of_cover', 'stockout_date', 'abc_class', 'xyz_class', 'demand_cv', 'warnings', 'order_qty_before_constraints', 'lead_time_days', 'service_level', 'explanation'];
 function planBody(query) {
   const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, query.getAll(k).filter(Boolean)]));
   const unknown = ['product_id', 'store_id', 'category'].flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
@@ -284,7 +284,7 @@ function planBody(query) {
     return { product_id: s.product_id, store_id: s.store_id, category: s.category, order_now: orderNow,
       suggested_order_qty: order.quantity, on_hand: onHand, on_order: onOrder, inventory_position: position,
       avg_daily_demand: demand, protection_interval_days: lt + review, demand_over_protection_interval: demand * (lt + review),
-      safety_stock: safety, reorder_point: reorder, order_up_to_level: upTo, days_of_cover: cover,
+      safety_stock: safety, safety_stock_method: 'normal', reorder_point: reorder, order_up_to_level: upTo, days_of_cover: cover,
       stockout_date: known ? new Date(Date.UTC(2025, 0, 1) + Math.floor(cover) * 86400000).toISOString().slice(0, 10) : null,
       abc_class: i < 6 ? 'A' : 'B', xyz_class: 'X', demand_cv: 0.3, warnings,
       order_qty_before_constraints: raw, lead_time_days: lt, service_level: level,

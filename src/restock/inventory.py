@@ -27,6 +27,27 @@ Production Planning and Scheduling*, ch. 7):
 - min = reorder point, max = reorder point + order quantity (EOQ when ordering and holding
   costs are both given, else ``cover_days`` of average demand).
 
+Intermittent demand (``intermittent``: zero in more than ``INTERMITTENT_ZERO_SHARE`` of
+the recent periods, the one definition the ``intermittent_demand`` warning uses too) is
+not normal: most lead times see no demand, a few see a lump, and ``d +/- z sigma`` both
+overstates the typical need and understates the lump. For such a series, when its history
+is given, the reorder point is read off the **empirical distribution** of demand over the
+protection interval (:func:`empirical_reorder_points`) instead: the sums of every block of
+``P`` consecutive days (``P / days_per_period`` periods, the last one pro rata) of its own
+recent history, scaled so that their mean is the forecast demand over ``P`` (the shape
+comes from the history, the level from the forecast). The reorder point is the
+service-level quantile of those sums (the smallest ``s`` with ``P(D <= s) >= CSL``), and
+the safety stock is ``s`` minus expected demand, which can be negative (a lumpy item's
+quantile can sit below its mean). Overlapping blocks use every period and need no random
+draws, so the answer is deterministic. The lead time's spread is not in the blocks (they
+are ``P`` days long); a series with fewer than ``EMPIRICAL_MIN_BLOCKS`` blocks keeps the
+normal formula. ``safety_stock_method`` says which method each answer used.
+
+A **fill-rate target** (``target_fill_rate``) replaces the service level when given: the
+reorder point is the smallest one whose expected shortage per cycle is at most
+``(1 - target) * Q``, from the normal loss function (``k`` solved by bisection; ``z``
+reports ``k``) or from the same empirical block sums (their mean shortage above ``s``).
+
 Conventions of :func:`plan_inventory`:
 
 - Per-day demand: each forecast row's quantity is spread evenly over the calendar days from
@@ -59,6 +80,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from restock.errors import InvalidParameterError
 from restock.query import SERVICE_LEVEL_ABOVE, SERVICE_LEVEL_MAX
@@ -68,6 +90,10 @@ _NORMAL = NormalDist()
 DAYS_PER_YEAR = 365.0
 #: beyond a century of cover there is no stockout date worth showing
 MAX_COVER_DAYS = 36_500.0
+#: a series with more zero periods than this share of its recent history is intermittent
+INTERMITTENT_ZERO_SHARE = 0.5
+#: fewer protection-interval blocks of history than this: too few for a quantile
+EMPIRICAL_MIN_BLOCKS = 10
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -227,15 +253,26 @@ def safety_stock_for_fill_rate(
     sigma = _non_negative("sigma_lead_time", sigma_lead_time)
     if sigma == 0:
         return 0.0
-    wanted = (1.0 - target) * quantity / sigma
-    low, high = -10.0, 10.0  # G(-10) ~ 10, G(10) ~ 7.7e-25: brackets any useful target
+    return float(k_for_normal_loss(np.array([(1.0 - target) * quantity / sigma]))[0]) * sigma
+
+
+def unit_normal_loss_rows(k: np.ndarray) -> np.ndarray:
+    """:func:`unit_normal_loss` of every element (scipy's ``ndtr`` is ``Phi``)."""
+    k = np.asarray(k, dtype=float)
+    return np.exp(-0.5 * k**2) / math.sqrt(2.0 * math.pi) - k * (1.0 - ndtr(k))
+
+
+def k_for_normal_loss(wanted: np.ndarray) -> np.ndarray:
+    """The smallest ``k`` with ``G(k) <= wanted``, element-wise, by bisection (``G`` is
+    strictly decreasing); ``k`` stays within [-10, 10], which brackets any useful target
+    (``G(-10) ~ 10``, ``G(10) ~ 7.7e-25``)."""
+    wanted = np.asarray(wanted, dtype=float)
+    low, high = np.full(wanted.shape, -10.0), np.full(wanted.shape, 10.0)
     for _ in range(100):
         middle = (low + high) / 2
-        if unit_normal_loss(middle) > wanted:
-            low = middle
-        else:
-            high = middle
-    return high * sigma
+        above = unit_normal_loss_rows(middle) > wanted
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    return high
 
 
 def eoq(annual_demand: float, ordering_cost: float, holding_cost: float) -> float:
@@ -427,6 +464,9 @@ def replenishment_levels(
     holding_cost: float | np.ndarray | None,
     cover_days: float | np.ndarray,
     on_order: float | np.ndarray = 0.0,
+    target_fill_rate: float | None = None,
+    history: np.ndarray | None = None,
+    days_per_period: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """The plan's levels for N series at once: the one implementation of the formulas
     in the module docstring that both a single forecast and a whole plan run.
@@ -437,6 +477,8 @@ def replenishment_levels(
     settings can later override a row's lead time or service level); they are validated
     declarations, not checked again. ``order_now``/``suggested_order_qty`` are False/0
     where the stock is unknown and ``days_of_cover`` NaN (the callers show ``None``).
+    ``history`` [N, T] is each series' recent demand per period of ``days_per_period``
+    days (NaN before it starts): with it, intermittent series get the empirical method.
     """
     paths = np.asarray(paths, dtype=float)
     count = paths.shape[0]
@@ -449,9 +491,7 @@ def replenishment_levels(
     sigma = np.asarray(sigma_daily, dtype=float)
     lead_std = np.asarray(lead_time_std_days, dtype=float)
     sigma_p = np.sqrt(protection * sigma**2 + avg_daily**2 * lead_std**2)
-    ss = z * sigma_p
     demand_protection = demand_over_days_rows(paths, protection)
-    rop = demand_protection + ss
     if ordering_cost is None or holding_cost is None:
         economic = np.full(count, np.nan)
         quantity = np.asarray(cover_days, dtype=float) * avg_daily
@@ -459,6 +499,10 @@ def replenishment_levels(
         economic = np.sqrt(2.0 * np.asarray(ordering_cost, dtype=float)
                            * (avg_daily * DAYS_PER_YEAR) / np.asarray(holding_cost, dtype=float))
         quantity = economic
+    safety = safety_stock_rows(z, sigma_p, demand_protection, level, target_fill_rate,
+                               np.broadcast_to(quantity, (count,)), history,
+                               np.broadcast_to(protection, (count,)) / days_per_period)
+    z, ss, rop = safety["z"], safety["safety_stock"], safety["reorder_point"]
     top = rop + quantity
     stock = np.asarray(on_hand, dtype=float)
     position = stock + np.asarray(on_order, dtype=float)
@@ -471,7 +515,149 @@ def replenishment_levels(
         "max_level": top, "days_of_cover": days_of_cover_rows(stock, paths),
         "inventory_position": np.broadcast_to(position, (count,)), "order_now": order_now,
         "suggested_order_qty": np.where(order_now, top - position, 0.0),
+        "expected_shortage_per_cycle": safety["expected_shortage_per_cycle"],
+        "safety_stock_method": safety["safety_stock_method"],
     }
+
+
+def intermittent(history: np.ndarray) -> np.ndarray:
+    """Per row of ``history`` [N, T] (NaN before a series starts): zero in more than
+    ``INTERMITTENT_ZERO_SHARE`` of its periods. False for a row without any period."""
+    history = np.asarray(history, dtype=float)
+    observed = (~np.isnan(history)).sum(axis=-1)
+    with np.errstate(all="ignore"):
+        share = (history == 0).sum(axis=-1) / observed
+    return np.where(observed > 0, share > INTERMITTENT_ZERO_SHARE, False)
+
+
+def safety_stock_rows(
+    z: np.ndarray, sigma_p: np.ndarray, demand_protection: np.ndarray,
+    service_level: np.ndarray, target_fill_rate: float | None, quantity: np.ndarray,
+    history: np.ndarray | None, protection_periods: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """``z``, safety stock, reorder point, expected shortage per cycle and the method of
+    each row: the normal formula (for the service level, or for ``target_fill_rate``),
+    then the empirical method for the intermittent rows of ``history`` that have enough
+    of it (module docstring)."""
+    count = len(sigma_p)
+    if target_fill_rate is not None:
+        with np.errstate(all="ignore"):  # sigma 0: any k; the safety stock is 0 anyway
+            wanted = (1.0 - target_fill_rate) * quantity / sigma_p
+        z = np.where(sigma_p > 0, k_for_normal_loss(np.nan_to_num(wanted, posinf=1e300)), 0.0)
+    ss = z * sigma_p
+    with np.errstate(all="ignore"):
+        esc = np.where(sigma_p > 0, sigma_p * unit_normal_loss_rows(ss / sigma_p),
+                       np.maximum(-ss, 0.0))
+    rop = demand_protection + ss
+    method = np.full(count, "normal", dtype=object)
+    if history is not None:
+        chosen = np.flatnonzero(intermittent(history))
+        if chosen.size:
+            found = empirical_reorder_points(
+                history[chosen], protection_periods[chosen], demand_protection[chosen],
+                service_level[chosen], target_fill_rate, quantity[chosen])
+            usable = np.isfinite(found["reorder_point"])
+            rows = chosen[usable]
+            rop[rows] = found["reorder_point"][usable]
+            esc[rows] = found["expected_shortage_per_cycle"][usable]
+            ss[rows] = rop[rows] - demand_protection[rows]
+            z = z.astype(float, copy=True)
+            z[rows] = np.nan  # no normal quantile behind an empirical one
+            method[rows] = "empirical"
+    return {"z": z, "safety_stock": ss, "reorder_point": rop,
+            "expected_shortage_per_cycle": esc, "safety_stock_method": method}
+
+
+def empirical_reorder_points(
+    history: np.ndarray, periods: np.ndarray, demand_protection: np.ndarray,
+    service_level: np.ndarray, target_fill_rate: float | None, quantity: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Reorder point and expected shortage per cycle of each row from the empirical
+    distribution of its demand over the protection interval (module docstring).
+
+    ``history`` [N, T] per period (NaN before the start), ``periods`` [N] the interval in
+    periods (fractional: the last period pro rata), ``demand_protection`` [N] the forecast
+    demand over it, which the block sums are scaled to. NaN where a row has fewer than
+    ``EMPIRICAL_MIN_BLOCKS`` blocks.
+    """
+    blocks = block_sums(history, periods)  # [N, K], NaN where a block is incomplete
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=1)
+    with np.errstate(all="ignore"):
+        mean = np.where(valid, blocks, 0.0).sum(axis=1) / count
+        scale = np.where(mean > 0, demand_protection / mean, 0.0)
+    scaled = np.sort(np.where(valid, blocks * scale[:, None], np.inf), axis=1)  # NaN last
+    rows = np.arange(len(blocks))
+    last = np.maximum(count - 1, 0)
+    if target_fill_rate is None:
+        # the smallest s with P(D <= s) >= CSL: the inverted-CDF quantile
+        rank = np.clip(np.ceil(service_level * count).astype(np.int64) - 1, 0, last)
+        rop = scaled[rows, rank] if scaled.shape[1] else np.full(len(blocks), np.nan)
+    else:
+        rop = _fill_rate_points(scaled, count, (1.0 - target_fill_rate) * quantity)
+    with np.errstate(all="ignore"):
+        excess = np.maximum(scaled - rop[:, None], 0.0)  # inf (no block) where invalid
+        shortage = np.where(np.isinf(excess), 0.0, excess).sum(axis=1) / count
+    enough = count >= EMPIRICAL_MIN_BLOCKS
+    return {"reorder_point": np.where(enough, rop, np.nan),
+            "expected_shortage_per_cycle": np.where(enough, shortage, np.nan)}
+
+
+def block_sums(history: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """Every row's sums of ``periods`` consecutive periods (its own, fractional: the
+    whole ones plus that fraction of the next), one per start, NaN where a block reaches
+    a missing period or past the end. [N, T].
+
+    Rows sharing an interval (one policy: all of them) are done together by slicing,
+    which is ten times faster than gathering per row."""
+    history = np.asarray(history, dtype=float)
+    count, size = history.shape
+    out = np.full((count, size), np.nan)
+    filled = np.nan_to_num(history)
+    cumulative = np.concatenate([np.zeros((count, 1)), np.cumsum(filled, axis=1)], axis=1)
+    missing = np.concatenate([np.zeros((count, 1)), np.cumsum(np.isnan(history), axis=1)],
+                             axis=1)
+    periods = np.broadcast_to(np.asarray(periods, dtype=float), (count,))
+    for value in np.unique(periods).tolist():
+        whole = math.floor(value)
+        part = value - whole
+        span = whole + (part > 0)  # periods each block touches
+        if span == 0 or span > size:
+            continue
+        starts = size - span + 1
+        rows = np.flatnonzero(periods == value)
+        every = len(rows) == count
+        total = cumulative if every else cumulative[rows]
+        gaps = missing if every else missing[rows]
+        sums = total[:, whole:whole + starts] - total[:, :starts]
+        if part:
+            sums += part * (filled if every else filled[rows])[:, whole:whole + starts]
+        complete = gaps[:, span:span + starts] - gaps[:, :starts] == 0
+        out[rows, :starts] = np.where(complete, sums, np.nan)
+    return out
+
+
+def _fill_rate_points(scaled: np.ndarray, count: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Per row of sorted block sums ``scaled`` (``count`` finite ones first, then inf),
+    the smallest ``s`` whose mean shortage ``mean(max(D - s, 0))`` is at most ``allowed``:
+    that shortage falls linearly between consecutive sums, so ``s`` is interpolated."""
+    finite = np.where(np.isinf(scaled), 0.0, scaled)
+    k = np.maximum(count, 1)[:, None]
+    total = finite.sum(axis=1, keepdims=True)
+    upto = np.cumsum(finite, axis=1)
+    position = np.arange(scaled.shape[1])[None, :]
+    above = k - 1 - position  # sums strictly after position j (ties make it a bound)
+    shortage = (total - upto - above * finite) / k  # mean shortage at s = sorted[j]
+    shortage = np.where(position < count[:, None], shortage, 0.0)
+    first = np.argmax(shortage <= allowed[:, None], axis=1)  # the first j meeting it
+    rows = np.arange(len(scaled))
+    at, level = shortage[rows, first], finite[rows, first]
+    before = np.where(first > 0, shortage[rows, np.maximum(first - 1, 0)], total[:, 0] / k[:, 0])
+    lower = np.where(first > 0, finite[rows, np.maximum(first - 1, 0)], 0.0)
+    with np.errstate(all="ignore"):  # between the previous sum (or 0) and this one
+        slope = (before - at) / (level - lower)
+        point = np.where(slope > 0, lower + (before - allowed) / slope, level)
+    return np.clip(np.minimum(point, level), 0.0, None)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -512,6 +698,8 @@ class InventoryPlan:
     suggested_order_qty: float | None
     expected_shortage_per_cycle: float
     fill_rate: float | None
+    target_fill_rate: float | None = None
+    safety_stock_method: str = "normal"  # "normal" or "empirical" (intermittent demand)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values: plain floats (6 decimals), ISO dates, ``None`` for unknowns."""
@@ -520,7 +708,7 @@ class InventoryPlan:
             value = getattr(self, key)
             if isinstance(value, date):
                 out[key] = value.isoformat()
-            elif isinstance(value, bool) or value is None:
+            elif isinstance(value, (bool, str)) or value is None:
                 out[key] = value
             else:
                 number = float(value)
@@ -559,12 +747,17 @@ def plan_for_daily_demand(
     holding_cost: float | None = None,
     cover_days: float = 30.0,
     on_order: float | None = None,
+    target_fill_rate: float | None = None,
+    history: np.ndarray | None = None,
+    days_per_period: float = 1.0,
 ) -> InventoryPlan:
     """The inventory plan for expected demand per day (``path``, from day ``start`` on).
 
     ``ordering_cost`` is per order and ``holding_cost`` per unit per year; giving only one
     of them is an error rather than a silent fallback to ``cover_days``. Arrays only: this
-    is what a forecast request runs (see :func:`spread_over_days`).
+    is what a forecast request runs (see :func:`spread_over_days`). ``history`` (demand
+    per period of ``days_per_period`` days, NaN before the start) lets an intermittent
+    series use the empirical method; ``target_fill_rate`` replaces the service level.
     """
     sigma = _non_negative("sigma_daily", sigma_daily)
     level = _service_level(service_level)
@@ -580,19 +773,27 @@ def plan_for_daily_demand(
     if ordering_cost is not None and holding_cost is not None:
         _positive("ordering_cost", ordering_cost)  # before the arrays take their square root
         _positive("holding_cost", holding_cost)
+    if target_fill_rate is not None:
+        target = _finite("target_fill_rate", target_fill_rate)
+        if not 0 < target < 1:
+            raise _invalid("target_fill_rate", target_fill_rate,
+                           "must be strictly between 0 and 1")
 
     rows = replenishment_levels(
         path[None, :], np.array([sigma]), np.array([np.nan if stock is None else stock]),
         service_level=level, lead_time_days=lead, lead_time_std_days=lead_std,
         review_period_days=review, ordering_cost=ordering_cost, holding_cost=holding_cost,
-        cover_days=cover, on_order=ordered)
+        cover_days=cover, on_order=ordered, target_fill_rate=target_fill_rate,
+        history=None if history is None else np.asarray(history, dtype=float)[None, :],
+        days_per_period=_positive("days_per_period", days_per_period))
+    method = str(rows.pop("safety_stock_method")[0])
     one = {name: float(values[0]) for name, values in rows.items()}
     avg_daily, z, sigma_p, ss = (one[k] for k in ("avg_daily_demand", "z",
                                                    "sigma_protection_interval", "safety_stock"))
     rop, quantity, high = one["reorder_point"], one["order_quantity"], one["max_level"]
     economic = (None if ordering_cost is None or holding_cost is None  # checks the costs
                 else eoq(avg_daily * DAYS_PER_YEAR, ordering_cost, holding_cost))
-    esc = expected_shortage_per_cycle(ss, sigma_p)
+    esc = one["expected_shortage_per_cycle"]
     fill = 1.0 if esc == 0 else (fill_rate(esc, quantity) if quantity > 0 else None)
     cover_left = None if stock is None or math.isnan(one["days_of_cover"]) \
         else one["days_of_cover"]
@@ -625,6 +826,8 @@ def plan_for_daily_demand(
         suggested_order_qty=order_qty,
         expected_shortage_per_cycle=esc,
         fill_rate=fill,
+        target_fill_rate=target_fill_rate,
+        safety_stock_method=method,
     )
 
 

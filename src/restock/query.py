@@ -73,7 +73,9 @@ class ForecastQuery(_Declared):
 
 
 class InventoryPolicy(_Declared):
-    """How stock is planned for the forecast: service level, lead time, costs, cover."""
+    """How stock is planned for the forecast: service level (or a fill-rate target, which
+    overrides it: ``service_level`` has a default, so giving both is not an error), lead
+    time, costs, cover."""
 
     service_level: float = Field(
         0.95, gt=SERVICE_LEVEL_ABOVE, le=SERVICE_LEVEL_MAX,
@@ -95,6 +97,10 @@ class InventoryPolicy(_Declared):
                                        description="holding cost per unit per year; EOQ")
     cover_days: float = Field(30.0, gt=0, le=MAX_DAYS,
                               description="order quantity in days of demand when no EOQ")
+    target_fill_rate: float | None = Field(
+        None, gt=0, lt=1,
+        description="share of demand to serve from stock; when given, the safety stock is "
+                    "sized for it instead of service_level")
 
     @model_validator(mode="after")
     def _both_costs(self) -> "InventoryPolicy":

@@ -161,7 +161,8 @@ def _plan(path: np.ndarray, days_per_period: float, sigma_daily: float,
         date.min, daily, sigma_daily, service_level=policy.service_level,
         lead_time_days=policy.lead_time_days, lead_time_std_days=policy.lead_time_std_days,
         review_period_days=policy.review_period_days, ordering_cost=policy.ordering_cost,
-        holding_cost=policy.holding_cost, cover_days=policy.cover_days)
+        holding_cost=policy.holding_cost, cover_days=policy.cover_days,
+        target_fill_rate=policy.target_fill_rate)
 
 
 def forecast_levels(windows: Windows, predicted: np.ndarray, sigma_daily: np.ndarray,

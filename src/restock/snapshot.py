@@ -22,7 +22,8 @@ its parts and a whole store costs what one product does.
 
 Versions written before this module (``forecasts.parquet``, ``backtest.parquet``,
 ``history.parquet``, ``series.parquet``) still load: :func:`load` reads them into the same
-structure in memory (no group sums; those requests sum their rows).
+structure in memory (no group sums; those requests sum their rows). A snapshot written
+before a per-series stat existed (``stockouts``) reads it as its neutral value (0).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ KEYS = ("product_id", "store_id", "category")
 #: selection columns whose groups are summed at write time (few values, many series each)
 GROUPED = ("store_id", "category")
 #: the per-series figures of the series table that serving reads
-SERIES_STATS = ("n_obs", "gap_share", "discontinued", "clipped")
+SERIES_STATS = ("n_obs", "gap_share", "discontinued", "clipped", "stockouts")
+#: stats a version written before them lacks, and the value such a version reads as
+_LATER_STATS = {"stockouts": 0}
 _LEGACY_FILES = ("forecasts.parquet", "backtest.parquet", "history.parquet",
                  "series.parquet")
 
@@ -147,9 +150,9 @@ def build(freq: str, series: pd.DataFrame, forecast: Mapping[str, np.ndarray],
     """A snapshot from dense arrays (rows in ``series`` order) and the series table.
 
     ``series`` has ``unique_id``, the ``KEYS`` and the ``SERIES_STATS`` columns
-    (``discontinued`` and ``clipped`` default to False; versions written by hand for tests
-    and benchmarks may also lack ``n_obs``, then the observed history, ``gap_share``, then
-    0, and the total, then ``total_row`` is -1). ``dates`` are the H forecast dates plus
+    (``discontinued`` and ``clipped`` default to False, ``stockouts`` to 0; versions
+    written by hand for tests and benchmarks may also lack ``n_obs``, then the observed
+    history, ``gap_share``, then 0, and the total, then ``total_row`` is -1). ``dates`` are the H forecast dates plus
     the day after the last period.
     """
     uids = series["unique_id"].astype(str).to_numpy()
@@ -164,7 +167,9 @@ def build(freq: str, series: pd.DataFrame, forecast: Mapping[str, np.ndarray],
         "gap_share": (series["gap_share"].to_numpy(float) if "gap_share" in series
                       else np.zeros(len(series))),
         **{flag: (series[flag].fillna(False).to_numpy(bool) if flag in series
-                  else np.zeros(len(series), bool)) for flag in ("discontinued", "clipped")}}
+                  else np.zeros(len(series), bool)) for flag in ("discontinued", "clipped")},
+        "stockouts": (series["stockouts"].fillna(0).to_numpy(np.int64) if "stockouts" in series
+                      else np.zeros(len(series), np.int64))}
     forecast = {c: np.ascontiguousarray(forecast[c], dtype=float) for c in FORECAST_COLUMNS
                 if c in forecast}
     snapshot = Snapshot(
@@ -298,14 +303,16 @@ def load(root: Path, meta: Mapping[str, Any]) -> Snapshot:
         values = np.asarray(array(f"key.{name}.values"))  # small: copied for the lookup
         keys[name] = Key(values, array(f"key.{name}.codes"), array(f"key.{name}.order"),
                          np.asarray(array(f"key.{name}.bounds")), _lookup(values))
+    uids = array("uids")
     groups = {name: GroupSums(
         forecast={c: array(f"group.{name}.forecast.{c}") for c in columns},
         residual=array(f"group.{name}.residual"), history=array(f"group.{name}.history"))
         for name, columns in index["groups"].items()}
     return Snapshot(
-        freq=index["freq"], uids=array("uids"), total_row=int(index["total_row"]),
+        freq=index["freq"], uids=uids, total_row=int(index["total_row"]),
         table_rows=array("table_rows"), keys=keys,
-        stats={name: array(f"stats.{name}") for name in SERIES_STATS},
+        stats={name: (array(f"stats.{name}") if f"stats.{name}" in index["arrays"]
+                      else np.full(len(uids), _LATER_STATS[name])) for name in SERIES_STATS},
         forecast={c: array(f"forecast.{c}") for c in index["forecast_columns"]},
         dates=index["dates"], backtest_steps=np.asarray(array("backtest_steps")),
         backtest_y=array("backtest_y"), backtest_yhat=array("backtest_yhat"),

@@ -225,11 +225,12 @@ def retrain(
     try:
         report("save", 0.0, f"writing version {version}")
         ensemble.save(staging)
-        recent = panel.long.groupby("unique_id").cumcount(ascending=False) < max(
+        history = panel.history()
+        recent = history.groupby("unique_id").cumcount(ascending=False) < max(
             horizon, HISTORY_PERIODS)
         snapshot.write(staging, snapshot.from_frames(
-            panel.freq, panel.series, forecasts, ensemble.backtest_,
-            panel.long.loc[recent, ["unique_id", "ds", "y"]], ensemble.clipped_))
+            panel.freq, panel.series, forecasts, ensemble.backtest_, history.loc[recent],
+            ensemble.clipped_))
         durations = report.finish()
         meta = {
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

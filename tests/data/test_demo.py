@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from restock.data.demo import COLUMNS, DEFAULT_END, generate_demo_sales, write_demo_csv
+from restock.data.demo import (COLUMNS, DEFAULT_END, generate_demo_sales, inject_stockouts,
+                               write_demo_csv)
 from restock.errors import InvalidParameterError
 
 
@@ -138,3 +139,32 @@ def test_write_demo_csv_writes_canonical_csv(tmp_path: Path) -> None:
 def test_invalid_sizes_are_rejected(kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidParameterError):
         generate_demo_sales(**kwargs)  # type: ignore[arg-type]
+
+
+def test_injected_stockouts_are_runs_of_empty_shelves_and_the_rest_is_unchanged() -> None:
+    base = generate_demo_sales(products=6, stores=2, days=200, seed=4)
+    hit = generate_demo_sales(products=6, stores=2, days=200, seed=4, stockouts=0.5)
+    again = generate_demo_sales(products=6, stores=2, days=200, seed=4, stockouts=0.5)
+    pd.testing.assert_frame_equal(hit, again)
+    assert hit.dtypes.equals(base.dtypes)
+    changed = (hit["on_hand"] != base["on_hand"]) | (hit["quantity"] != base["quantity"])
+    keys = ["product_id", "store_id"]
+    assert hit.loc[changed, keys].drop_duplicates().shape[0] == 6  # half the 12 series
+    assert (hit.loc[changed, "on_hand"] == 0).all()
+    assert (hit["quantity"] <= base["quantity"]).all()
+    assert (hit.loc[changed & (hit["quantity"] > 0), "quantity"]
+            < base.loc[changed & (hit["quantity"] > 0), "quantity"]).all()
+    pd.testing.assert_frame_equal(hit.loc[~changed], base.loc[~changed])
+
+
+def test_injection_works_without_stock_figures_and_spares_the_hold_out() -> None:
+    rows = generate_demo_sales(products=4, stores=1, days=120, seed=2).drop(columns="on_hand")
+    cut = rows["date"].max() - pd.Timedelta(days=27)
+    out = inject_stockouts(rows, 1.0, seed=5, runs=3, length=(2, 4), before=cut)
+    empty = out["on_hand"] == 0
+    assert out.loc[~empty, "on_hand"].isna().all()
+    assert out.loc[empty, "date"].max() < cut
+    per_series = out[empty].groupby("product_id").size()
+    assert len(per_series) == 4 and per_series.between(2, 12).all()
+    with pytest.raises(InvalidParameterError):
+        inject_stockouts(rows, 1.5)

@@ -111,10 +111,14 @@ def series(settings: Settings, fmt: str) -> None:
 @click.option("--stores", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--days", default=730, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=7, show_default=True, type=int)
-def demo_data(out: Path, products: int, stores: int, days: int, seed: int) -> None:
+@click.option("--stockouts", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="share of series that also suffer supply disruptions (runs of days "
+                   "out of stock, sales truncated)")
+def demo_data(out: Path, products: int, stores: int, days: int, seed: int,
+              stockouts: float) -> None:
     """Generate realistic retail sales (seasonality, promotions, slow movers) into OUT."""
     from restock.data.demo import write_demo_csv
 
     rows = write_demo_csv(prepare_output(out), products=products, stores=stores, days=days,
-                          seed=seed)
+                          seed=seed, stockouts=stockouts)
     click.echo(f"wrote {rows} rows to {out}")

@@ -7,6 +7,10 @@ seasonality that differs by category, a mild trend, promotions, holidays, over-d
 noise, ~20 % intermittent slow movers and an ``on_hand`` that comes from a replenishment
 policy rather than from thin air.
 
+Stockouts beyond the policy's own (``stockouts``, off by default) come from
+:func:`inject_stockouts`, which also works on any other sales frame (the benchmarks run it
+on the development sets): supply disruptions that empty the shelf for days on end.
+
 Everything is a numpy array of shape (series, days); the only Python loop is the inventory
 simulation over days (each step is vectorised over all series), so 1,000,000 rows take
 about a second. One ``numpy.random.default_rng(seed)`` drives every draw in a fixed order:
@@ -35,6 +39,11 @@ COLUMNS = ("date", "product_id", "store_id", "category", "price", "quantity", "o
 
 INTERMITTENT_SHARE = 0.2
 """Share of products that are Croston-style slow movers (most days zero)."""
+
+STOCKOUT_RUNS_PER_YEAR = 2
+"""Supply disruptions a year per series hit by ``stockouts`` (at least one)."""
+STOCKOUT_DAYS = (3, 14)
+"""Shortest and longest disruption, in days (rows of daily data)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ def generate_demo_sales(
     days: int = 730,
     seed: int = 7,
     end: date | None = None,
+    stockouts: float = 0.0,
 ) -> pd.DataFrame:
     """Daily sales of ``products`` x ``stores`` series over ``days`` days ending at ``end``.
 
@@ -85,7 +95,12 @@ def generate_demo_sales(
     ``quantity`` (int64 >= 0, units sold) and ``on_hand`` (int64 >= 0, stock at end of day),
     sorted by product_id, store_id, date with unique keys. Sales are censored by stock: a
     day that runs out sells only what was on the shelf, as in a real till history.
+    ``stockouts`` (0 to 1) is the share of series that also suffer supply disruptions
+    (:func:`inject_stockouts`, ``STOCKOUT_RUNS_PER_YEAR`` of ``STOCKOUT_DAYS``); their draws
+    come from a generator of their own, so the rest of the frame is the same as without.
     """
+    if not 0 <= stockouts <= 1:
+        raise InvalidParameterError(f"stockouts must be between 0 and 1, got {stockouts!r}")
     for name, value in (("products", products), ("stores", stores), ("days", days)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
@@ -147,7 +162,7 @@ def generate_demo_sales(
     category_names = np.array([c.name for c in _CATEGORIES], dtype=object)
     per_product = stores * days
     # np.repeat on object arrays copies references, not strings: 8 bytes a row.
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "date": np.tile(dates.values, n_series),
             "product_id": np.repeat(product_ids, per_product),
@@ -159,6 +174,68 @@ def generate_demo_sales(
         },
         columns=list(COLUMNS),
     )
+    if not stockouts:
+        return frame
+    return inject_stockouts(frame, stockouts, seed=seed, length=STOCKOUT_DAYS,
+                            runs=max(1, round(STOCKOUT_RUNS_PER_YEAR * days / 365)))
+
+
+def inject_stockouts(
+    frame: pd.DataFrame,
+    share: float,
+    *,
+    seed: int = 0,
+    runs: int = 2,
+    length: tuple[int, int] = STOCKOUT_DAYS,
+    before: Any = None,
+) -> pd.DataFrame:
+    """``frame`` (canonical columns) with supply disruptions: in ``share`` of its series,
+    ``runs`` runs of ``length[0]``..``length[1]`` consecutive rows end with no stock.
+
+    In a run ``on_hand`` is 0 and sales are truncated: the first row keeps a random part of
+    its quantity (the shelf emptied during it), the others sell nothing. Rows outside the
+    runs keep their ``on_hand`` (NaN, unrecorded, when the frame had none). ``before`` (a
+    date) keeps the runs in the rows before it, so a benchmark's hold-out stays untouched.
+    Deterministic for a ``seed``: ``numpy.random.default_rng((seed, 1))``, a stream of its
+    own. The result is sorted by product_id, store_id, date.
+    """
+    if not 0 <= share <= 1:
+        raise InvalidParameterError(f"share must be between 0 and 1, got {share!r}")
+    if not 1 <= length[0] <= length[1] or runs < 0:
+        raise InvalidParameterError(f"runs must be >= 0 and 1 <= length[0] <= length[1], got "
+                                    f"{runs!r}, {length!r}")
+    rng = np.random.default_rng((seed, 1))
+    out = frame.sort_values(["product_id", "store_id", "date"], kind="stable",
+                            ignore_index=True)
+    if "on_hand" not in out:
+        out["on_hand"] = np.nan
+    series = out.groupby(["product_id", "store_id"], sort=False, dropna=False).ngroup()
+    first = np.flatnonzero(np.r_[True, series.to_numpy()[1:] != series.to_numpy()[:-1]])
+    eligible = (out["date"] < pd.Timestamp(before)) if before is not None else \
+        pd.Series(True, index=out.index)
+    room = eligible.groupby(series).sum().to_numpy()
+    hit = rng.permutation(len(first))[:round(share * len(first))]
+    run_series = np.repeat(np.sort(hit), runs)
+    run_length = np.minimum(rng.integers(length[0], length[1] + 1, len(run_series)),
+                            room[run_series])
+    run_start = (rng.random(len(run_series)) * (room[run_series] - run_length + 1)).astype(
+        np.int64)
+    starts = first[run_series] + run_start
+    rows = np.repeat(starts, run_length) + _ragged_arange(run_length)
+    quantity = out["quantity"].to_numpy(copy=True)
+    kept = np.floor(quantity[starts] * rng.random(len(starts)))
+    quantity[rows] = 0
+    quantity[starts] = np.where(run_length > 0, kept, quantity[starts])
+    on_hand = out["on_hand"].to_numpy(copy=True)
+    on_hand[rows] = 0
+    return out.assign(quantity=quantity, on_hand=on_hand)
+
+
+def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+    """``0..n-1`` for each ``n`` of ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total) - offsets
 
 
 def write_demo_csv(path: str | PathLike[str], **kwargs: Any) -> int:

@@ -10,6 +10,13 @@ is marked ``discontinued`` in the series table, with its ``last_sale``, so that 
 say so instead of quietly forecasting years of zero-fill. Its zeros are kept, not cut:
 cutting them would start its forecast earlier than the others' and break group sums, and
 the fill cannot run away, as upload dates are bounded (``schema.Limits``).
+
+Where ``on_hand`` was uploaded, a period that ended with no stock is censored
+(:mod:`restock.data.censoring`): the models fit an imputed demand there (``y``), the
+recorded sales stay in ``sales`` for the history a version shows, the ``censored`` flag
+keeps those periods out of the backtest's scores, and the series table counts them
+(``stockouts``; the total's is the count over all series). The total's ``y`` is the sum
+of its series' ``y``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from restock.calendar import horizon_steps
+from restock.calendar import frequency_of, horizon_steps
+from restock.data import censoring
 from restock.data.frequency import infer_frequency
 
 TOTAL_ID = "__total__"
@@ -28,8 +36,8 @@ DISCONTINUED_AFTER_DAYS = 365
 
 @dataclass
 class Panel:
-    """Model input (``long``: unique_id, ds, y, and price when uploaded) and what each
-    series id stands for."""
+    """Model input (``long``: unique_id, ds, y, and price when uploaded; ``sales`` and
+    ``censored`` when some period ended out of stock) and what each series id stands for."""
 
     long: pd.DataFrame
     series: pd.DataFrame  # unique_id, product_id, store_id, category, first_date, n_obs, ...
@@ -38,6 +46,14 @@ class Panel:
     @property
     def last_date(self) -> pd.Timestamp:
         return pd.Timestamp(self.long["ds"].max())
+
+    def history(self) -> pd.DataFrame:
+        """``unique_id, ds, y`` with ``y`` the recorded sales (not the imputed demand of
+        censored periods): what a version shows and judges as history."""
+        if censoring.SALES not in self.long:
+            return self.long[["unique_id", "ds", "y"]]
+        return self.long[["unique_id", "ds", censoring.SALES]].rename(
+            columns={censoring.SALES: "y"})
 
 
 def snap_to_calendar(dates: pd.Series, freq: str) -> pd.Series:
@@ -51,11 +67,13 @@ def snap_to_calendar(dates: pd.Series, freq: str) -> pd.Series:
     return dates.map(mapping)
 
 
-def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
+def build_panel(rows: pd.DataFrame, freq: str | None = None, *,
+                censor: bool = True) -> Panel:
     """Regular, zero-filled series per (product_id, store_id) plus their total.
 
     ``rows`` has the store's canonical columns. Series ids are opaque (``s00001``...) so
-    they are safe as file names whatever the product ids contain.
+    they are safe as file names whatever the product ids contain. ``censor=False`` ignores
+    ``on_hand`` (the stockout benchmark's baseline: stockout zeros taken as demand).
     """
     if rows.empty:
         raise ValueError("no sales rows to build a panel from")
@@ -77,6 +95,12 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
     values = wide.fillna(0.0).where(started)
     last_sale = _last_sale(wide, observed)
     silent = len(calendar) - 1 - calendar.get_indexer(last_sale)
+    stockout = (censoring.stockout_periods(data, calendar, values.columns) if censor
+                else pd.DataFrame(False, index=calendar, columns=values.columns))
+    stockout &= values.notna()
+    demand = pd.DataFrame(censoring.impute_demand(
+        values.to_numpy(), stockout.to_numpy(), frequency_of(freq).season_length),
+        index=calendar, columns=values.columns)
     stats = pd.DataFrame({
         "first_date": values.apply(lambda c: c.first_valid_index()),
         "n_obs": started.sum(),
@@ -85,14 +109,21 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
         "mean": values.mean(),
         "last_sale": last_sale,
         "discontinued": silent >= horizon_steps(DISCONTINUED_AFTER_DAYS, freq),
+        "stockouts": stockout.sum(),
     })
-    long = (values.rename_axis("ds").reset_index()
-            .melt(id_vars="ds", var_name="unique_id", value_name="y").dropna(subset=["y"]))
+    long = _melt(demand, "y")
     total = pd.DataFrame({"unique_id": TOTAL_ID, "ds": calendar,
-                          "y": values.sum(axis=1, min_count=1).fillna(0.0).to_numpy()})
+                          "y": demand.sum(axis=1, min_count=1).fillna(0.0).to_numpy()})
+    if stockout.to_numpy().any():
+        long[censoring.SALES] = _melt(values, "y")["y"].to_numpy()
+        long[censoring.CENSORED] = _melt(stockout.where(values.notna()), "y")["y"].to_numpy(
+            bool)
+        total[censoring.SALES] = values.sum(axis=1, min_count=1).fillna(0.0).to_numpy()
+        total[censoring.CENSORED] = False
     long = pd.concat([long, total], ignore_index=True)
     long = long.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-    long = long[["unique_id", "ds", "y"]]
+    long = long[["unique_id", "ds", "y",
+                 *(c for c in (censoring.SALES, censoring.CENSORED) if c in long)]]
     long["y"] = long["y"].astype(float)
     if "price" in data and data["price"].notna().any():
         long = long.merge(_prices(data, calendar), on=["unique_id", "ds"], how="left")
@@ -105,12 +136,20 @@ def build_panel(rows: pd.DataFrame, freq: str | None = None) -> Panel:
         "first_date": calendar[0], "n_obs": len(calendar), "gap_share": 0.0,
         "zero_share": float((total["y"] == 0).mean()), "mean": float(total["y"].mean()),
         "last_sale": _last_sale(total.set_index("ds")[["y"]], None).iloc[0],
-        "discontinued": False,
+        "discontinued": False, "stockouts": int(stockout.to_numpy().sum()),
     }])
     series = pd.concat([series, total_row], ignore_index=True)
     series["n_obs"] = series["n_obs"].astype(int)
+    series["stockouts"] = series["stockouts"].astype(int)
     series["discontinued"] = series["discontinued"].astype(bool)
     return Panel(long=long, series=series, freq=freq)
+
+
+def _melt(wide: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``unique_id, ds, <name>`` of a [periods x series] frame, without the cells before a
+    series starts (NaN), series by series."""
+    return (wide.rename_axis("ds").reset_index()
+            .melt(id_vars="ds", var_name="unique_id", value_name=name).dropna(subset=[name]))
 
 
 def _prices(data: pd.DataFrame, calendar: pd.DatetimeIndex) -> pd.DataFrame:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from restock.calendar import frequency_of
+from restock.data import censoring
 from restock.errors import InvalidParameterError
 from restock.models.backtest import BacktestResult, backtest
 from restock.models.base import Forecaster, ProgressFn, no_progress
@@ -162,7 +163,13 @@ class EnsembleForecaster(Forecaster):
         self.forecast_h = forecast_h
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
-        """Backtest the members, choose the combinations, then refit every member on ``df``."""
+        """Backtest the members, choose the combinations, then refit every member on ``df``.
+
+        A ``censored`` column (the panel's stockout periods, whose ``y`` is imputed) is
+        not passed to the members; the backtest rows of those periods are dropped before
+        anything is scored, so no member is chosen or sized on them.
+        """
+        df, censored = censoring.censored_points(df)
         if self.weights not in ("auto", "seed"):
             raise InvalidParameterError(f"weights must be 'auto' or 'seed', not {self.weights!r}")
         if not self.members:
@@ -209,6 +216,7 @@ class EnsembleForecaster(Forecaster):
             result = _merged([first, rest], aliases)
         else:
             result = backtest_of(self.members, on_progress)
+        result.frame = censoring.unscored(result.frame, censored)
         on_progress(0.0, "choosing the combinations", stage="ensemble")
         result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
         self.weights_, yhat = _fit_policy(result, aliases, seed, self.weights)

@@ -22,8 +22,9 @@ product and store with the same policy.
 - **Warnings** are codes per row: the inventory ones of a forecast
   (``stockout_before_lead_time``, ``below_reorder_point``) and the per-series data ones
   (``short_history``, ``intermittent_demand``, ``discontinued``, ``data_gaps``,
-  ``negative_forecast_clipped``); the selection-level ones of ``/forecast``
-  (``worse_than_naive``, ``high_uncertainty``, ``stale_model``) are not judged per row.
+  ``negative_forecast_clipped``, ``stockouts_in_history``); the selection-level ones of
+  ``/forecast`` (``worse_than_naive``, ``high_uncertainty``, ``stale_model``) are not judged
+  per row.
 - **Urgency**: rows to order now first, then by the earliest projected stockout (no
   stock figure or no demand last), then product and store.
 """
@@ -43,8 +44,7 @@ from restock.calendar import Frequency, frequency_of
 from restock.query import STOCK_FIELDS, InventoryPolicy
 from restock.serving import aggregation
 from restock.serving.items import effective_policy
-from restock.serving.warnings import (GAP_SHARE_WARNING, INTERMITTENT_ZERO_SHARE,
-                                      SHORT_HISTORY_SEASONS)
+from restock.serving.warnings import GAP_SHARE_WARNING, SHORT_HISTORY_SEASONS
 from restock.snapshot import Snapshot
 
 #: cumulative volume share up to which a series is A, then B; the rest is C
@@ -56,7 +56,8 @@ XYZ_CUTOFFS = (0.5, 1.0)
 COLUMNS = (
     "product_id", "store_id", "category", "order_now", "suggested_order_qty", "on_hand",
     "on_order", "inventory_position", "avg_daily_demand", "protection_interval_days",
-    "demand_over_protection_interval", "safety_stock", "reorder_point", "order_up_to_level",
+    "demand_over_protection_interval", "safety_stock", "safety_stock_method", "reorder_point",
+    "order_up_to_level",
     "days_of_cover", "stockout_date", "abc_class", "xyz_class", "demand_cv", "warnings",
     "order_qty_before_constraints", "lead_time_days", "service_level", "explanation",
 )
@@ -67,6 +68,8 @@ NOTES = {
     "on_order": "ordered, not yet received: the latest stored (0 when none is recorded)",
     "inventory_position": "on hand + on order",
     "order_up_to_level": "reorder point + order quantity (EOQ, or cover_days of demand)",
+    "safety_stock_method": "normal (forecast error sigma) or empirical (intermittent demand: "
+                           "quantile of the history's protection-interval sums)",
     "abc_class": f"by value over the recent history (volume x unit_cost when every series "
                  f"has one, else volume: abc_basis), cumulative share <= {ABC_CUTOFFS[0]:g} A, "
                  f"<= {ABC_CUTOFFS[1]:g} B, else C",
@@ -162,7 +165,8 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
     ordered = np.nan_to_num(on_order, nan=0.0)
     levels = inventory.replenishment_levels(
         paths, sigma_period / math.sqrt(period_days), on_hand,
-        **{**policy.model_dump(exclude=STOCK_FIELDS), **settings}, on_order=ordered)
+        **{**policy.model_dump(exclude=STOCK_FIELDS), **settings}, on_order=ordered,
+        history=recent, days_per_period=period_days)
     constrained = orders.constrain(
         levels["suggested_order_qty"], levels["inventory_position"], moq=items["moq"],
         order_multiple=items["order_multiple"], max_order_qty=items["max_order_qty"],
@@ -194,7 +198,9 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
         "avg_daily_demand": levels["avg_daily_demand"],
         "protection_interval_days": settings["lead_time_days"] + settings["review_period_days"],
         "demand_over_protection_interval": levels["demand_over_protection_interval"],
-        "safety_stock": levels["safety_stock"], "reorder_point": levels["reorder_point"],
+        "safety_stock": levels["safety_stock"],
+        "safety_stock_method": levels["safety_stock_method"],
+        "reorder_point": levels["reorder_point"],
         "order_up_to_level": levels["max_level"], "days_of_cover": cover,
         "stockout_date": np.where(np.isnat(stockout), "", stockout.astype(str)),
         "abc_class": abc_classes(volume * unit_cost if by_value else volume),
@@ -243,16 +249,15 @@ def _warnings(snapshot: Snapshot, rows: np.ndarray, recent: np.ndarray,
               settings: dict[str, np.ndarray], frequency: Frequency) -> np.ndarray:
     """Each row's warning codes, joined by ';' (the same rules as a forecast's)."""
     stats = snapshot.stats
-    with np.errstate(all="ignore"):  # a row without history: NaN, not intermittent
-        zero_share = (recent == 0).sum(axis=1) / (~np.isnan(recent)).sum(axis=1)
     flags = {
         "stockout_before_lead_time": levels["days_of_cover"] < settings["lead_time_days"],
         "below_reorder_point": levels["inventory_position"] < levels["reorder_point"],
         "short_history": stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * frequency.season_length,
-        "intermittent_demand": zero_share > INTERMITTENT_ZERO_SHARE,
+        "intermittent_demand": inventory.intermittent(recent),
         "discontinued": np.asarray(stats["discontinued"][rows], bool),
         "data_gaps": stats["gap_share"][rows] > GAP_SHARE_WARNING,
         "negative_forecast_clipped": np.asarray(stats["clipped"][rows], bool),
+        "stockouts_in_history": np.asarray(stats["stockouts"][rows]) > 0,
         **constrained.changed,
     }
     codes = np.full(len(rows), "", dtype=object)

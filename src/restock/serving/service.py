@@ -135,12 +135,13 @@ class ForecastService:
                 stock[name] = self.stock.latest(data_version, product_id, store_id, category,
                                                 name)
         daily = inventory.spread_over_days(result.point["yhat"], np.diff(arrays.days[:steps + 1]))
+        judged_at, judged = warnings.judged_history(arrays, result)
         plan = inventory.plan_for_daily_demand(
             date.fromisoformat(arrays.dates[0]), daily,
             inventory.sigma_daily_from_period(sigma_period, period_days),
-            **policy.model_dump(exclude=STOCK_FIELDS), **stock)
+            **policy.model_dump(exclude=STOCK_FIELDS), **stock,
+            history=judged, days_per_period=period_days)
         plan, order, constrained = _constrained(plan, items, policy)
-        judged_at, judged = warnings.judged_history(arrays, result)
         found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
                                             data_version, level)
         shown = len(judged) - min(query.history, len(judged))  # the answer's part of that window

@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 
 from restock.calendar import frequency_of
-from restock.inventory import make_warning
+from restock.inventory import intermittent, make_warning
 from restock.serving.aggregation import Aggregate
 from restock.snapshot import Snapshot
 
 SHORT_HISTORY_SEASONS = 2
-INTERMITTENT_ZERO_SHARE = 0.5
 GAP_SHARE_WARNING = 0.05
 HIGH_UNCERTAINTY_RATIO = 1.0
 
@@ -32,7 +31,8 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
                        aggregate: Aggregate, history: np.ndarray, data_version: Any,
                        interval_level: float) -> list[dict[str, str]]:
     """Short or intermittent history, a forecast worse than naive, discontinued or gappy
-    series, a model older than the data, clipped members, a very wide interval."""
+    series, stockouts in the history, a model older than the data, clipped members, a very
+    wide interval."""
     found = []
     selected = len(rows)
     stats = snapshot.stats
@@ -44,7 +44,7 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
             f"{short} of {selected} selected series have less than "
             f"{SHORT_HISTORY_SEASONS * season} periods of history; their forecasts lean on "
             "simple fallbacks"))
-    if len(history) and float((history == 0).mean()) > INTERMITTENT_ZERO_SHARE:
+    if intermittent(history[None, :])[0]:  # the series planned by the empirical method
         found.append(make_warning(
             "intermittent_demand", "info",
             "demand is zero in most periods; expect lumpy sales around a flat average "
@@ -71,6 +71,7 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
         found.append(make_warning(
             "data_gaps", "info",
             f"{gappy} selected series have missing periods, counted as zero sales"))
+    found += stockout_warnings(stats["stockouts"][rows])
     if stats["clipped"][rows].any():
         found.append(make_warning(
             "negative_forecast_clipped", "info",
@@ -84,6 +85,20 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
             f"the {interval_level:.0%} interval is wider than the forecast itself; plan "
             "with the upper bound in mind"))
     return found
+
+
+def stockout_warnings(stockouts: np.ndarray) -> list[dict[str, str]]:
+    """``stockouts_in_history`` when the selected series' history has periods that ended
+    out of stock (``stockouts``: per selected row, the total's counting all its series):
+    their sales understate demand, so training imputed it (``restock.data.censoring``)."""
+    periods = int(np.sum(stockouts))
+    if not periods:
+        return []
+    return [make_warning(
+        "stockouts_in_history", "warning",
+        f"{periods} period{'s' if periods != 1 else ''} of the selected sales history ended "
+        "out of stock; their sales show what was on the shelf, not demand, so training "
+        "used an estimate of the demand instead")]
 
 
 def _mase(residuals: np.ndarray, history: np.ndarray, lag: int) -> float | None:

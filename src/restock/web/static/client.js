@@ -156,12 +156,13 @@ export const MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal n
 export const INVENTORY_FIELDS = [
   ['on_hand', 'On hand'], ['on_order', 'On order'], ['inventory_position', 'Inventory position'],
   ['avg_daily_demand', 'Avg daily demand'], ['safety_stock', 'Safety stock'],
-  ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
+  ['safety_stock_method', 'Safety stock method'], ['reorder_point', 'Reorder point'], ['min_level', 'Min level'], ['max_level', 'Max level'],
   ['order_quantity', 'Order quantity'], ['suggested_order_qty', 'Suggested order now'],
   ['order_qty_before_constraints', 'Order before supplier constraints'],
   ['days_of_cover', 'Days of cover'], ['stockout_date', 'Projected stockout'], ['order_now', 'Order now?'],
   ['service_level', 'Service level'], ['lead_time_days', 'Lead time (days)'],
   ['z', 'z (safety factor)'], ['eoq', 'EOQ (economic order qty)'], ['fill_rate', 'Expected fill rate'],
+  ['target_fill_rate', 'Target fill rate'],
 ];
 
 /** A number for people: whole from 100 up, one decimal from 10 up, two below (or `digits`);
