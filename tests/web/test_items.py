@@ -17,7 +17,7 @@ ITEMS = (b"product_id,store_id,lead_time_days,review_period_days,moq,order_multi
          b"P0001,,12,7,500,,,,2.5,0.99\n"  # a large moq
          b"P0001,S02,3,,,,,,,\n"  # S02 gets its own lead time, the rest from P0001's row
          b"P0002,,,,,48,,,1.0,\n"  # cases of 48
-         b"P0003,,,,,,40,,4,\n")  # at most 40 per order
+         b"P0003,,,,,,30,,4,\n")  # at most 30 per order
 
 
 def send(client: FlaskClient, body: bytes, name: str = "items.csv"):
@@ -116,7 +116,7 @@ def test_plan_and_forecast_give_the_same_constrained_order(client: FlaskClient,
             if row["product_id"] == "P0002":
                 assert quantity % 48 == 0
             if row["product_id"] == "P0003":
-                assert quantity <= 40 or "order_capped" in row["warnings"]
+                assert quantity <= 30 or "order_capped" in row["warnings"]
 
 
 def test_on_order_enters_the_inventory_position(client: FlaskClient, trained_app: Flask) -> None:
