@@ -107,3 +107,10 @@ def test_precedence_request_then_item_then_default() -> None:
     # a value equal to the default but given is still the request's
     assert effective_policy(parse(InventoryPolicy, {"service_level": 0.95}),
                             items)["service_level"].tolist() == [0.95, 0.95]
+
+
+def test_a_problem_quotes_at_most_40_characters_of_the_cell(sales: SalesStore) -> None:
+    with pytest.raises(DataValidationError) as caught:
+        sales.replace_items(b"product_id,moq\nA," + b"1" * 100_000 + b"\n")
+    problem = caught.value.problems[0]
+    assert problem.column == "moq" and f"(got '{'1' * 40}')" in problem.problem

@@ -83,9 +83,11 @@ def parse_items_csv(raw: bytes, known_series: KnownSeries) -> ParsedItems:
             index, column = e["loc"][0], (e["loc"][1] if len(e["loc"]) > 1
                                           else _CROSS_FIELD_COLUMN)
             got = records[int(index)].get(str(column))
+            # a cell is quoted at most 40 characters, as the sales upload's problems are:
+            # a 30 MB cell must not come back in the error
             found.append(Problem(int(lines[int(index)]), str(column),
                                  e["msg"].removeprefix("Value error, ")
-                                 + (f" (got {got!r})" if got is not None else "")))
+                                 + (f" (got {got[:40]!r})" if got is not None else "")))
     frame = pd.DataFrame({"product_id": ids["product_id"].to_numpy(object),
                           "store_id": ids["store_id"].to_numpy(object)})
     found += _duplicates(frame, lines) + _unknown(frame, lines, known_series)
