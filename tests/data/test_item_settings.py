@@ -114,3 +114,8 @@ def test_a_problem_quotes_at_most_40_characters_of_the_cell(sales: SalesStore) -
         sales.replace_items(b"product_id,moq\nA," + b"1" * 100_000 + b"\n")
     problem = caught.value.problems[0]
     assert problem.column == "moq" and f"(got '{'1' * 40}')" in problem.problem
+
+
+def test_the_upload_in_force_says_its_time_is_utc(sales: SalesStore) -> None:
+    sales.replace_items(b"product_id,moq\nA,1\n")
+    assert sales.items_summary()["upload"]["received_at"].endswith("+00:00")
