@@ -48,6 +48,19 @@ def test_upload_then_read_back_as_json_and_csv(client: FlaskClient) -> None:
     assert client.get("/items").get_json()["items"] == body["items"]
 
 
+def test_the_csv_is_formula_safe_and_exact_and_reads_back_the_same(
+        client: FlaskClient, trained_app: Flask) -> None:
+    store = services(trained_app).store
+    store.ingest_bytes(b"date,product_id,store_id,quantity\n2024-01-01,=1+2,-S1,3\n")
+    assert send(client, b"product_id,store_id,unit_cost\n=1+2,-S1,0.123456789012345\n"
+                ).status_code == 200
+    before = client.get("/items").get_json()["items"]
+    exported = client.get("/items", headers={"Accept": "text/csv"}).get_data()
+    assert exported.splitlines()[1] == b"'=1+2,'-S1,,,,,,,,0.123456789012345,"
+    assert send(client, exported).status_code == 200
+    assert client.get("/items").get_json()["items"] == before
+
+
 @pytest.mark.parametrize("body, column", [
     (b"product_id,moq\nP0001,5\nP0404,3\n", "product_id"),
     (b"product_id,moq\nP0001,-3\n", "moq"),
