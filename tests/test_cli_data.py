@@ -50,7 +50,8 @@ def test_ingest_items_replaces_the_settings_or_names_the_bad_cell(run, tmp_path:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["upload"]["rows"] == 1
     listed = json.loads(run("items", "--format", "json").stdout)["items"]
-    assert [(i["product_id"], i["moq"], i["order_multiple"]) for i in listed] == [("A", 10, 6)]
+    assert [(i["product_id"], i["store_id"], i["moq"], i["order_multiple"]) for i in listed] \
+        == [("A", None, 10, 6)]  # as GET /items has it: null, every store
     assert run("items", "--format", "csv").stdout.splitlines()[1].startswith("A,,")
     items.write_text("product_id,moq\nA,-2\nZ,1\n")
     result = run("ingest-items", str(items))

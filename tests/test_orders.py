@@ -57,6 +57,20 @@ def test_a_cap_never_raises_an_order() -> None:
     assert constrain(0.5, position=0.8, max_stock=1.0) == (0.5, ["order_capped"])
 
 
+@pytest.mark.parametrize("given, expected", [
+    # cases of 0.3 under a max of 1: three cases, not "one unit" rounded up to four (1.2)
+    ({"raw": 144, "multiple": 0.3, "max_order": 1}, 0.9),
+    # no case pack, a max under one unit (kilos): the max, not one unit
+    ({"raw": 144, "max_order": 0.5}, 0.5),
+    ({"raw": 30, "position": 120, "max_stock": 100, "multiple": 0.3}, 0.3),  # one case
+    ({"raw": 30, "position": 120, "max_stock": 100, "max_order": 0.5}, 0.5),
+])
+def test_the_smallest_order_kept_never_breaks_max_order_qty(given: dict, expected: float) -> None:
+    quantity, codes = constrain(**given)
+    assert quantity == pytest.approx(expected) and "order_capped" in codes
+    assert quantity <= given.get("max_order", np.inf) + 1e-12
+
+
 def test_warnings_and_explanation_name_each_step() -> None:
     levels = {"demand_over_protection_interval": np.array([70.0]),
               "safety_stock": np.array([10.0]), "reorder_point": np.array([80.0]),

@@ -10,11 +10,15 @@ this order, each step from the previous one's quantity:
 3. **cap**: at most ``max_order_qty``, and at most ``max_stock`` - inventory position; with
    a multiple the cap is rounded *down* to a multiple so the order stays whole cases.
 
-A cap that would leave less than the smallest allowed order (``moq`` or one unit, rounded
-up to the multiple) while an order is needed keeps that smallest order: an order the
-maths asks for is never silently turned into zero. Each step that changed the quantity
-adds its warning code (``order_raised_to_moq``, ``order_rounded_to_multiple``,
-``order_capped``) and a step to the order's explanation.
+A cap that would leave less than the smallest allowed order while an order is needed
+keeps that smallest order: an order the maths asks for is never silently turned into
+zero. The smallest allowed order is the ``moq`` rounded up to whole cases, at least one
+case; without a case pack, the ``moq`` or one unit (the order itself if it is less), and
+never more than ``max_order_qty``, the supplier's hard limit (an upload checks that the
+``moq`` in whole cases fits under it, :class:`restock.query.OrderConstraints`).
+
+Each step that changed the quantity adds its warning code (``order_raised_to_moq``,
+``order_rounded_to_multiple``, ``order_capped``) and a step to the order's explanation.
 
 Pure numpy over [N] arrays, one row per series: ``/forecast`` runs it for one series and
 ``/plan`` for thousands, so the two answers cannot differ. A constraint that is not set is
@@ -30,11 +34,10 @@ from typing import Any
 import numpy as np
 
 from restock.inventory import make_warning
+from restock.query import MULTIPLE_SLACK, round_up_to_multiple
 
 #: the warning code of each constraint step, in the order the steps apply
 STEP_CODES = ("order_raised_to_moq", "order_rounded_to_multiple", "order_capped")
-#: relative slack of the rounding: 24 / 12 is two cases, not three, whatever float error
-_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def constrain(raw: np.ndarray, position: np.ndarray, *, moq: np.ndarray,
     cased = needed & np.isfinite(multiple)
     with np.errstate(invalid="ignore", divide="ignore"):  # rows without a multiple: masked
         def up(values: np.ndarray) -> np.ndarray:
-            return np.where(cased, np.ceil(values / multiple - _SLACK) * multiple, values)
+            return np.where(cased, round_up_to_multiple(values, multiple), values)
 
         raised = needed & (raw < floor_qty)
         after_moq = np.where(raised, floor_qty, raw)
@@ -76,13 +79,16 @@ def constrain(raw: np.ndarray, position: np.ndarray, *, moq: np.ndarray,
         by_stock = np.nan_to_num(np.asarray(max_stock, dtype=float) - position, nan=np.inf)
         cap = np.minimum(by_order, by_stock)
         cap = np.where(cased & np.isfinite(cap),
-                       np.floor(cap / multiple + _SLACK) * multiple, cap)
-    # the smallest order allowed: the moq, or one unit, rounded up to the multiple
-    smallest = up(np.maximum(floor_qty, np.minimum(after_multiple, 1.0)))
+                       np.floor(cap / multiple + MULTIPLE_SLACK) * multiple, cap)
+        # the smallest order allowed (module docstring): whole cases hold max_order_qty
+        # by the upload's check, a unit may not (max_order_qty 0.5 of a kilo)
+        smallest = np.where(cased, up(np.maximum(floor_qty, multiple)),
+                            np.minimum(np.maximum(floor_qty, np.minimum(after_multiple, 1.0)),
+                                       by_order))
     over = needed & (after_multiple > cap)
     quantity = np.where(over, np.minimum(after_multiple, np.maximum(cap, smallest)),
                         after_multiple)
-    rounded = cased & (after_multiple > after_moq * (1 + _SLACK))
+    rounded = cased & (after_multiple > after_moq * (1 + MULTIPLE_SLACK))
     return ConstrainedOrders(
         raw=raw, after_moq=after_moq, after_multiple=after_multiple, quantity=quantity,
         cap=cap, cap_by=np.where(by_order <= by_stock, "max_order_qty", "max_stock"),

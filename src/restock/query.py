@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 import pydantic
 from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, create_model,
                       model_validator)
@@ -32,6 +33,12 @@ Filter = Id | Annotated[list[Id], Field(min_length=1, max_length=1000)] | None
 MAX_COST = 1e12
 MIN_HOLDING_COST = 1e-9
 MAX_UNITS = 1e15
+#: the smallest case pack: a finer one is a typo, and MAX_UNITS / it must stay a finite float
+#: (an order_multiple of 1e-320 rounded every order to infinity)
+MIN_ORDER_MULTIPLE = 1e-6
+#: relative slack of rounding to whole order multiples: 24 / 12 is two cases, not three,
+#: and 0.3 / 0.1 three, whatever the float error
+MULTIPLE_SLACK = 1e-9
 #: ten years: any lead time, review period or cover beyond it is a typo
 MAX_DAYS = 3650.0
 #: horizons and history beyond what any version holds are refused by the version itself;
@@ -206,7 +213,8 @@ class OrderConstraints(_Declared):
     moq: float | None = Field(None, ge=0, le=MAX_UNITS,
                               description="minimum order quantity: a smaller order is raised")
     order_multiple: float | None = Field(
-        None, gt=0, le=MAX_UNITS, description="case pack: an order is rounded up to a multiple")
+        None, ge=MIN_ORDER_MULTIPLE, le=MAX_UNITS,
+        description="case pack: an order is rounded up to a multiple")
     max_order_qty: float | None = Field(None, gt=0, le=MAX_UNITS,
                                         description="largest order the supplier takes")
     max_stock: float | None = Field(
@@ -224,7 +232,21 @@ class OrderConstraints(_Declared):
             if self.order_multiple is not None and self.order_multiple > self.max_order_qty:
                 raise ValueError(f"order_multiple {self.order_multiple:g} is above "
                                  f"max_order_qty {self.max_order_qty:g}: no order could meet both")
+            if self.moq is not None and self.order_multiple is not None:
+                smallest = float(round_up_to_multiple(self.moq, self.order_multiple))
+                if smallest > self.max_order_qty:
+                    raise ValueError(
+                        f"moq {self.moq:g} in whole order multiples of {self.order_multiple:g} "
+                        f"is {smallest:g}, above max_order_qty {self.max_order_qty:g}: no "
+                        "order could meet all three")
         return self
+
+
+def round_up_to_multiple(quantity: Any, multiple: Any) -> Any:
+    """``quantity`` rounded up to whole ``multiple``s (numbers or arrays): the one rule both
+    the upload's check above and the orders (``restock.orders``) apply, so an item the
+    upload accepts never gets an order its own check would refuse."""
+    return np.ceil(np.asarray(quantity) / multiple - MULTIPLE_SLACK) * multiple
 
 
 def _optional(field: FieldInfo) -> tuple[Any, Any]:

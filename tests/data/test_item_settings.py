@@ -52,7 +52,7 @@ def test_upload_replaces_the_settings_as_a_whole_and_is_kept_as_sent(sales: Sale
     (b"product_id,moq\nA,5\nZ,3\n", 3, "product_id", "unknown product 'Z'"),
     (b"product_id,store_id,moq\nB,S2,3\n", 2, "store_id", "no sales in store 'S2'"),
     (b"product_id,moq\nA,-1\n", 2, "moq", "greater than or equal to 0"),
-    (b"product_id,order_multiple\nA,0\n", 2, "order_multiple", "greater than 0"),
+    (b"product_id,order_multiple\nA,0\n", 2, "order_multiple", "or equal to 0.000001"),
     (b"product_id,max_stock\nA,-5\n", 2, "max_stock", "greater than or equal to 0"),
     (b"product_id,service_level\nA,0.5\n", 2, "service_level", "greater than 0.5"),
     (b"product_id,service_level\nA,1\n", 2, "service_level", "less than or equal to 0.9999"),
@@ -60,6 +60,12 @@ def test_upload_replaces_the_settings_as_a_whole_and_is_kept_as_sent(sales: Sale
     (b"product_id,lead_time_days\nA,soon\n", 2, "lead_time_days", "valid number"),
     (b"product_id,unit_cost\nA,nan\n", 2, "unit_cost", "finite"),
     (b"product_id,moq,max_order_qty\nA,50,20\n", 2, "max_order_qty", "moq 50 is above"),
+    # 8 in cases of 7 is 14: no order meets moq, multiple and max_order_qty 10 at once
+    (b"product_id,moq,order_multiple,max_order_qty\nA,8,7,10\n", 2, "max_order_qty",
+     "is 14, above max_order_qty 10"),
+    # a subnormal case pack rounded every order to infinity
+    (b"product_id,order_multiple\nA,1e-320\n", 2, "order_multiple",
+     "greater than or equal to 0.000001"),
     (b"product_id,moq\nA,1\nB,2\nA,3\n", 4, "product_id,store_id", "duplicate: line 2"),
     (b"product_id,moq\n,1\n", 2, "product_id", "missing product_id"),
     (b"store_id,moq\nS1,1\n", 1, "product_id", "missing required column"),
@@ -101,3 +107,15 @@ def test_precedence_request_then_item_then_default() -> None:
     # a value equal to the default but given is still the request's
     assert effective_policy(parse(InventoryPolicy, {"service_level": 0.95}),
                             items)["service_level"].tolist() == [0.95, 0.95]
+
+
+def test_a_problem_quotes_at_most_40_characters_of_the_cell(sales: SalesStore) -> None:
+    with pytest.raises(DataValidationError) as caught:
+        sales.replace_items(b"product_id,moq\nA," + b"1" * 100_000 + b"\n")
+    problem = caught.value.problems[0]
+    assert problem.column == "moq" and f"(got '{'1' * 40}')" in problem.problem
+
+
+def test_the_upload_in_force_says_its_time_is_utc(sales: SalesStore) -> None:
+    sales.replace_items(b"product_id,moq\nA,1\n")
+    assert sales.items_summary()["upload"]["received_at"].endswith("+00:00")

@@ -9,6 +9,7 @@ import click
 from restock.accuracy import AccuracyTracker
 from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
 from restock.config import Settings
+from restock.data.items import settings_csv, settings_records
 from restock.data.store import SalesStore
 from restock.errors import RestockError
 from restock.registry import ModelRegistry
@@ -69,11 +70,9 @@ def items(settings: Settings, fmt: str) -> None:
     store = open_store(settings)
     frame = store.item_settings()
     if fmt == "json":
-        echo_json({**store.items_summary(), "items": frame.astype(object).where(
-            frame.notna(), None).to_dict("records")})
+        echo_json({**store.items_summary(), "items": settings_records(frame)})
     elif fmt == "csv":
-        click.echo(frame.to_csv(index=False, float_format="%.12g", lineterminator="\n"),
-                   nl=False)
+        click.echo(settings_csv(frame), nl=False)
     elif frame.empty:
         click.echo("no item settings yet: run `restock ingest-items FILE`")
     else:

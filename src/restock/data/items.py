@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 import pydantic
 
-from restock.data.schema import ALIASES, parse_ids, read_table
+from restock.data.schema import ALIASES, neutralise_formulas, parse_ids, read_table
 from restock.errors import DataValidationError, Problem
 from restock.query import ITEM_COLUMNS, ItemSettings
 
 ID_COLUMNS = ("product_id", "store_id")
+#: the CSV of the settings in force: the upload's own header, so it can be sent back
+HEADER = (*ID_COLUMNS, *ITEM_COLUMNS)
 #: the header names an item upload accepts: the sales upload's for the ids, the canonical
 #: name (and a few ERP spellings) for each setting
 ITEM_ALIASES: dict[str, str] = {
@@ -83,9 +85,11 @@ def parse_items_csv(raw: bytes, known_series: KnownSeries) -> ParsedItems:
             index, column = e["loc"][0], (e["loc"][1] if len(e["loc"]) > 1
                                           else _CROSS_FIELD_COLUMN)
             got = records[int(index)].get(str(column))
+            # a cell is quoted at most 40 characters, as the sales upload's problems are:
+            # a 30 MB cell must not come back in the error
             found.append(Problem(int(lines[int(index)]), str(column),
                                  e["msg"].removeprefix("Value error, ")
-                                 + (f" (got {got!r})" if got is not None else "")))
+                                 + (f" (got {got[:40]!r})" if got is not None else "")))
     frame = pd.DataFrame({"product_id": ids["product_id"].to_numpy(object),
                           "store_id": ids["store_id"].to_numpy(object)})
     found += _duplicates(frame, lines) + _unknown(frame, lines, known_series)
@@ -129,3 +133,25 @@ def _unknown(frame: pd.DataFrame, lines: np.ndarray,
                                  f"product {product[:40]!r} has no sales in store "
                                  f"{store[:40]!r}"))
     return found
+
+
+def settings_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """The settings in force (``SalesStore.item_settings``) as JSON rows: ``store_id``
+    None for a row of every store, None for a setting not set. ``GET /items`` and
+    ``restock items --format json`` both answer this."""
+    rows = frame[list(HEADER)].astype(object).where(frame.notna(), None).to_dict("records")
+    for row in rows:
+        row["store_id"] = row["store_id"] or None
+    return rows
+
+
+def settings_csv(frame: pd.DataFrame) -> str:
+    """The settings in force as an item upload, ready to edit in a spreadsheet and send
+    back: ids formula-safe (``neutralise_formulas``, which the parser undoes, as the sales
+    export's), numbers in the shortest text that reads back as the same float, empty for
+    not set. ``GET /items`` (``Accept: text/csv``) and ``restock items --format csv``."""
+    out = frame[list(HEADER)].copy()
+    for column in ID_COLUMNS:
+        out[column] = neutralise_formulas(out[column].astype(str))
+    return out.to_csv(index=False, lineterminator="\n",
+                      float_format=lambda v: repr(float(v)).removesuffix(".0"))

@@ -531,8 +531,10 @@ class SalesStore:
                                .order_by(u.seq.desc()).limit(1)).first()
         if row is None:
             return {"upload": None}
+        received = tables.aware(row.received_at)  # naive from SQLite
         return {"upload": {"upload_id": row.upload_id, "filename": row.filename,
-                           "received_at": row.received_at.isoformat(), "rows": row.rows}}
+                           "received_at": received.isoformat() if received else None,
+                           "rows": row.rows}}
 
     def stats(self) -> dict[str, Any]:
         """Row and series counts and the newest upload: what a model was trained on."""

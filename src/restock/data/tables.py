@@ -6,11 +6,22 @@ and the same tests run on both.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 
 from restock.query import ITEM_COLUMNS
 
 metadata = sa.MetaData()
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A ``DateTime(timezone=True)`` value as read back, in UTC: SQLite hands back naive
+    datetimes, PostgreSQL aware ones, and an answer must not say which database it came
+    from (every timestamp here is written as UTC)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
 
 sales = sa.Table(
     "sales",

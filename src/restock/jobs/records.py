@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from restock.data.tables import job_events, jobs
+from restock.data.tables import aware, job_events, jobs
 from restock.errors import JobConflictError, JobNotFoundError
 from restock.jobs.base import Event, EventData, EventKind, Job
 
@@ -27,20 +27,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
-
-
 def _job(row: sa.Row[Any]) -> Job:
     return Job(
         job_id=row.job_id, kind=row.kind, status=row.status, stage=row.stage,
         progress=float(row.progress or 0.0), params=row.params or {}, upload_id=row.upload_id,
         model_version=row.model_version, error=row.error,
-        cancel_requested=bool(row.cancel_requested), created_at=_aware(row.created_at),
-        started_at=_aware(row.started_at), finished_at=_aware(row.finished_at),
+        cancel_requested=bool(row.cancel_requested), created_at=aware(row.created_at),
+        started_at=aware(row.started_at), finished_at=aware(row.finished_at),
     )
 
 

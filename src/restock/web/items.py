@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -11,16 +9,13 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
 
-from restock.query import ITEM_COLUMNS
+from restock.data.items import settings_csv, settings_records
 from restock.web.openapi import api, responses
 from restock.web.retrain import check_csv_upload, check_upload_fields
 from restock.web.schemas import ErrorBody, ItemsForm, ItemsUploaded
 from restock.web.services import services
 
 bp = Blueprint("items", __name__)
-
-#: the CSV of the settings in force: the upload's own header, so it can be sent back
-HEADER = ("product_id", "store_id", *ITEM_COLUMNS)
 
 
 @bp.post("/items")
@@ -49,17 +44,8 @@ def items() -> Response:
     store = services().store
     frame = store.item_settings()
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(HEADER)
-        for row in frame[list(HEADER)].astype(object).where(frame.notna(), "").itertuples(
-                index=False):
-            writer.writerow(f"{v:.12g}" if isinstance(v, float) else v for v in row)
-        return current_app.response_class(out.getvalue(), mimetype="text/csv", headers={
+        return current_app.response_class(settings_csv(frame), mimetype="text/csv", headers={
             "Content-Disposition": 'attachment; filename="items.csv"'})
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    for row in rows:
-        row["store_id"] = row["store_id"] or None
     return current_app.response_class(
-        current_app.json.dumps({**store.items_summary(), "items": rows}),
+        current_app.json.dumps({**store.items_summary(), "items": settings_records(frame)}),
         mimetype="application/json")
