@@ -395,3 +395,19 @@ def test_bad_upload_limit_settings_are_refused(name: str, value: str) -> None:
 
     with pytest.raises(InvalidParameterError, match=name):
         Settings.from_env(environ={name: value})
+
+
+def test_stock_on_order_is_read_from_the_latest_stock_record(store: SalesStore) -> None:
+    """An order recorded before the latest on-hand count has arrived since: the position
+    takes on_order from the latest row with any stock figure, a blank there being 0."""
+    store.ingest_bytes(b"date,product_id,store_id,quantity,on_hand,on_order\n"
+                       b"2024-01-01,A,S1,1,37,500\n"  # 500 on order then
+                       b"2024-01-05,A,S1,2,3,\n"  # counted later, nothing on order
+                       b"2024-01-01,B,S1,1,10,\n"
+                       b"2024-01-04,B,S1,1,,40\n")  # an order after the last count counts
+    on_order = store.stock_snapshot("on_order").set_index("product_id")
+    assert on_order.loc["A", "on_order"] == 0.0
+    assert str(on_order.loc["A", "date"]) == "2024-01-05"
+    assert on_order.loc["B", "on_order"] == 40.0
+    on_hand = store.stock_snapshot().set_index("product_id")["on_hand"].to_dict()
+    assert on_hand == {"A": 3.0, "B": 10.0}

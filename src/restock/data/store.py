@@ -478,15 +478,24 @@ class SalesStore:
         """Each (product, store, category)'s most recent recorded ``column`` (``on_hand``
         or ``on_order``) and its date.
 
+        Stock on order is read from the latest row that records any stock figure: a blank
+        ``on_order`` there is 0. An order recorded weeks before the latest on-hand count
+        has arrived since (or the count would say otherwise), so it must not keep
+        inflating the inventory position.
+
         The category is part of the key so that a reader can apply any filter to the
         snapshot and still take, per (product, store), the latest matching row.
         """
         s = tables.sales.c
+        recorded = (s.on_hand.is_not(None) | s.on_order.is_not(None) if column == "on_order"
+                    else s[column].is_not(None))
+        figure = (sa.func.coalesce(s.on_order, 0.0) if column == "on_order"
+                  else s[column]).label(column)
         latest = (sa.select(s.product_id, s.store_id, s.category,
                             sa.func.max(s.date).label("date"))
-                  .where(s[column].is_not(None))
+                  .where(recorded)
                   .group_by(s.product_id, s.store_id, s.category).subquery())
-        stmt = sa.select(s.product_id, s.store_id, s.category, s.date, s[column]).select_from(
+        stmt = sa.select(s.product_id, s.store_id, s.category, s.date, figure).select_from(
             tables.sales.join(latest, sa.and_(s.product_id == latest.c.product_id,
                                               s.store_id == latest.c.store_id,
                                               s.date == latest.c.date)))

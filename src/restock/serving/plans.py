@@ -65,7 +65,8 @@ COLUMNS = (
 NOTES = {
     "suggested_order_qty": "order-up-to level - inventory position, then the item's "
                            "constraints (moq, order multiple, max order, max stock)",
-    "on_order": "ordered, not yet received: the latest stored (0 when none is recorded)",
+    "on_order": "ordered, not yet received, as of the latest row with a stock figure (a "
+                "blank there, or none recorded: 0)",
     "inventory_position": "on hand + on order",
     "order_up_to_level": "reorder point + order quantity (EOQ, or cover_days of demand)",
     "safety_stock_method": "normal (forecast error sigma) or empirical (intermittent demand: "
