@@ -262,3 +262,16 @@ def test_one_frequency_per_file_is_recorded_and_slow_movers_do_not_conflict() ->
     weekly = series_csv(("A", pd.date_range("2024-01-07", periods=3, freq="W-SUN")))
     assert parse_sales_csv(weekly).frequency == "W-SUN"  # the whole file's dates
     assert parse_sales_csv(series_csv(("A", days[:1]))).frequency == ""
+
+
+def test_a_column_named_twice_is_a_header_problem() -> None:
+    (row, column, problem), = problems_of(b"date,product_id,quantity,quantity\n"
+                                          b"2024-01-01,A,3,4\n")
+    assert (row, column) == (1, "quantity") and "keep one" in problem
+
+
+def test_extra_cells_on_the_first_row_are_refused_and_a_trailing_delimiter_is_not() -> None:
+    (row, column, problem), = problems_of(HEADER.encode() + b"2024-01-01,A,3,99\n")
+    assert (row, column) == (2, None) and "4 cells" in problem
+    frame = parse_sales_csv(b"date,product_id,quantity,\n2024-01-01,A,3,\n").frame
+    assert frame["quantity"].tolist() == [3.0]

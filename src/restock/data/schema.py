@@ -187,6 +187,17 @@ def _line_numbers(text: str, delimiter: str, n_records: int) -> np.ndarray:
     return np.asarray(starts[:n_records] + [0] * (n_records - len(starts)))
 
 
+def _first_records(text: str, delimiter: str) -> tuple[list[str], list[str], int]:
+    """The header's names as written, the first data record's cells and its line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, [])
+        line = reader.line_num + 1
+        return header, next(reader, []), line
+    except csv.Error:  # pandas read the file; these only refine its header checks
+        return [], [], 2
+
+
 def _map_columns(columns: list[str], aliases: dict[str, str] = ALIASES,
                  required_columns: list[str] = REQUIRED,
                  ) -> tuple[dict[str, str], list[str], list[Problem]]:
@@ -356,7 +367,15 @@ def read_table(raw: bytes, aliases: dict[str, str] = ALIASES,
     except pd.errors.EmptyDataError:
         raise DataValidationError("the file is empty",
                                   [Problem(None, None, "the file is empty")]) from None
-    table.columns = [str(c) for c in table.columns]
+    header, first, first_line = _first_records(text, delimiter)
+    # pandas renames a repeated name ('moq', 'moq.1'): the header check must see it twice
+    table.columns = header if len(header) == len(table.columns) else map(str, table.columns)
+    if len(first) > len(header) and any(cell.strip() for cell in first[len(header):]):
+        # pandas drops them silently on the first row only (index_col=False); later rows
+        # with too many cells are malformed CSV above
+        raise DataValidationError("a row has more cells than the header", [Problem(
+            first_line, None, f"{len(first)} cells, but the header names {len(header)} "
+                              "columns")])
     mapping, ignored, header_problems = _map_columns(list(table.columns), aliases,
                                                       required)
     if header_problems:
