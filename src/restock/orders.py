@@ -52,11 +52,6 @@ class ConstrainedOrders:
     cap_by: np.ndarray  # which bound set the cap: "max_order_qty" or "max_stock"
     changed: dict[str, np.ndarray]  # STEP_CODES -> bool [N]
 
-    def codes(self) -> list[list[str]]:
-        """Each row's warning codes, in step order."""
-        flags = np.stack([self.changed[code] for code in STEP_CODES], axis=1).tolist()
-        return [[code for code, hit in zip(STEP_CODES, row) if hit] for row in flags]
-
 
 def constrain(raw: np.ndarray, position: np.ndarray, *, moq: np.ndarray,
               order_multiple: np.ndarray, max_order_qty: np.ndarray,

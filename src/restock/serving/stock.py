@@ -33,7 +33,7 @@ class StockLevels:
     codes: dict[str, np.ndarray]  # KEYS -> code of each row
     lookup: dict[str, dict[str, int]]  # KEYS -> value -> code
     pair: np.ndarray  # (product, store) code of each row
-    on_hand: np.ndarray  # the column's figures (named for the first of them)
+    figures: np.ndarray  # the column's figures
 
     @classmethod
     def of(cls, frame: pd.DataFrame, figure: str = "on_hand") -> "StockLevels":
@@ -49,7 +49,7 @@ class StockLevels:
     def total(self, filters: dict[str, tuple[str, ...] | None]) -> float | None:
         """Sum over the (product, store)s whose rows match the filters of each one's latest
         matching stock; None when no row matches."""
-        mask = np.ones(len(self.on_hand), dtype=bool)
+        mask = np.ones(len(self.figures), dtype=bool)
         for column, wanted in filters.items():
             if wanted is not None:
                 known = [self.lookup[column][w] for w in wanted if w in self.lookup[column]]
@@ -60,7 +60,7 @@ class StockLevels:
         # the last row of each (product, store) in date order, kept in that order
         _, last_reversed = np.unique(self.pair[matched][::-1], return_index=True)
         latest = np.sort(matched[len(matched) - 1 - last_reversed])
-        return float(self.on_hand[latest].sum())
+        return float(self.figures[latest].sum())
 
 
     def per_series(self, keys: Mapping[str, Key], positions: np.ndarray) -> np.ndarray:
@@ -82,7 +82,7 @@ class StockLevels:
         wanted = product.astype(np.int64) * (len(self.lookup["store_id"]) + 1) + store
         at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
         found = (product >= 0) & (store >= 0) & (known[at] == wanted)
-        return np.where(found, self.on_hand[latest[at]], np.nan)
+        return np.where(found, self.figures[latest[at]], np.nan)
 
 
 def filter_key(value: Filter) -> tuple[str, ...] | None:
