@@ -3,7 +3,7 @@ import {
   Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Tooltip, XAxis, YAxis,
 } from 'recharts';
 import {
-  EXPLANATION_TITLE, FORECAST_FIELDS, SEVERITY_ORDER, explanationLines, forecastBody, formatInventory,
+  BLANK_FIELDS_HINT, EXPLANATION_TITLE, FORECAST_FIELDS, SEVERITY_ORDER, explanationLines, forecastBody, formatInventory,
   historyToChart, inputAttrs, inventoryFields, periodName,
 } from './api.js';
 import AccuracyPanel from './AccuracyPanel.jsx';
@@ -169,11 +169,8 @@ export default function ForecastView({ client, modelVersion, onError }) {
     let alive = true;
     client.forecastFields().then((f) => {
       if (!alive) return;
-      setFields(f);
+      setFields(f); // the inputs show the defaults as placeholders (inputAttrs), blank fields are not sent
       setFieldsNote('');
-      // the server's defaults fill the fields the user has not touched
-      const defaults = Object.fromEntries(FORECAST_FIELDS.filter(([n]) => f[n]?.default != null).map(([n]) => [n, String(f[n].default)]));
-      setValues((v) => ({ ...defaults, ...v }));
     }, (err) => { if (alive) setFieldsNote(`Could not read the request's bounds from /openapi.json (${err.message}); the server still checks them.`); });
     return () => { alive = false; };
   }, [client]);
@@ -306,6 +303,7 @@ export default function ForecastView({ client, modelVersion, onError }) {
             {MORE_FIELDS.map(([name, label]) => numberInput(name, label))}
           </div>
         </details>
+        <p className="rr-hint" data-testid="fields-hint">{BLANK_FIELDS_HINT}</p>
         <p className="rr-hint" data-testid="series-status" aria-live="polite">{seriesNote}</p>
         {fieldsNote && <p className="rr-hint" data-testid="bounds-status">{fieldsNote}</p>}
         <div className="rr-actions">

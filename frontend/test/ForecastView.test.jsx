@@ -81,8 +81,8 @@ describe('forecast view', () => {
     const post = srv.calls.find((c) => c.method === 'POST');
     expect(post.url).toBe(`${API}/forecast`);
     expect(post.headers.Authorization).toBe('Bearer tk');
-    // the server's defaults (service level, cover days) come from its /openapi.json
-    expect(JSON.parse(post.body)).toEqual({ product_id: 'P1', store_id: 'S1', days: 14, service_level: 0.95, lead_time_days: 7, on_hand: 80, cover_days: 30, plot: true });
+    // the typed values only: the fields left blank (service level, cover days) are the server's
+    expect(JSON.parse(post.body)).toEqual({ product_id: 'P1', store_id: 'S1', days: 14, lead_time_days: 7, on_hand: 80, plot: true });
 
     // chart drawn from the JSON (recharts SVG): history, forecast, band, reorder point
     const chart = screen.getByTestId('forecast-chart');
@@ -124,7 +124,7 @@ describe('forecast view', () => {
     await user.click(screen.getByTestId('plan-submit'));
     expect(await screen.findAllByTestId('plan-row')).toHaveLength(1);
     expect(srv.calls.find((c) => c.url.includes('/plan?')).url)
-      .toBe(`${API}/plan?product_id=P1&store_id=S1&days=14&service_level=0.95&lead_time_days=7&cover_days=30`);
+      .toBe(`${API}/plan?product_id=P1&store_id=S1&days=14&lead_time_days=7`);
   });
 
   it('shows forecast errors plainly and says when no model exists yet', async () => {
@@ -147,17 +147,19 @@ describe('forecast view', () => {
     expect(screen.queryByTestId('forecast-form')).toBeNull();
   });
 
-  it('takes the bounds and defaults of its fields from /openapi.json, checks them, and asks for the charted history', async () => {
+  it('takes the bounds and defaults (as placeholders) of its fields from /openapi.json, checks them, and asks for the charted history', async () => {
     const srv = server({ openapi: openapiDoc({ lead_time_days: { type: 'number', default: 5, exclusiveMinimum: 0, maximum: 42 }, history: { type: 'integer', default: 28, minimum: 0 } }) });
     const user = userEvent.setup();
     render(<RetrainModel apiBaseUrl={API} showForecast />);
     await screen.findByTestId('forecast-form');
     const lead = screen.getByTestId('fc-lead-time');
-    await waitFor(() => expect(lead).toHaveValue(5));
+    await waitFor(() => expect(lead).toHaveAttribute('placeholder', '5 (default)'));
+    expect(lead).toHaveValue(null);
     expect(lead).toHaveAttribute('max', '42');
     expect(lead).toHaveAttribute('min', '0');
     expect(screen.getByTestId('fc-service-level')).toHaveAttribute('max', '1');
-    expect(screen.getByTestId('fc-service-level')).toHaveValue(0.95);
+    expect(screen.getByTestId('fc-service-level')).toHaveAttribute('placeholder', '0.95 (default)');
+    expect(screen.getByTestId('fc-service-level')).toHaveValue(null);
     expect(screen.getByTestId('fc-days')).toHaveAttribute('step', '1');
     expect(screen.getByTestId('fc-days')).toHaveValue(null); // no default declared: the server's applies
 
@@ -179,7 +181,47 @@ describe('forecast view', () => {
     await user.type(lead, '42');
     await user.click(screen.getByTestId('forecast-submit'));
     await screen.findByTestId('forecast-output');
-    expect(JSON.parse(srv.calls.find((c) => c.method === 'POST').body)).toEqual({ service_level: 0.9, lead_time_days: 42, cover_days: 30, history: 90, plot: true });
+    expect(JSON.parse(srv.calls.find((c) => c.method === 'POST').body)).toEqual({ service_level: 0.9, lead_time_days: 42, history: 90, plot: true });
+  });
+
+  it('sends no policy field the user left blank, so the series\' item settings apply; a typed one is sent', async () => {
+    const srv = server();
+    const user = userEvent.setup();
+    render(<RetrainModel apiBaseUrl={API} showForecast />);
+    await waitFor(() => expect(screen.getByTestId('fc-lead-time')).toHaveAttribute('placeholder', '7 (default)'));
+    expect(screen.getByTestId('fields-hint')).toHaveTextContent('A blank field is not sent');
+    await waitFor(() => expect(within(screen.getByTestId('fc-product')).getAllByRole('option')).toHaveLength(4));
+    await user.selectOptions(screen.getByTestId('fc-product'), 'P1');
+    const sent = (method, path) => srv.calls.filter((c) => c.method === method && c.url.startsWith(`${API}${path}`)).at(-1);
+
+    // untouched: the forecast, the plan and the simulation carry no policy field (the stub
+    // answers /simulate with a 404: only what the panel sends matters here)
+    await user.click(screen.getByTestId('forecast-submit'));
+    await screen.findByTestId('forecast-output');
+    expect(JSON.parse(sent('POST', '/forecast').body)).toEqual({ product_id: 'P1', plot: true });
+    await user.click(screen.getByTestId('plan-submit'));
+    await screen.findAllByTestId('plan-row');
+    expect(sent('GET', '/plan?').url).toBe(`${API}/plan?product_id=P1`);
+    await user.click(screen.getByTestId('simulate-submit'));
+    await waitFor(() => expect(sent('POST', '/simulate')).toBeDefined());
+    expect(JSON.parse(sent('POST', '/simulate').body)).toEqual({ product_id: 'P1', plot: true });
+
+    // typed: sent as typed, to all three
+    await user.type(screen.getByTestId('fc-lead-time'), '3');
+    await user.type(screen.getByTestId('fc-service-level'), '0.9');
+    await user.click(screen.getByTestId('forecast-submit'));
+    await waitFor(() => expect(srv.calls.filter((c) => c.method === 'POST' && c.url === `${API}/forecast`)).toHaveLength(2));
+    expect(JSON.parse(sent('POST', '/forecast').body)).toEqual({ product_id: 'P1', service_level: 0.9, lead_time_days: 3, plot: true });
+    await user.click(screen.getByTestId('plan-submit'));
+    await waitFor(() => expect(sent('GET', '/plan?').url).toBe(`${API}/plan?product_id=P1&service_level=0.9&lead_time_days=3`));
+    await user.click(screen.getByTestId('simulate-submit'));
+    await waitFor(() => expect(srv.calls.filter((c) => c.url === `${API}/simulate`)).toHaveLength(2));
+    expect(JSON.parse(sent('POST', '/simulate').body)).toEqual({ product_id: 'P1', service_level: 0.9, lead_time_days: 3, plot: true });
+
+    // cleared again: not sent again
+    await user.clear(screen.getByTestId('fc-lead-time'));
+    await user.click(screen.getByTestId('plan-submit'));
+    await waitFor(() => expect(sent('GET', '/plan?').url).toBe(`${API}/plan?product_id=P1&service_level=0.9`));
   });
 
   it('still forecasts when /openapi.json cannot be read, leaving blank fields to the server', async () => {

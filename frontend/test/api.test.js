@@ -57,7 +57,10 @@ describe('the forecast request from /openapi.json', () => {
     expect(fields.service_level).toMatchObject({ type: 'number', exclusiveMin: 0.5, exclusiveMax: 1, min: null, max: null, default: 0.95 });
     expect(fields.days).toMatchObject({ type: 'integer', min: 1, max: null, default: null, description: 'horizon in calendar days (default 30)' });
     expect(fields.on_hand).toMatchObject({ min: -1e15, max: 1e15 });
-    expect(inputAttrs(fields.lead_time_days)).toEqual({ min: '0', max: '3650', step: 'any' });
+    // the default is the placeholder, never a value: a value would be sent
+    expect(inputAttrs(fields.lead_time_days)).toEqual({ min: '0', max: '3650', step: 'any', placeholder: '7 (default)' });
+    expect(inputAttrs(fields.service_level).placeholder).toBe('0.95 (default)');
+    expect(inputAttrs(fields.days)).not.toHaveProperty('placeholder'); // no default declared
     expect(requestFields({ paths: {} })).toEqual({});
   });
 

@@ -247,7 +247,9 @@ def train_through_page(b: Browse, server: Any, demo: Path) -> str:
 
 
 def check_form_bounds(b: Browse, server: Any) -> None:
-    """The form's bounds and defaults are the ones the API declares in /openapi.json."""
+    """The form's bounds and defaults are the ones the API declares in /openapi.json; a
+    default is the input's placeholder and the input stays empty (a value would be sent and
+    beat the series' item settings)."""
     expect = _expect()
     doc = requests.get(server.url + "/openapi.json", timeout=10).json()
     ref = doc["paths"]["/forecast"]["post"]["requestBody"]["content"]["application/json"]
@@ -264,7 +266,11 @@ def check_form_bounds(b: Browse, server: Any) -> None:
             else:
                 expect(b.by(testid)).to_have_attribute(attr, f"{bound:g}")
         default = props[name].get("default")
-        expect(b.by(testid)).to_have_value("" if default is None else f"{default:g}")
+        expect(b.by(testid)).to_have_value("")
+        if default is None:
+            expect(b.by(testid)).not_to_have_attribute("placeholder", re.compile(".*"))
+        else:
+            expect(b.by(testid)).to_have_attribute("placeholder", f"{default:g} (default)")
 
 
 def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
@@ -285,11 +291,10 @@ def check_forecast(b: Browse, server: Any, version: str, react: bool) -> None:
     b.by("fc-on-hand").fill("0")  # nothing in stock: the page must say to order now
     with b.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/forecast")) as sent:
         b.by("forecast-submit").click()
-    # the typed values, the server's defaults for the rest, and the history the chart draws
+    # the typed values (the blank fields are the server's) and the history the chart draws
     assert sent.value.post_data_json == {
         "product_id": "P0002", "store_id": "S01", "days": 21, "service_level": 0.9,
-        "lead_time_days": 5, "on_hand": 0, "lead_time_std_days": 0, "review_period_days": 0,
-        "cover_days": 30, "history": 90, "plot": True}, sent.value.post_data_json
+        "lead_time_days": 5, "on_hand": 0, "history": 90, "plot": True}, sent.value.post_data_json
 
     expect(b.by("forecast-output")).to_be_visible(timeout=60_000)
     expect(b.by("forecast-selection")).to_contain_text(version)
@@ -429,10 +434,16 @@ def test_react_demo_cross_origin_bad_csv_then_train_and_forecast(
     print(f"React demo flow: {time.monotonic() - started:.1f} s")
 
 
+# P0002 at S01's own settings, neither the declared default (7 days, 0.95)
+ITEM_LEAD_TIME = 10.0
+ITEM_SERVICE_LEVEL = 0.9
+
+
 def train_with_stock_on_order(server: Any, demo: Path, folder: Path) -> str:
     """Train through the API on the demo sales with an on_order column (12 units on order for
-    P0002 at S01, none in stock on its last day) and give that series a minimum order of 5,000
-    (POST /items): its plan row orders now, raised to the moq. Returns the new version."""
+    P0002 at S01, none in stock on its last day) and give that series a minimum order of 5,000,
+    a lead time of ITEM_LEAD_TIME days and a service level of ITEM_SERVICE_LEVEL (POST /items):
+    its plan row orders now, raised to the moq. Returns the new version."""
     lines = demo.read_text().splitlines()
     last = max(line.split(",")[0] for line in lines[1:])
     rows = [lines[0] + ",on_order"]
@@ -455,7 +466,8 @@ def train_with_stock_on_order(server: Any, demo: Path, folder: Path) -> str:
         time.sleep(1)
     assert job["status"] == "succeeded", job
     items = requests.post(server.url + "/items", timeout=30, files={"file": (
-        "items.csv", b"product_id,store_id,moq\nP0002,S01,5000\n", "text/csv")})
+        "items.csv", f"product_id,store_id,moq,lead_time_days,service_level\n"
+        f"P0002,S01,5000,{ITEM_LEAD_TIME:g},{ITEM_SERVICE_LEVEL:g}\n".encode(), "text/csv")})
     assert items.status_code == 200, items.text
     return job["model_version"]
 
@@ -466,7 +478,8 @@ def test_plain_page_plan_and_forecast_show_on_order_and_explanations(
     """The plain page's "What to order" table shows each row's on order as GET /plan has it,
     the supplier constraint's warning, and behind a row's "Why?" its explanation, step by
     step; the forecast's inventory panel shows on order, the inventory position and the
-    same steps as POST /forecast."""
+    same steps as POST /forecast. The form's policy fields left blank, both take P0002 at S01's
+    lead time and service level from its item settings, as the API does."""
     expect = _expect()
     version = train_with_stock_on_order(restock_server, csv_files["demo"], tmp_path)
     b = browse("plain-plan")
@@ -474,8 +487,11 @@ def test_plain_page_plan_and_forecast_show_on_order_and_explanations(
     expect(b.by("forecast-model")).to_contain_text(version)
     b.by("fc-store").select_option("S01")
     b.by("fc-days").fill("21")
-    b.by("plan-submit").click()
+    with b.page.expect_request(lambda r: "/plan?" in r.url) as asked:
+        b.by("plan-submit").click()
     expect(b.by("plan-reading")).to_contain_text(version)
+    # no policy field sent: the same query as the API's below, so the item settings apply
+    assert asked.value.url.endswith("/plan?store_id=S01&days=21"), asked.value.url
     answer = requests.get(restock_server.url + "/plan?store_id=S01&days=21", timeout=60).json()
     headers = b.by("plan-table").locator("thead th").all_inner_texts()
     column = {name.strip(): i for i, name in enumerate(headers)}
@@ -489,6 +505,7 @@ def test_plain_page_plan_and_forecast_show_on_order_and_explanations(
         assert number(cells[column["On order"]]) == r["on_order"], (r, cells)
     ours = next(r for r in answer["rows"] if r["product_id"] == "P0002")
     assert ours["on_order"] == 12 and ours["order_now"] is True, ours
+    assert (ours["lead_time_days"], ours["service_level"]) == (ITEM_LEAD_TIME, ITEM_SERVICE_LEVEL), ours
     assert ours["suggested_order_qty"] == 5000 and "order_raised_to_moq" in ours["warnings"], ours
     assert "order raised to moq" in shown["P0002", "S01"][column["Warnings"]]
 
@@ -506,7 +523,11 @@ def test_plain_page_plan_and_forecast_show_on_order_and_explanations(
 
     # the forecast of that series: on order and the inventory position next to on hand, the steps
     b.by("fc-product").select_option("P0002")
-    b.by("forecast-submit").click()
+    with b.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/forecast")) as sent:
+        b.by("forecast-submit").click()
+    assert sent.value.post_data_json == {
+        "product_id": "P0002", "store_id": "S01", "days": 21, "history": 90, "plot": True}, \
+        sent.value.post_data_json
     expect(b.by("forecast-output")).to_be_visible(timeout=60_000)
     api = requests.post(restock_server.url + "/forecast", timeout=60, json={
         "product_id": "P0002", "store_id": "S01", "days": 21}).json()["inventory"]
@@ -514,6 +535,11 @@ def test_plain_page_plan_and_forecast_show_on_order_and_explanations(
     for key in ("on_hand", "on_order", "inventory_position", "order_qty_before_constraints"):
         text = inv.get_by_test_id(f"inv-{key}").locator("dd").inner_text()
         assert number(text) == pytest.approx(api[key], abs=0.51), (key, text, api[key])
+    # the item's lead time and service level, not the form's defaults
+    assert (api["lead_time_days"], api["service_level"]) == (ITEM_LEAD_TIME, ITEM_SERVICE_LEVEL), api
+    expect(inv.get_by_test_id("inv-lead_time_days").locator("dd")).to_have_text(f"{ITEM_LEAD_TIME:g}")
+    expect(inv.get_by_test_id("inv-service_level").locator("dd")).to_have_text(
+        f"{ITEM_SERVICE_LEVEL * 100:g}%")
     labels = inv.locator("dt").all_inner_texts()
     assert labels[:3] == ["On hand", "On order", "Inventory position"], labels
     expect(b.by("inventory-explanation").locator("li")).to_have_text(

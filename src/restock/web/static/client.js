@@ -528,7 +528,7 @@ function deref(doc, node) {
  * The request fields of POST `path` as the server's /openapi.json declares them:
  * name -> {type, min, max, exclusiveMin, exclusiveMax, default, description} (null where not
  * declared; a nullable field's bounds are those of its non-null branch). Both forms take their
- * input bounds and defaults from here, so neither can disagree with the API.
+ * input bounds and placeholders (the defaults) from here, so neither can disagree with the API.
  */
 export function requestFields(openapi, path = '/forecast') {
   const body = openapi?.paths?.[path]?.post?.requestBody?.content?.['application/json']?.schema;
@@ -548,15 +548,23 @@ export function requestFields(openapi, path = '/forecast') {
 }
 
 /** An <input type="number">'s min, max and step for a field (an exclusive bound as min/max:
- * the browser cannot say "exclusive"; `fieldProblem` catches the bound itself). */
+ * the browser cannot say "exclusive"; `fieldProblem` catches the bound itself), and its
+ * declared default as the placeholder ("7 (default)"). The default is shown, never filled in:
+ * a filled-in value is sent (see forecastBody), and a sent lead time or service level beats
+ * the series' own settings from POST /items, so the form's plan would not be the API's. */
 export function inputAttrs(field) {
   const attrs = { step: field?.type === 'integer' ? '1' : 'any' };
   const min = field?.min ?? field?.exclusiveMin;
   const max = field?.max ?? field?.exclusiveMax;
   if (min !== null && min !== undefined) attrs.min = String(min);
   if (max !== null && max !== undefined) attrs.max = String(max);
+  if (field?.default !== null && field?.default !== undefined) attrs.placeholder = `${field.default} (default)`;
   return attrs;
 }
+
+/** What both forms say under their fields about the blank ones. */
+export const BLANK_FIELDS_HINT = 'A blank field is not sent: the plan, and a forecast of one product in one store, '
+  + 'take it from the item settings (POST /items) where they have it, else the default shown.';
 
 /** What is wrong with a number for a field, in words (null: nothing). */
 export function fieldProblem(field, value) {
@@ -572,7 +580,7 @@ export function fieldProblem(field, value) {
 
 /**
  * The POST /forecast body from the form: the selection, every filled-in number field (a blank
- * one is left to the server's default), the history the chart draws when the server offers
+ * one is not sent: the server applies the series' item settings, then its default), the history the chart draws when the server offers
  * `history` (within its declared maximum), and a PNG. A value out of the declared bounds throws an ApiError `invalid_input` whose `field`
  * names the input to focus.
  */

@@ -7,7 +7,7 @@
  * same origin, or at ?api=<base URL>.
  */
 import {
-  ACCURACY_FIELDS, ApiError, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
+  ACCURACY_FIELDS, ApiError, BLANK_FIELDS_HINT, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
   SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, explainLabel,
   explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
   historyToChart, inputAttrs, inventoryFields, nextPlanSort, periodName, planQuery, planRowKey, planRows, simulationBody,
@@ -513,7 +513,8 @@ function filterProducts() {
 // The request's fields and bounds as the server declares them (null until /openapi.json answered).
 var requestFields = null;
 
-// Give every number input the server's bounds, and its default where the user typed nothing.
+// Give every number input the server's bounds and its default as the placeholder (never as a
+// value: a value is sent, and would beat the series' item settings; see inputAttrs).
 function loadRequestFields() {
   return client.forecastFields().then(function (fields) {
     requestFields = fields;
@@ -522,9 +523,8 @@ function loadRequestFields() {
       var input = ui.forecastForm.elements.namedItem(f[0]), field = fields[f[0]];
       if (!input || !field) return;
       var attrs = inputAttrs(field);
-      ['min', 'max', 'step'].forEach(function (a) { if (a in attrs) input.setAttribute(a, attrs[a]); else input.removeAttribute(a); });
+      ['min', 'max', 'step', 'placeholder'].forEach(function (a) { if (a in attrs) input.setAttribute(a, attrs[a]); else input.removeAttribute(a); });
       if (field.description) input.title = field.description;
-      if (input.value === '' && field.default !== null) input.value = String(field.default);
     });
   }, function (err) {
     ui.boundsStatus.textContent = 'Could not read the request\'s bounds from /openapi.json (' + err.message + '); the server still checks them.';
@@ -1115,7 +1115,7 @@ function init() {
    'overall-progress', 'overall-progress-text', 'epoch-block', 'epoch-text', 'epoch-loss', 'epoch-progress', 'event-log',
    'event-count', 'result-section', 'model-version', 'accuracy-summary', 'metrics-table', 'forecast-model', 'forecast-form',
    'fc-product', 'fc-store', 'fc-category', 'fc-days', 'fc-service-level', 'fc-lead-time', 'fc-on-hand', 'fc-lead-time-std',
-   'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'series-status', 'bounds-status', 'forecast-submit',
+   'fc-review-period', 'fc-ordering-cost', 'fc-holding-cost', 'fc-cover-days', 'fields-hint', 'series-status', 'bounds-status', 'forecast-submit',
    'forecast-error', 'forecast-output', 'forecast-title-line', 'order-banner', 'chart-wrap', 'forecast-chart', 'chart-tooltip',
    'inventory-metrics', 'inventory-explanation', 'inventory-explanation-title', 'inventory-explanation-steps', 'warnings-list', 'plot-link', 'forecast-table', 'accuracy-reading', 'accuracy-error', 'accuracy-body',
    'accuracy-version', 'accuracy-chart', 'accuracy-scores', 'accuracy-table', 'simulate-submit', 'simulation-error',
@@ -1131,6 +1131,7 @@ function init() {
   ui.inventory = ui.inventoryMetrics;
   ui.warnings = ui.warningsList;
   ui.inventoryExplanationTitle.textContent = EXPLANATION_TITLE;
+  ui.fieldsHint.textContent = BLANK_FIELDS_HINT;
 
   STAGES.forEach(function (s) { ui.stageList.appendChild(el('li', { 'data-stage': s, 'data-state': 'pending', 'data-testid': 'stage-' + s }, STAGE_LABELS[s])); });
 
