@@ -91,3 +91,19 @@ def test_a_normal_fill_rate_target_is_reached_and_overrides_the_service_level() 
         assert result.z == pytest.approx(result.safety_stock / result.sigma_protection_interval)
     with pytest.raises(InvalidParameterError, match="target_fill_rate"):
         plan(target_fill_rate=1.0)
+
+
+def test_a_history_that_never_sold_keeps_the_normal_formula() -> None:
+    """All-zero blocks have no shape to scale to a positive forecast: scaling them would put
+    the reorder point at 0 below the expected demand."""
+    result = plan(history=np.zeros(60), service_level=0.9)
+    assert result.safety_stock_method == "normal"
+    assert result.reorder_point > result.demand_over_protection_interval
+
+
+def test_a_fill_rate_target_without_demand_keeps_the_service_level() -> None:
+    """No forecast demand, no order quantity: the fill-rate solve has nothing to size for
+    (it used to run to its bracket, z = 10); the service level's z stands."""
+    level = plan(np.zeros(30), history=None, service_level=0.95)
+    target = plan(np.zeros(30), history=None, service_level=0.95, target_fill_rate=0.98)
+    assert target.z == pytest.approx(level.z) and target.safety_stock == level.safety_stock

@@ -543,7 +543,11 @@ def safety_stock_rows(
     if target_fill_rate is not None:
         with np.errstate(all="ignore"):  # sigma 0: any k; the safety stock is 0 anyway
             wanted = (1.0 - target_fill_rate) * quantity / sigma_p
-        z = np.where(sigma_p > 0, k_for_normal_loss(np.nan_to_num(wanted, posinf=1e300)), 0.0)
+        # no order quantity (no forecast demand): a fill rate of nothing says nothing, so
+        # the service level's z stands (the bisection would run to its bracket, k = 10)
+        z = np.where(quantity > 0,
+                     np.where(sigma_p > 0,
+                              k_for_normal_loss(np.nan_to_num(wanted, posinf=1e300)), 0.0), z)
     ss = z * sigma_p
     with np.errstate(all="ignore"):
         esc = np.where(sigma_p > 0, sigma_p * unit_normal_loss_rows(ss / sigma_p),
@@ -578,7 +582,7 @@ def empirical_reorder_points(
     ``history`` [N, T] per period (NaN before the start), ``periods`` [N] the interval in
     periods (fractional: the last period pro rata), ``demand_protection`` [N] the forecast
     demand over it, which the block sums are scaled to. NaN where a row has fewer than
-    ``EMPIRICAL_MIN_BLOCKS`` blocks.
+    ``EMPIRICAL_MIN_BLOCKS`` blocks or sold nothing in them (the normal formula then).
     """
     blocks = block_sums(history, periods)  # [N, K], NaN where a block is incomplete
     valid = np.isfinite(blocks)
@@ -598,7 +602,8 @@ def empirical_reorder_points(
     with np.errstate(all="ignore"):
         excess = np.maximum(scaled - rop[:, None], 0.0)  # inf (no block) where invalid
         shortage = np.where(np.isinf(excess), 0.0, excess).sum(axis=1) / count
-    enough = count >= EMPIRICAL_MIN_BLOCKS
+    # a history that sold nothing in any block has no shape to scale to the forecast
+    enough = (count >= EMPIRICAL_MIN_BLOCKS) & (mean > 0)
     return {"reorder_point": np.where(enough, rop, np.nan),
             "expected_shortage_per_cycle": np.where(enough, shortage, np.nan)}
 
