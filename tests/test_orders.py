@@ -101,3 +101,10 @@ def test_warnings_and_explanation_name_each_step() -> None:
     assert [w["code"] for w in orders.constraint_warnings(result)] == [
         "order_rounded_to_multiple", "order_capped"]
     assert orders.explanation_text(steps).count("; ") == len(steps) - 1
+    assert "(service level 0.95)" in steps[1]["text"]
+    # what sized the safety stock is what the step names
+    sized = orders.explanations(
+        {**levels, "safety_stock_method": np.array(["empirical"])}, result,
+        {"lead_time_days": 7.0, "review_period_days": 0.0, "service_level": 0.95,
+         "cover_days": 30.0, "target_fill_rate": 0.98}, np.array([30.0]), np.array([10.0]))[0]
+    assert "(empirical, fill rate 0.98)" in sized[1]["text"]

@@ -127,29 +127,35 @@ def explanations(levels: dict[str, np.ndarray], orders: ConstrainedOrders,
     ``{"step", "quantity", "text"}`` with ``quantity`` the running figure after it.
 
     ``levels`` is what ``replenishment_levels`` returned, ``policy`` the per-row
-    ``lead_time_days``, ``review_period_days``, ``service_level`` and ``cover_days``."""
+    ``lead_time_days``, ``review_period_days``, ``service_level`` and ``cover_days``, and
+    ``target_fill_rate`` when one sized the safety stock instead."""
     count = len(orders.raw)
 
     def column(values: Any) -> list[Any]:
         return np.broadcast_to(np.asarray(values), (count,)).tolist()
 
-    rows = zip(*map(column, (
-        policy["lead_time_days"], policy["review_period_days"], policy["service_level"],
+    fill = policy.get("target_fill_rate")
+    sized_for = [f"{'empirical, ' if method == 'empirical' else ''}"
+                 + (f"fill rate {fill:g}" if fill is not None else f"service level {level:g}")
+                 for method, level in zip(column(levels.get("safety_stock_method", "normal")),
+                                          column(policy["service_level"]))]
+    rows = zip(sized_for, *map(column, (
+        policy["lead_time_days"], policy["review_period_days"],
         policy["cover_days"], levels["demand_over_protection_interval"], levels["safety_stock"],
         levels["reorder_point"], levels["order_quantity"], levels["eoq"], levels["max_level"],
         on_hand, on_order, levels["inventory_position"], levels["order_now"], orders.raw,
         orders.after_moq, orders.after_multiple, orders.quantity, orders.cap, orders.cap_by,
         *(orders.changed[code] for code in STEP_CODES))))
     out = []
-    for (lead, review, level, cover, demand, safety, rop, size, eoq, top, stock, ordered,
+    for (sizing, lead, review, cover, demand, safety, rop, size, eoq, top, stock, ordered,
          position, now, raw, moq, cased, final, cap, cap_by, raised, rounded, capped) in rows:
         how = "EOQ" if math.isfinite(eoq) else f"{cover:g} days of demand"
         steps = [
             _step("demand_over_protection_interval", demand,
                   f"expected demand over lead time {lead:g} d + review period {review:g} d: "
                   f"{demand:,.2f}"),
-            _step("reorder_point", rop, f"+ safety stock {safety:,.2f} (service level "
-                                        f"{level:g}) = reorder point {rop:,.2f}"),
+            _step("reorder_point", rop, f"+ safety stock {safety:,.2f} ({sizing}) = "
+                                        f"reorder point {rop:,.2f}"),
             _step("order_up_to_level", top, f"+ order quantity {size:,.2f} ({how}) = "
                                             f"order-up-to level {top:,.2f}"),
         ]

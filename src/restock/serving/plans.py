@@ -185,7 +185,8 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
     by_value = bool(len(rows)) and bool(np.isfinite(unit_cost).all())
     explained = np.empty(len(rows), dtype=object)
     for i, steps_of_row in enumerate(orders.explanations(
-            levels, constrained, {**settings, "cover_days": policy.cover_days}, on_hand,
+            levels, constrained, {**settings, "cover_days": policy.cover_days,
+                                  "target_fill_rate": policy.target_fill_rate}, on_hand,
             ordered)):
         explained[i] = steps_of_row
     columns: dict[str, np.ndarray] = {

@@ -264,9 +264,10 @@ def _constrained(plan: inventory.InventoryPlan, items: dict[str, np.ndarray],
         ("max_level", plan.max_level), ("inventory_position", plan.inventory_position),
         ("order_now", bool(plan.order_now)))}
     steps = orders.explanations(
-        levels, order, {"lead_time_days": plan.lead_time_days,
-                        "review_period_days": plan.review_period_days,
-                        "service_level": plan.service_level, "cover_days": policy.cover_days},
+        {**levels, "safety_stock_method": np.array([plan.safety_stock_method])}, order,
+        {"lead_time_days": plan.lead_time_days, "review_period_days": plan.review_period_days,
+         "service_level": plan.service_level, "cover_days": policy.cover_days,
+         "target_fill_rate": policy.target_fill_rate},
         np.array([np.nan if plan.on_hand is None else plan.on_hand]),
         np.array([plan.on_order or 0.0]))[0]
     if plan.on_hand is not None:
