@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -39,7 +38,7 @@ def _root_conftest() -> Any:
 _ROOT = _root_conftest()
 if str(Path(__file__).parent.parent / "web") not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent.parent / "web"))
-from webtools import free_port, wait_for  # noqa: E402,F401 - shared with tests/web
+from webtools import free_port, kill_group, wait_for  # noqa: E402,F401 - shared with tests/web
 REDIS_URL: str = _ROOT.REDIS_URL
 service_unavailable = _ROOT.service_unavailable  # skip here, fail in CI
 
@@ -95,18 +94,8 @@ class Topology:
 
     @staticmethod
     def kill(process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the process and everything it started (pool children, fork servers),
-        once: after that the group's id is free, and with pids wrapping at 32,768 (cmdstan
-        starts one process per Prophet fit) a second ``killpg`` could hit a newer
-        deployment's server that was given the same number."""
-        if getattr(process, "group_killed", False):
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(30)
-        process.group_killed = True  # type: ignore[attr-defined]
+        """SIGKILL the process and everything it started (``webtools.kill_group``)."""
+        kill_group(process)
 
     def close(self) -> None:
         for process in self.processes:

@@ -94,6 +94,21 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -
         time.sleep(interval)
 
 
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process started with ``start_new_session`` and everything in its group
+    (pool children, fork servers), once: after that the group's id is free, and with pids
+    wrapping at 32,768 here (cmdstan starts one process per Prophet fit) a second
+    ``killpg`` could hit a newer test server that was given the same number."""
+    if getattr(process, "group_killed", False):
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(30)
+    process.group_killed = True  # type: ignore[attr-defined]
+
+
 class Server:
     """A real ``restock serve`` subprocess (gunicorn) over ``home``, up when built.
 
@@ -110,7 +125,6 @@ class Server:
         self.log = home.parent / f"serve-{self.port}.log"
         environ = {**os.environ, "RESTOCK_LSTM_EPOCHS": "2", "RESTOCK_PROPHET_WORKERS": "1",
                    **env}
-        self._group_killed = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "restock", "--home", str(home), "serve", "--port",
              str(self.port), "--workers", str(workers), "--threads", str(threads),
@@ -134,17 +148,8 @@ class Server:
         return self.process.pid
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (master, workers, pool children), once: a
-        second ``killpg`` of a freed group id could hit a newer server given the same pid
-        (pids wrap at 32,768 here)."""
-        if self._group_killed:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(30)
-        self._group_killed = True
+        """SIGKILL the whole process group (master, workers, pool children)."""
+        kill_group(self.process)
 
     def stop(self) -> None:
         if self.process.poll() is None:
