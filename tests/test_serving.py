@@ -319,3 +319,23 @@ def test_a_snapshot_written_before_stockout_counts_still_loads(trained: Trained,
     old = snapshot.load(root, trained.registry.meta(trained.version))
     assert old.stats["stockouts"].tolist() == [0] * len(old.uids)
     assert stored(trained).stats["stockouts"].sum() > 0
+
+
+def test_a_censored_backtest_point_does_not_shrink_the_error_sigma() -> None:
+    """Stockout periods are dropped from the backtest (NaN actuals): a plan row and a
+    one-series forecast both take the sigma of the points that were scored."""
+    from types import SimpleNamespace
+
+    from restock.serving import aggregation
+
+    snapshot = SimpleNamespace(
+        backtest_y=np.array([[5.0, 6.0, np.nan, np.nan, 7.0, 5.0]]),
+        backtest_yhat=np.array([[3.0, 9.0, 4.0, 4.0, 4.0, 8.0]]),
+        backtest_steps=np.array([1, 2, 3, 1, 2, 3]), forecast={}, history=np.zeros((1, 5)))
+    scored = np.sqrt(np.mean(np.square([2.0, -3.0, 3.0, -3.0])))  # 2.78; zeros gave 2.27
+    residuals = aggregation.series_residuals(snapshot, np.array([0]))
+    plan = aggregation.error_sigmas(residuals, snapshot.history, snapshot.backtest_steps, 3)
+    assert plan[0] == pytest.approx(scored)
+    sums = aggregation.sum_rows(snapshot, np.array([0]))
+    one = aggregation.Aggregate({}, sums.residual, sums.history)
+    assert aggregation.error_sigma(one, snapshot.backtest_steps, 3) == pytest.approx(scored)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from restock.models.intervals import MIN_PER_STEP, interval_half_widths, residual_sigma
+from restock.models.intervals import (MIN_PER_STEP, half_widths, interval_half_widths,
+                                     residual_sigma, sigma_per_step)
 
 
 def frame(steps: np.ndarray, residuals: np.ndarray) -> pd.DataFrame:
@@ -51,3 +52,20 @@ def test_coverage_of_a_sum_of_series() -> None:
 def test_sigma_is_the_rms_per_step() -> None:
     residuals = frame(np.array([1, 2, 3]), np.array([3.0, -4.0, 0.0]))
     assert residual_sigma(residuals, 3) == pytest.approx([5 / np.sqrt(3)] * 3)
+
+
+def test_unscored_points_are_neither_errors_nor_hits() -> None:
+    """A NaN residual (a period censored by a stockout, a column a series lacks) is left
+    out, row by row: it used to count as a zero error and shrink the sigma."""
+    steps = np.array([1, 2, 3, 1, 2, 3])
+    full = np.array([2.0, -3.0, 1.0, 4.0, 2.0, -1.0])
+    censored = full.copy()
+    censored[[1, 4]] = np.nan
+    kept = np.isfinite(censored)
+    alone = sigma_per_step(steps[kept], full[kept], 3)
+    assert sigma_per_step(steps, censored, 3) == pytest.approx(alone)
+    plan = sigma_per_step(steps, np.stack([censored, full]), 3)
+    assert plan[0] == pytest.approx(alone)
+    assert plan[1] == pytest.approx(sigma_per_step(steps, full, 3))
+    assert half_widths(steps, censored, 3, 0.8) == pytest.approx(
+        half_widths(steps[kept], full[kept], 3, 0.8))

@@ -54,15 +54,20 @@ def residual_sigma(residuals: pd.DataFrame, h: int) -> np.ndarray:
 
 def sigma_per_step(steps: np.ndarray, residuals: np.ndarray, h: int) -> np.ndarray:
     """:func:`residual_sigma` on arrays, as :func:`half_widths` is to its frame version."""
-    return _per_step(steps, residuals, h, lambda r: np.sqrt(np.mean(np.square(r), axis=-1)))
+    def rms(r: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):  # a row with no residual here: NaN, then pooled
+            return np.sqrt(np.nansum(np.square(r), axis=-1) / np.isfinite(r).sum(axis=-1))
+    return _per_step(steps, residuals, h, rms)
 
 
 def _conformal_quantile(values: np.ndarray, level: float) -> np.ndarray:
     """The ``level`` quantile (of the last axis) with the split-conformal finite-sample
-    correction."""
-    n = values.shape[-1]
-    rank = min(n, math.ceil((n + 1) * level))
-    return np.sort(values, axis=-1)[..., rank - 1]
+    correction, over each row's finite values (NaN for a row without any)."""
+    n = np.isfinite(values).sum(axis=-1)
+    rank = np.minimum(n, np.ceil((n + 1) * level).astype(np.int64))
+    ordered = np.sort(values, axis=-1)  # NaN last
+    found = np.take_along_axis(ordered, np.maximum(rank - 1, 0)[..., None], axis=-1)[..., 0]
+    return np.where(n > 0, found, np.nan)
 
 
 def _per_step(
@@ -72,14 +77,16 @@ def _per_step(
     """Apply ``statistic`` per step with pooling, monotonicity and sqrt extrapolation.
 
     ``residuals`` is one series' [B] or many series' [N, B] (a plan); ``statistic`` reduces
-    the last axis. The residuals used are the backtest columns finite in every row (a
-    selection's summed residuals are all finite or all NaN), the result [h] or [N, h].
+    the last axis over its finite values. A NaN residual is a backtest point that was not
+    scored (a column the series lacks, or a period censored by a stockout): it counts
+    neither as an error nor as a hit. A row's step with fewer than ``MIN_PER_STEP`` of its
+    own residuals takes its pooled figure; the result is [h] or [N, h].
     """
     residuals = np.asarray(residuals, dtype=float)
     lead = residuals.shape[:-1]
     if h < 1:
         return np.zeros((*lead, 0))
-    finite = np.isfinite(residuals).reshape(-1, residuals.shape[-1]).all(axis=0) \
+    finite = np.isfinite(residuals).reshape(-1, residuals.shape[-1]).any(axis=0) \
         if residuals.size else np.zeros(residuals.shape[-1], bool)
     if not finite.any():
         return np.zeros((*lead, h))
@@ -88,9 +95,11 @@ def _per_step(
     pooled = np.asarray(statistic(values), dtype=float)
     horizon = int(steps.max())
     widths = np.repeat(pooled[..., None], h, axis=-1)
-    counts = np.bincount(steps, minlength=horizon + 1)[1:min(h, horizon) + 1]
-    for step in np.flatnonzero(counts >= MIN_PER_STEP).tolist():  # the others: pooled
-        widths[..., step] = statistic(values[..., steps == step + 1])
+    for step in range(min(h, horizon)):
+        at = values[..., steps == step + 1]
+        enough = np.isfinite(at).sum(axis=-1) >= MIN_PER_STEP  # the others: pooled
+        if enough.any():
+            widths[..., step] = np.where(enough, statistic(at), widths[..., step])
     observed = np.maximum.accumulate(widths[..., : min(h, horizon)], axis=-1)
     widths[..., : observed.shape[-1]] = observed
     if h > horizon:

@@ -32,7 +32,7 @@ class Sums:
     """What a group's answer is built from, over the whole stored horizon and history."""
 
     forecast: dict[str, np.ndarray]  # column -> [H]; a member is NaN where a series lacks it
-    residual: np.ndarray  # [B] summed actual - prediction; NaN when no series was backtested
+    residual: np.ndarray  # [B] summed actual - prediction; NaN where no series was scored
     history: np.ndarray  # [T] summed history, NaN before the first selected series starts
 
 
@@ -50,7 +50,9 @@ def sum_rows(snapshot: "Snapshot", rows: np.ndarray, steps: int | None = None) -
         forecast[column] = total
     y = snapshot.backtest_y[rows]
     present = ~np.isnan(y).all(axis=1)
-    residual = (np.nansum(y[present] - snapshot.backtest_yhat[rows][present], axis=0)
+    scored = ~np.isnan(y[present]).all(axis=0)  # a column no selected series was scored on
+    residual = (np.where(scored, np.nansum(y[present] - snapshot.backtest_yhat[rows][present],
+                                           axis=0), np.nan)
                 if present.any() else np.full(len(snapshot.backtest_steps), np.nan))
     history = snapshot.history[rows]
     started = ~np.isnan(history).all(axis=0)
@@ -105,17 +107,15 @@ def error_sigma(aggregate: Aggregate, backtest_steps: np.ndarray, lead_periods: 
 
 def series_residuals(snapshot: "Snapshot", rows: np.ndarray) -> np.ndarray:
     """Each row's backtest residuals [N, B] as :func:`sum_rows` gives them for that row
-    alone: a backtest column a backtested series lacks counts 0, a series never
-    backtested is all NaN."""
-    residual = snapshot.backtest_y[rows] - snapshot.backtest_yhat[rows]
-    present = ~np.isnan(snapshot.backtest_y[rows]).all(axis=1)
-    return np.where(present[:, None], np.nan_to_num(residual, nan=0.0), np.nan)
+    alone: NaN where the series was not scored (a column it lacks, a period censored by a
+    stockout), all NaN for a series never backtested."""
+    return snapshot.backtest_y[rows] - snapshot.backtest_yhat[rows]
 
 
 def error_sigmas(residuals: np.ndarray, history: np.ndarray, backtest_steps: np.ndarray,
                  lead_periods: float | np.ndarray) -> np.ndarray:
     """:func:`error_sigma` of many selections at once (one per row of ``residuals``
-    [N, B], all finite or all NaN, and ``history`` [N, T]): a plan's sigmas. The lead
+    [N, B], NaN where not scored, and ``history`` [N, T]): a plan's sigmas. The lead
     time is one for all or one per row (item settings); rows sharing a number of lead
     periods are computed together."""
     sigma = np.empty(len(residuals))
