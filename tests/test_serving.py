@@ -339,3 +339,35 @@ def test_a_censored_backtest_point_does_not_shrink_the_error_sigma() -> None:
     sums = aggregation.sum_rows(snapshot, np.array([0]))
     one = aggregation.Aggregate({}, sums.residual, sums.history)
     assert aggregation.error_sigma(one, snapshot.backtest_steps, 3) == pytest.approx(scored)
+
+
+def test_the_version_keeps_the_demand_imputed_on_stockout_days(trained: Trained,
+                                                               tmp_path) -> None:
+    """The inventory maths judge demand: a stockout day holds what training imputed there,
+    every other cell the sales; answers keep showing the sales (``history``)."""
+    import json
+    import shutil
+
+    arrays = stored(trained)
+    rows, columns, imputed = arrays.censored
+    history = np.asarray(arrays.history)
+    assert len(rows) and (imputed > history[rows, columns]).any()
+    assert (imputed >= history[rows, columns]).all()
+    demand = arrays.demand(np.arange(len(arrays.uids)))
+    assert (demand[rows, columns] == imputed).all()
+    untouched = np.ones(history.shape, bool)
+    untouched[rows, columns] = False
+    assert np.array_equal(demand[untouched], history[untouched], equal_nan=True)
+    picked = np.array([rows[0], (rows[0] + 1) % len(arrays.uids), rows[0]])[::-1]
+    assert np.array_equal(arrays.demand(picked), demand[picked], equal_nan=True)
+
+    root = tmp_path / "old"  # a version written before the censored cells were kept
+    shutil.copytree(trained.registry.path(trained.version), root)
+    folder = root / snapshot.FOLDER
+    index = json.loads((folder / snapshot.INDEX).read_text())
+    for name in snapshot.CENSORED_ARRAYS:
+        (folder / f"{name}.npy").unlink()
+        index["arrays"].remove(name)
+    (folder / snapshot.INDEX).write_text(json.dumps(index))
+    old = snapshot.load(root, trained.registry.meta(trained.version))
+    assert np.array_equal(old.demand(np.arange(len(old.uids))), history, equal_nan=True)

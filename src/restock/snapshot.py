@@ -52,6 +52,8 @@ GROUPED = ("store_id", "category")
 SERIES_STATS = ("n_obs", "gap_share", "discontinued", "clipped", "stockouts")
 #: stats a version written before them lacks, and the value such a version reads as
 _LATER_STATS = {"stockouts": 0}
+#: the arrays of ``Snapshot.censored`` (versions before censoring have none: no cells)
+CENSORED_ARRAYS = ("censored.rows", "censored.columns", "censored.demand")
 _LEGACY_FILES = ("forecasts.parquet", "backtest.parquet", "history.parquet",
                  "series.parquet")
 
@@ -109,6 +111,10 @@ class Snapshot:
     history: np.ndarray  # [S, T] (NaN before a series starts)
     history_dates: list[str]  # ISO, [T]
     groups: dict[str, GroupSums]  # GROUPED column -> sums per value (legacy: empty)
+    #: the history cells censored by a stockout: (rows, columns, imputed demand), each
+    #: [C]; training's demand there, where ``history`` keeps what was sold
+    censored: tuple[np.ndarray, np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
     days: np.ndarray = field(init=False, repr=False)  # [H + 1] day numbers of ``dates``
 
     def __post_init__(self) -> None:
@@ -118,6 +124,22 @@ class Snapshot:
     @property
     def horizon(self) -> int:
         return int(self.forecast["yhat"].shape[1])
+
+    def demand(self, rows: np.ndarray) -> np.ndarray:
+        """The history of ``rows`` [N, T] as demand: what was sold, except in periods that
+        ended out of stock, which hold the demand training imputed there. The inventory
+        maths judge this (a stockout's zero is not a period without demand); answers and
+        charts show ``history``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cell_rows, cell_columns, imputed = self.censored
+        if not len(cell_rows) or not len(rows):
+            return np.array(self.history[rows], dtype=float)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        out = np.array(self.history[unique], dtype=float)
+        at = np.minimum(np.searchsorted(unique, cell_rows), len(unique) - 1)
+        hit = unique[at] == cell_rows
+        out[at[hit], np.asarray(cell_columns)[hit]] = np.asarray(imputed)[hit]
+        return out[inverse]
 
     def series_frame(self) -> pd.DataFrame:
         """The series table (``unique_id``, the keys, the stats), total included: for export
@@ -146,14 +168,15 @@ class Snapshot:
 def build(freq: str, series: pd.DataFrame, forecast: Mapping[str, np.ndarray],
           dates: list[str], backtest_steps: np.ndarray, backtest_y: np.ndarray,
           backtest_yhat: np.ndarray, history: np.ndarray, history_dates: list[str],
-          *, group_sums: bool = True) -> Snapshot:
+          *, group_sums: bool = True, demand: np.ndarray | None = None) -> Snapshot:
     """A snapshot from dense arrays (rows in ``series`` order) and the series table.
 
     ``series`` has ``unique_id``, the ``KEYS`` and the ``SERIES_STATS`` columns
     (``discontinued`` and ``clipped`` default to False, ``stockouts`` to 0; versions
     written by hand for tests and benchmarks may also lack ``n_obs``, then the observed
     history, ``gap_share``, then 0, and the total, then ``total_row`` is -1). ``dates`` are the H forecast dates plus
-    the day after the last period.
+    the day after the last period. ``demand`` (like ``history``) is training's demand:
+    where it differs from the history, a stockout was censored (kept as ``censored``).
     """
     uids = series["unique_id"].astype(str).to_numpy()
     is_total = uids == TOTAL_ID
@@ -179,10 +202,20 @@ def build(freq: str, series: pd.DataFrame, forecast: Mapping[str, np.ndarray],
         backtest_y=np.ascontiguousarray(backtest_y, float),
         backtest_yhat=np.ascontiguousarray(backtest_yhat, float),
         history=np.ascontiguousarray(history, float), history_dates=list(history_dates),
-        groups={})
+        groups={}, censored=_censored_cells(history, demand))
     if group_sums:
         snapshot.groups.update({name: _group_sums(snapshot, name) for name in GROUPED})
     return snapshot
+
+
+def _censored_cells(history: np.ndarray, demand: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells where ``demand`` differs from ``history``: (rows, columns, demand)."""
+    if demand is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    demand = np.asarray(demand, dtype=float)
+    rows, columns = np.nonzero(np.isfinite(demand) & np.isfinite(history) & (demand != history))
+    return rows.astype(np.int64), columns.astype(np.int64), demand[rows, columns]
 
 
 def _group_sums(snapshot: Snapshot, name: str) -> GroupSums:
@@ -207,8 +240,9 @@ def from_frames(freq: str, series: pd.DataFrame, forecasts: pd.DataFrame,
     """A snapshot from training's long frames.
 
     ``forecasts``: ``unique_id, ds, step`` and the forecast columns; ``backtest``:
-    ``unique_id, cutoff, step, y, yhat``; ``history``: ``unique_id, ds, y``; ``clipped``:
-    series id -> negative member forecasts clipped (a warning).
+    ``unique_id, cutoff, step, y, yhat``; ``history``: ``unique_id, ds, y`` and, when a
+    stockout was censored, ``demand`` (training's imputed demand); ``clipped``: series
+    id -> negative member forecasts clipped (a warning).
     """
     series = series.reset_index(drop=True).copy()
     row = {uid: i for i, uid in enumerate(series["unique_id"])}
@@ -229,7 +263,9 @@ def from_frames(freq: str, series: pd.DataFrame, forecasts: pd.DataFrame,
         _dense(backtest, "column", "y", row, columns, base=0),
         _dense(backtest, "column", "yhat", row, columns, base=0),
         _dense(history, "position", "y", row, len(history_days), base=0), _iso(history_days),
-        group_sums=group_sums)
+        group_sums=group_sums,
+        demand=(_dense(history, "position", "demand", row, len(history_days), base=0)
+                if "demand" in history else None))
 
 
 def _dense(frame: pd.DataFrame, position: str, column: str, row: dict[str, int],
@@ -262,6 +298,7 @@ def write(directory: Path, snapshot: Snapshot) -> None:
         "uids": snapshot.uids, "table_rows": snapshot.table_rows,
         "backtest_steps": snapshot.backtest_steps, "backtest_y": snapshot.backtest_y,
         "backtest_yhat": snapshot.backtest_yhat, "history": snapshot.history,
+        **dict(zip(CENSORED_ARRAYS, snapshot.censored)),
         **{f"stats.{k}": v for k, v in snapshot.stats.items()},
         **{f"forecast.{c}": v for c, v in snapshot.forecast.items()}}
     for name, key in snapshot.keys.items():
@@ -316,7 +353,9 @@ def load(root: Path, meta: Mapping[str, Any]) -> Snapshot:
         forecast={c: array(f"forecast.{c}") for c in index["forecast_columns"]},
         dates=index["dates"], backtest_steps=np.asarray(array("backtest_steps")),
         backtest_y=array("backtest_y"), backtest_yhat=array("backtest_yhat"),
-        history=array("history"), history_dates=index["history_dates"], groups=groups)
+        history=array("history"), history_dates=index["history_dates"], groups=groups,
+        **({"censored": tuple(np.asarray(array(name)) for name in CENSORED_ARRAYS)}
+           if CENSORED_ARRAYS[0] in index["arrays"] else {}))
 
 
 def _load_legacy(root: Path, meta: Mapping[str, Any]) -> Snapshot:

@@ -49,11 +49,12 @@ class Panel:
 
     def history(self) -> pd.DataFrame:
         """``unique_id, ds, y`` with ``y`` the recorded sales (not the imputed demand of
-        censored periods): what a version shows and judges as history."""
+        censored periods): what a version shows as history; with ``demand``, the
+        imputed demand the models fitted, when some period was censored."""
         if censoring.SALES not in self.long:
             return self.long[["unique_id", "ds", "y"]]
-        return self.long[["unique_id", "ds", censoring.SALES]].rename(
-            columns={censoring.SALES: "y"})
+        return self.long[["unique_id", "ds", censoring.SALES, "y"]].rename(
+            columns={"y": "demand"}).rename(columns={censoring.SALES: "y"})
 
 
 def snap_to_calendar(dates: pd.Series, freq: str) -> pd.Series:

@@ -158,7 +158,9 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
     paths = inventory.spread_over_days(snapshot.forecast["yhat"][rows, :steps],
                                        np.diff(snapshot.days[:steps + 1]))
     history = np.asarray(snapshot.history[rows])
-    recent = history[:, -frequency.history_periods:]  # what ABC, XYZ and warnings judge
+    # what ABC, XYZ, the warnings and the empirical method judge: demand, not a stockout's
+    # zero (the error sigma's fallback keeps the sales, as a forecast's does)
+    recent = snapshot.demand(rows)[:, -frequency.history_periods:]
     settings = effective_policy(policy, items)
     sigma_period = aggregation.error_sigmas(
         aggregation.series_residuals(snapshot, rows), history, snapshot.backtest_steps,

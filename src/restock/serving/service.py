@@ -136,13 +136,16 @@ class ForecastService:
                                                 name)
         daily = inventory.spread_over_days(result.point["yhat"], np.diff(arrays.days[:steps + 1]))
         judged_at, judged = warnings.judged_history(arrays, result)
+        # one series is judged on its demand, as its plan row is (a stockout's zero is not
+        # a period without demand); a group on its sales, its stored sums
+        demand = arrays.demand(chosen.rows)[0][judged_at] if len(chosen.rows) == 1 else judged
         plan = inventory.plan_for_daily_demand(
             date.fromisoformat(arrays.dates[0]), daily,
             inventory.sigma_daily_from_period(sigma_period, period_days),
             **policy.model_dump(exclude=STOCK_FIELDS), **stock,
-            history=judged, days_per_period=period_days)
+            history=demand, days_per_period=period_days)
         plan, order, constrained = _constrained(plan, items, policy)
-        found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, judged,
+        found = warnings.selection_warnings(arrays, model.meta, chosen.rows, result, demand,
                                             data_version, level)
         shown = len(judged) - min(query.history, len(judged))  # the answer's part of that window
         columns = [_nums(result.point[c]) if c in result.point else [None] * steps
