@@ -23,7 +23,14 @@ its parts and a whole store costs what one product does.
 Versions written before this module (``forecasts.parquet``, ``backtest.parquet``,
 ``history.parquet``, ``series.parquet``) still load: :func:`load` reads them into the same
 structure in memory (no group sums; those requests sum their rows). A snapshot written
-before a per-series stat existed (``stockouts``) reads it as its neutral value (0).
+before a per-series stat existed (``stockouts``) reads it as its neutral value (0), and
+one written before stockouts were censored has no censored cells (its demand is its
+history).
+
+The history is what was sold; where a period ended out of stock, training fitted an imputed
+demand instead (:mod:`restock.data.censoring`), kept sparsely as ``censored.rows``,
+``censored.columns`` and ``censored.demand`` so that :meth:`Snapshot.demand` can give the
+inventory maths the demand while answers show the sales.
 """
 
 from __future__ import annotations
