@@ -463,16 +463,7 @@ class SalesStore:
         DB-API connection: SQLAlchemy's statement compilation and transaction events cost
         ~15x the query itself (SQLite: autocommit, a snapshot read; PostgreSQL: the pool
         rolls the read back on return)."""
-        connection = self.reader.raw_connection()
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(_DATA_VERSION_SQL)
-                return cursor.fetchone()[0]
-            finally:
-                cursor.close()
-        finally:
-            connection.close()
+        return self._scalar(_DATA_VERSION_SQL)
 
     def stock_snapshot(self, column: str = "on_hand") -> pd.DataFrame:
         """Each (product, store, category)'s most recent recorded ``column`` (``on_hand``
@@ -509,11 +500,16 @@ class SalesStore:
     def items_version(self) -> int | None:
         """The newest item settings upload's ``seq`` (None: none yet): what a reader keys
         its copy of the settings by, one indexed ``max`` as ``data_version``."""
+        return self._scalar(_ITEMS_VERSION_SQL)
+
+    def _scalar(self, sql: str) -> Any:
+        """One constant statement's single value, on a pooled DB-API connection (see
+        :meth:`data_version` for why not through SQLAlchemy)."""
         connection = self.reader.raw_connection()
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(_ITEMS_VERSION_SQL)
+                cursor.execute(sql)
                 return cursor.fetchone()[0]
             finally:
                 cursor.close()

@@ -40,15 +40,22 @@ sales = sa.Table(
 sa.Index("ix_sales_category", sales.c.category)
 sa.Index("ix_sales_date", sales.c.date)
 
+
+def _upload_record() -> list[sa.Column]:
+    """What every kind of upload records: ``seq`` (the order uploads were committed in),
+    its id (the kept file's name), the name it was sent under, its hash and when."""
+    return [sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("upload_id", sa.String(36), nullable=False, unique=True),
+            sa.Column("filename", sa.String(255), nullable=False),
+            sa.Column("sha256", sa.String(64), nullable=False),
+            sa.Column("received_at", sa.DateTime(timezone=True), nullable=False)]
+
+
 uploads = sa.Table(
     "uploads",
     metadata,
     # seq records the order uploads were committed in: the last writer of a key wins
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("upload_id", sa.String(36), nullable=False, unique=True),
-    sa.Column("filename", sa.String(255), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    *_upload_record(),
     sa.Column("rows_read", sa.Integer, nullable=False),
     sa.Column("inserted", sa.Integer, nullable=False),
     sa.Column("updated", sa.Integer, nullable=False),
@@ -113,11 +120,7 @@ item_uploads = sa.Table(
     "item_uploads",
     metadata,
     # one row per item settings upload; the newest one's rows are the settings in force
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("upload_id", sa.String(36), nullable=False, unique=True),
-    sa.Column("filename", sa.String(255), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    *_upload_record(),
     sa.Column("rows", sa.Integer, nullable=False),
 )
 
