@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from flask import Blueprint, current_app, request, url_for
-from werkzeug.exceptions import UnsupportedMediaType
+from flask import Blueprint, request, url_for
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
 from restock.query import ForecastQuery, InventoryPolicy, parts
+from restock.web.jsonbody import json_answer, json_body
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, ForecastRequest, ForecastResponse
 from restock.web.services import services
@@ -24,16 +23,12 @@ bp = Blueprint("forecast", __name__)
     HTTP_415=ErrorBody, HTTP_422=ErrorBody))
 def forecast(json: ForecastRequest) -> Response:
     """Forecast, inventory plan and warnings for the series selected by the filters."""
-    if json is None or (request.get_data(cache=True) and not request.is_json):
-        # spectree reads any non-form body as JSON-or-nothing; a text body is a mistake
-        raise UnsupportedMediaType("send the request as application/json")
-    result = services().forecasts.forecast(*parts(json, ForecastQuery, InventoryPolicy))
+    result = services().forecasts.forecast(*parts(json_body(json), ForecastQuery,
+                                                  InventoryPolicy))
     plot_id = result.pop("plot_id", None)
     if plot_id:
         result["plot_url"] = url_for("forecast.plot", plot_id=plot_id)
-    # encoded once by orjson (NaN would become null, as app.json writes it); spectree then
-    # checks the bytes against ForecastResponse in pydantic's own JSON parser
-    return current_app.response_class(orjson.dumps(result), mimetype="application/json")
+    return json_answer(result)
 
 
 @bp.get("/plots/<plot_id>.png")

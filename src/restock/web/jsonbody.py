@@ -14,10 +14,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
+from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.wrappers import Response
+
+Body = TypeVar("Body")
 
 
 class JSONDecodeProblem(ValueError):
@@ -84,3 +90,17 @@ class FiniteJSONProvider(DefaultJSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return loads_strict(s, **kwargs)
+
+
+def json_body(body: Body | None) -> Body:
+    """A JSON-only endpoint's validated body; 415 for any other kind of body (spectree
+    reads every non-form body as JSON-or-nothing, so a text body would pass as none)."""
+    if body is None or (request.get_data(cache=True) and not request.is_json):
+        raise UnsupportedMediaType("send the request as application/json")
+    return body
+
+
+def json_answer(value: Any) -> Response:
+    """``value`` encoded once by orjson (a non-finite float becomes null, as the app's
+    provider writes it); spectree then checks the bytes against the response model."""
+    return current_app.response_class(orjson.dumps(value), mimetype="application/json")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
 from flask import Blueprint, current_app, request
 from werkzeug.wrappers import Response
 
 from restock.query import split
+from restock.web.jsonbody import json_answer
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, PlanQuery
 from restock.web.services import services
@@ -36,5 +36,4 @@ def plan(query: PlanQuery) -> Response:
         return current_app.response_class(
             result.csv(), mimetype="text/csv",
             headers={"Content-Disposition": 'attachment; filename="plan.csv"'})
-    return current_app.response_class(orjson.dumps(result.to_dict()),
-                                      mimetype="application/json")
+    return json_answer(result.to_dict())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
-from flask import Blueprint, current_app, request, url_for
-from werkzeug.exceptions import UnsupportedMediaType
+from flask import Blueprint, url_for
 from werkzeug.wrappers import Response
 
 from restock.query import InventoryPolicy, parts
 from restock.simulation import SimulationOptions, chart
 from restock.simulation import simulate as run_simulation
+from restock.web.jsonbody import json_answer, json_body
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, SimulateRequest, SimulateResponse
 from restock.web.services import services
@@ -26,13 +25,11 @@ def simulate(json: SimulateRequest) -> Response:
     restock's policy, the seed's rule and a min/max rule, replayed on the same demand.
 
     Reads the active version only: nothing stored changes."""
-    if json is None or (request.get_data(cache=True) and not request.is_json):
-        raise UnsupportedMediaType("send the request as application/json")
-    options, policy = parts(json, SimulationOptions, InventoryPolicy)
+    options, policy = parts(json_body(json), SimulationOptions, InventoryPolicy)
     forecasts = services().forecasts
     model = forecasts.model()
     report, runs = run_simulation(model.snapshot, model.version, policy, options)
     if options.plot:
         plot_id = forecasts.plots.save(chart(report, runs))
         report["plot_url"] = url_for("forecast.plot", plot_id=plot_id)
-    return current_app.response_class(orjson.dumps(report), mimetype="application/json")
+    return json_answer(report)
