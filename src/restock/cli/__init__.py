@@ -28,6 +28,13 @@ def echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, default=str))
 
 
+def format_option(*choices: str) -> Any:
+    """``--format`` (as ``fmt``) of a command that prints a table by default; ``choices``
+    are the machine-readable forms it also writes."""
+    return click.option("--format", "fmt", type=click.Choice(["table", *choices]),
+                        default="table")
+
+
 def fail(error: RestockError) -> None:
     """Print a domain error for a person (and every row problem), then exit 2."""
     click.echo(f"error: {error.message}", err=True)

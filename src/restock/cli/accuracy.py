@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from restock.accuracy import accuracy_report, format_rows
-from restock.cli import cli, echo_json, fail, pass_settings
+from restock.cli import cli, echo_json, fail, format_option, pass_settings
 from restock.cli.data import open_store
 from restock.cli.models import open_registry
 from restock.config import Settings
@@ -23,7 +23,7 @@ from restock.errors import RestockError
               help="First forecast date to score (YYYY-MM-DD).")
 @click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Last forecast date to score (YYYY-MM-DD).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@format_option("csv", "json")
 @pass_settings
 def accuracy(settings: Settings, product_id: tuple[str, ...], store_id: tuple[str, ...],
              category: tuple[str, ...], version: str | None, start: datetime | None,

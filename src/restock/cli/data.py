@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from restock.accuracy import AccuracyTracker
-from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
+from restock.cli import cli, echo_json, fail, format_option, pass_settings, prepare_output
 from restock.config import Settings
 from restock.data.items import settings_csv, settings_records
 from restock.data.store import SalesStore
@@ -63,7 +63,7 @@ def ingest_items(settings: Settings, file: Path) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option("json", "csv")
 @pass_settings
 def items(settings: Settings, fmt: str) -> None:
     """The item and supplier settings in force (empty cells: not set)."""
@@ -91,7 +91,7 @@ def export(settings: Settings, file: Path) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_settings
 def series(settings: Settings, fmt: str) -> None:
     """List every (product, store) series with its row count, dates and demand stats."""

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
+from restock.cli import cli, echo_json, fail, format_option, pass_settings, prepare_output
 from restock.cli.data import open_store
 from restock.cli.models import open_registry
 from restock.cli.options import options_for, request_of
@@ -67,7 +67,7 @@ def declared_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @declared_options
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the chart as PNG to this file.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option("json", "csv")
 @click.option("--all-series", is_flag=True, help="Every series' forecast (csv or json).")
 @pass_settings
 def forecast(settings: Settings, plot: Path | None, fmt: str, all_series: bool,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from restock.cli import cli, echo_json, fail, pass_settings
+from restock.cli import cli, echo_json, fail, format_option, pass_settings
 from restock.cli.data import open_store
 from restock.config import Settings
 from restock.errors import RestockError
@@ -88,7 +88,7 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_settings
 def list_models(settings: Settings, fmt: str) -> None:
     """Every kept version, newest first, with its backtest MASE."""

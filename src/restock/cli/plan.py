@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from restock.cli import cli, echo_json, fail, pass_settings
+from restock.cli import cli, echo_json, fail, format_option, pass_settings
 from restock.cli.data import open_store
 from restock.cli.options import options_for, request_of
 from restock.cli.models import open_registry
@@ -37,7 +37,7 @@ def _cell(value: Any) -> str:
 
 @cli.command()
 @options_for(plan_fields())
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option("json", "csv")
 @pass_settings
 def plan(settings: Settings, fmt: str, **options: Any) -> None:
     """What to order today: every selected series' plan, most urgent first."""

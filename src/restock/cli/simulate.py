@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from restock.cli import cli, echo_json, fail, pass_settings, prepare_output
+from restock.cli import cli, echo_json, fail, format_option, pass_settings, prepare_output
 from restock.cli.data import open_store
 from restock.cli.models import open_registry
 from restock.cli.options import options_for, request_of
@@ -53,7 +53,7 @@ def _shown(value: Any) -> str:
 @declared_options
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the chart (on hand, orders, stockouts) as PNG to this file.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option("json", "csv")
 @pass_settings
 def simulate(settings: Settings, plot: Path | None, fmt: str, **options: Any) -> None:
     """Replay inventory policies over the backtest: achieved service level and fill rate

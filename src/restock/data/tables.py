@@ -23,6 +23,7 @@ def aware(value: datetime | None) -> datetime | None:
         return value
     return value.replace(tzinfo=timezone.utc)
 
+
 sales = sa.Table(
     "sales",
     metadata,
