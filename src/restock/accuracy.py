@@ -39,12 +39,12 @@ from restock import snapshot
 from restock.calendar import frequency_of
 from restock.data import tables
 from restock.data.panel import TOTAL_ID, snap_to_calendar
-from restock.data.store import Filter, SalesStore, as_list
+from restock.data.store import Filter, SalesStore
 from restock.errors import InvalidParameterError, ModelNotFoundError, NoScoresError
 from restock.inventory import make_warning
 from restock.models.metrics import bias, mase, mase_scale, wape
 from restock.registry import ModelRegistry
-from restock.serving.selection import unknown_values
+from restock.serving.selection import as_list, unknown_values
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,8 @@ def accuracy_report(store: SalesStore, registry: ModelRegistry, *, product_id: F
     with the ``model_degraded`` and ``forecast_bias`` warnings; what ``GET /accuracy`` and
     ``restock accuracy`` show. Unknown filter values raise ``UnknownSeriesError``, a
     selection without scored points ``NoScoresError``."""
-    filters = {"product_id": as_list(product_id) or [], "store_id": as_list(store_id) or [],
-               "category": as_list(category) or []}
+    filters = {"product_id": as_list(product_id), "store_id": as_list(store_id),
+               "category": as_list(category)}
     if start is not None and end is not None and start > end:
         raise InvalidParameterError(f"start {start} is after end {end}")
     _check_known(store, filters)

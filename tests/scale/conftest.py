@@ -28,8 +28,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = outcome.get_result()
     if not report.failed:
         return
-    for name in ("cluster", "topology"):
-        deployment = getattr(item, "funcargs", {}).get(name)
+    for name, deployment in getattr(item, "funcargs", {}).items():
         if isinstance(deployment, Topology):
             for log in sorted(deployment.root.glob("*.log")):
                 text = log.read_text(errors="replace")

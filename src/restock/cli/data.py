@@ -9,7 +9,7 @@ import click
 from restock.accuracy import AccuracyTracker
 from restock.cli import cli, echo_json, fail, format_option, pass_settings, prepare_output
 from restock.config import Settings
-from restock.data.items import settings_csv, settings_records
+from restock.data.items import settings_csv
 from restock.data.store import SalesStore
 from restock.errors import RestockError
 from restock.registry import ModelRegistry
@@ -70,7 +70,7 @@ def items(settings: Settings, fmt: str) -> None:
     store = open_store(settings)
     frame = store.item_settings()
     if fmt == "json":
-        echo_json({**store.items_summary(), "items": settings_records(frame)})
+        echo_json(store.items_in_force(frame))
     elif fmt == "csv":
         click.echo(settings_csv(frame), nl=False)
     elif frame.empty:

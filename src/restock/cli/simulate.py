@@ -3,6 +3,8 @@ the active version's backtest windows, as a table, JSON or CSV."""
 
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,9 +76,9 @@ def simulate(settings: Settings, plot: Path | None, fmt: str, **options: Any) ->
     if fmt == "json":
         echo_json(report)
     elif fmt == "csv":
-        click.echo(",".join(rows[0]))
-        for row in rows:
-            click.echo(",".join("" if v is None else str(v) for v in row.values()))
+        writer = csv.writer(sys.stdout, lineterminator="\n")  # quotes an id with a comma
+        writer.writerow(rows[0])
+        writer.writerows(["" if v is None else v for v in row.values()] for row in rows)
     else:
         period = report["period"]
         click.echo(f"model {report['model_version']}  {report['selection']['series']} series  "

@@ -32,7 +32,7 @@ from restock.config import Settings
 from restock.data import tables
 from restock.query import ITEM_COLUMNS
 from restock.data.frequency import MIN_DATASET_DATES, check_matches_history, classify
-from restock.data.items import ParsedItems, parse_items_csv
+from restock.data.items import ParsedItems, parse_items_csv, settings_records
 from restock.data.schema import (CANONICAL, Limits, OnDuplicate, OnError, ParsedUpload,
                                  neutralise_formulas, parse_sales_csv)
 
@@ -540,6 +540,12 @@ class SalesStore:
         return {"upload": {"upload_id": row.upload_id, "filename": row.filename,
                            "received_at": received.isoformat() if received else None,
                            "rows": row.rows}}
+
+    def items_in_force(self, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+        """``{upload, items}``: what ``GET /items`` and ``restock items --format json``
+        answer (``frame``: ``item_settings()`` when the caller already read it)."""
+        frame = self.item_settings() if frame is None else frame
+        return {**self.items_summary(), "items": settings_records(frame)}
 
     def stats(self) -> dict[str, Any]:
         """Row and series counts and the newest upload: what a model was trained on."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from restock.data.store import Filter
+from restock.data.store import as_list as store_as_list
 from restock.errors import UnknownSeriesError
 from restock.snapshot import KEYS, Snapshot
 
@@ -33,10 +34,8 @@ class Selection:
 
 
 def as_list(value: Filter) -> list[str]:
-    """A filter as a list of strings: None is no filter, a string one value."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+    """A filter as a list of strings: None (no filter) is an empty list."""
+    return store_as_list(value) or []
 
 
 def select(snapshot: Snapshot, product_id: Filter = None, store_id: Filter = None,

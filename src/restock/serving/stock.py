@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from restock.data.store import Filter, SalesStore
+from restock.data.store import Filter, SalesStore, as_list
 from restock.snapshot import KEYS, Key
 
 #: cached (data version, filters) -> on_hand entries before the cache starts over
@@ -87,9 +87,8 @@ class StockLevels:
 
 def filter_key(value: Filter) -> tuple[str, ...] | None:
     """A hashable filter, as the store reads it: None is no filter, [] matches nothing."""
-    if value is None:
-        return None
-    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+    values = as_list(value)
+    return None if values is None else tuple(values)
 
 
 class StockOnHand:

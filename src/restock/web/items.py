@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
-from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import UnsupportedMediaType
+from flask import Blueprint, current_app
 from werkzeug.wrappers import Response
 
-from restock.data.items import settings_csv, settings_records
+from restock.data.items import settings_csv
+from restock.web.jsonbody import csv_attachment, wants_csv
 from restock.web.openapi import api, responses
-from restock.web.retrain import check_csv_upload, check_upload_fields
+from restock.web.retrain import check_upload_fields, uploaded_csv
 from restock.web.schemas import ErrorBody, ItemsForm, ItemsUploaded
 from restock.web.services import services
 
@@ -27,12 +26,8 @@ def upload(form: ItemsForm) -> dict[str, Any]:
     product or duplicate row rejects the file and keeps the settings in force). Planning
     uses them from the next request on: a request's value wins over an item's, an item's
     over the default; a row without store_id applies to every store of its product."""
-    if form is None:  # spectree passes None when the body is not a form
-        raise UnsupportedMediaType("send multipart/form-data with the CSV in the field 'file'")
-    if not isinstance(form.file, FileStorage):
-        raise UnsupportedMediaType("the field 'file' must be a file upload")
-    check_csv_upload(form.file)
-    return services().store.replace_items(form.file.read(), form.file.filename)
+    upload = uploaded_csv(form)
+    return services().store.replace_items(upload.read(), upload.filename)
 
 
 @bp.get("/items")
@@ -43,9 +38,7 @@ def items() -> Response:
     text/csv``) in the upload's own columns, ready to edit and send back."""
     store = services().store
     frame = store.item_settings()
-    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
-        return current_app.response_class(settings_csv(frame), mimetype="text/csv", headers={
-            "Content-Disposition": 'attachment; filename="items.csv"'})
-    return current_app.response_class(
-        current_app.json.dumps({**store.items_summary(), "items": settings_records(frame)}),
-        mimetype="application/json")
+    if wants_csv():
+        return csv_attachment(settings_csv(frame), "items.csv")
+    return current_app.response_class(current_app.json.dumps(store.items_in_force(frame)),
+                                      mimetype="application/json")

@@ -100,6 +100,17 @@ def json_body(body: Body | None) -> Body:
     return body
 
 
+def wants_csv() -> bool:
+    """The client's ``Accept`` prefers CSV to JSON (a browser's download, a spreadsheet)."""
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+def csv_attachment(body: Any, filename: str) -> Response:
+    """A CSV answer (text, or an iterable of chunks to stream) saved as ``filename``."""
+    return current_app.response_class(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 def json_answer(value: Any) -> Response:
     """``value`` encoded once by orjson (a non-finite float becomes null, as the app's
     provider writes it); spectree then checks the bytes against the response model."""

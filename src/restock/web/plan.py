@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint
 from werkzeug.wrappers import Response
 
 from restock.query import split
-from restock.web.jsonbody import json_answer
+from restock.web.jsonbody import csv_attachment, json_answer, wants_csv
 from restock.web.openapi import api, responses
 from restock.web.schemas import ErrorBody, PlanQuery
 from restock.web.services import services
@@ -30,10 +30,6 @@ def plan(query: PlanQuery) -> Response:
     # only what the query gave: a given field wins over item settings, a default does not
     values = query.model_dump(exclude={"format"}, exclude_none=True, exclude_unset=True)
     result = services().forecasts.plan(*split(values))
-    wanted = query.format or ("csv" if request.accept_mimetypes.best_match(
-        ["application/json", "text/csv"]) == "text/csv" else "json")
-    if wanted == "csv":
-        return current_app.response_class(
-            result.csv(), mimetype="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="plan.csv"'})
+    if (query.format or ("csv" if wants_csv() else "json")) == "csv":
+        return csv_attachment(result.csv(), "plan.csv")
     return json_answer(result.to_dict())

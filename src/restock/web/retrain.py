@@ -23,6 +23,17 @@ CSV_MIMETYPES = frozenset({"", "text/csv", "text/plain", "application/csv",
                            "application/octet-stream"})
 
 
+def uploaded_csv(form: Any) -> FileStorage:
+    """The CSV file of an upload form (sales or item settings), or the 415 that says what
+    was sent instead."""
+    if form is None:  # spectree passes None when the body is not a form
+        raise UnsupportedMediaType("send multipart/form-data with the CSV in the field 'file'")
+    if not isinstance(form.file, FileStorage):
+        raise UnsupportedMediaType("the field 'file' must be a file upload")
+    check_csv_upload(form.file)
+    return form.file
+
+
 def check_csv_upload(upload: FileStorage) -> None:
     """415 for files that announce themselves as something else (xlsx, zip, images).
 
@@ -64,13 +75,9 @@ def retrain(form: RetrainForm) -> Response | tuple[dict[str, Any], int, dict[str
     Answers 202 with the job's URLs, or, with ``Accept: text/event-stream``, 200 and the
     job's progress events until it ends.
     """
-    if form is None:  # spectree passes None when the body is not a form
-        raise UnsupportedMediaType("send multipart/form-data with the CSV in the field 'file'")
-    if not isinstance(form.file, FileStorage):
-        raise UnsupportedMediaType("the field 'file' must be a file upload")
-    check_csv_upload(form.file)
+    upload = uploaded_csv(form)
     s = services()
-    result = s.store.ingest_bytes(form.file.read(), form.file.filename,
+    result = s.store.ingest_bytes(upload.read(), upload.filename,
                                   on_error=form.on_error, on_duplicate=form.on_duplicate)
     job = s.queue.submit({"weights": form.weights}, upload_id=result.upload_id)
     if request.accept_mimetypes.best == "text/event-stream":
