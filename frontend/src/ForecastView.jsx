@@ -4,14 +4,13 @@ import {
 } from 'recharts';
 import {
   BLANK_FIELDS_HINT, EXPLANATION_TITLE, FORECAST_FIELDS, SEVERITY_ORDER, explanationLines, forecastBody, formatInventory,
-  historyToChart, inputAttrs, inventoryFields, periodName,
+  historyToChart, humanize, inputAttrs, inventoryFields, periodName,
 } from './api.js';
 import AccuracyPanel from './AccuracyPanel.jsx';
 import PlanTable from './PlanTable.jsx';
 import SimulationPanel from './SimulationPanel.jsx';
 import { ErrorPanel, fmt, useWidth } from './parts.jsx';
 
-const humanize = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
 const uniqueSorted = (values) => [...new Set(values.filter((v) => v !== null && v !== undefined && v !== '').map(String))]
   .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
 

@@ -152,6 +152,12 @@ export class SSEParser {
 /** The backtest's members, as the result tables name them. */
 export const MEMBER_LABELS = { ensemble: 'Ensemble', seasonal_naive: 'Seasonal naive', prophet: 'Prophet', lstm: 'LSTM' };
 
+/** A field name in words, capitalised ("product_id" -> "Product id"): both UIs' label for a
+ * key they have no label of their own for. */
+export function humanize(key) {
+  return key.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+}
+
 /** The inventory plan's keys in the order both UIs list them, with their labels. */
 export const INVENTORY_FIELDS = [
   ['on_hand', 'On hand'], ['on_order', 'On order'], ['inventory_position', 'Inventory position'],
@@ -180,7 +186,6 @@ export function formatNumber(value, digits) {
 export function inventoryFields(inventory) {
   const inv = inventory || {};
   const known = new Set(INVENTORY_FIELDS.map(([key]) => key));
-  const humanize = (key) => key.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
   return [...INVENTORY_FIELDS.filter(([key]) => key in inv),
     ...Object.keys(inv).filter((key) => !known.has(key) && (inv[key] === null || typeof inv[key] !== 'object'))
       .map((key) => [key, humanize(key)])];

@@ -10,7 +10,7 @@ import {
   ACCURACY_FIELDS, ApiError, BLANK_FIELDS_HINT, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
   SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, explainLabel,
   explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
-  historyToChart, inputAttrs, inventoryFields, nextPlanSort, periodName, planQuery, planRowKey, planRows, simulationBody,
+  historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, planQuery, planRowKey, planRows, simulationBody,
   simulationReading, totalEpochs
 } from './client.js';
 
@@ -544,17 +544,23 @@ function formSelection() {
   return { product_id: ui.fcProduct.value, store_id: ui.fcStore.value, category: ui.fcCategory.value };
 }
 
+/** The request `build` (forecastBody, simulationBody, planQuery) makes of the form now,
+ * or null with its problem shown in `box` and its field focused. */
+function fromForm(build, box) {
+  box.hidden = true;
+  try {
+    return build(requestFields, formValues(), formSelection());
+  } catch (err) {
+    showError(err, box);
+    ui.forecastForm.elements.namedItem(err.field).focus();
+    return null;
+  }
+}
+
 function submitForecast(ev) {
   ev.preventDefault();
-  ui.forecastError.hidden = true;
-  var body;
-  try {
-    body = forecastBody(requestFields, formValues(), formSelection());
-  } catch (err) {
-    showError(err, ui.forecastError);
-    ui.forecastForm.elements.namedItem(err.field).focus();
-    return;
-  }
+  var body = fromForm(forecastBody, ui.forecastError);
+  if (!body) return;
   ui.forecastSubmit.disabled = true;
   ui.forecastSubmit.textContent = 'Loading…';
   var selection = { product_id: body.product_id, store_id: body.store_id, category: body.category };
@@ -570,7 +576,6 @@ function submitForecast(ev) {
   });
 }
 
-function humanize(k) { return k.replace(/_/g, ' ').replace(/^./, function (c) { return c.toUpperCase(); }); }
 
 function renderForecast(resp) {
   resp = resp || {};
@@ -718,15 +723,8 @@ var simulationAsked = 0; // only the answer to the latest request is shown
 var simulationImage = null; // object URL of the chart shown, revoked when replaced
 
 function submitSimulation() {
-  ui.simulationError.hidden = true;
-  var body;
-  try {
-    body = simulationBody(requestFields, formValues(), formSelection());
-  } catch (err) {
-    showError(err, ui.simulationError);
-    ui.forecastForm.elements.namedItem(err.field).focus();
-    return;
-  }
+  var body = fromForm(simulationBody, ui.simulationError);
+  if (!body) return;
   var asked = ++simulationAsked;
   ui.simulateSubmit.disabled = true;
   ui.simulateSubmit.textContent = 'Simulating…';
@@ -779,14 +777,7 @@ var plan = { asked: 0, answer: null, sort: null, explained: new Set() }; // only
 
 /** The plan query of the form as it is now, or null with its problem shown. */
 function currentPlanQuery() {
-  ui.planError.hidden = true;
-  try {
-    return planQuery(requestFields, formValues(), formSelection());
-  } catch (err) {
-    showError(err, ui.planError);
-    ui.forecastForm.elements.namedItem(err.field).focus();
-    return null;
-  }
+  return fromForm(planQuery, ui.planError);
 }
 
 function submitPlan() {
