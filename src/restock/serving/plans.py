@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 
 from restock import inventory, orders
-from restock.calendar import Frequency, frequency_of
+from restock.calendar import frequency_of
 from restock.query import STOCK_FIELDS, InventoryPolicy
 from restock.serving import aggregation
 from restock.serving.items import effective_policy
-from restock.serving.warnings import GAP_SHARE_WARNING, SHORT_HISTORY_SEASONS
+from restock.serving.warnings import series_flags
 from restock.snapshot import Snapshot
 
 #: cumulative volume share up to which a series is A, then B; the rest is C
@@ -209,7 +209,7 @@ def build(model_version: str, snapshot: Snapshot, positions: np.ndarray, steps: 
         "stockout_date": np.where(np.isnat(stockout), "", stockout.astype(str)),
         "abc_class": abc_classes(volume * unit_cost if by_value else volume),
         "xyz_class": xyz_classes(cv), "demand_cv": cv,
-        "warnings": _warnings(snapshot, rows, recent, levels, constrained, settings, frequency),
+        "warnings": _warnings(snapshot, rows, recent, levels, constrained, settings),
         "order_qty_before_constraints": np.where(known, constrained.raw, np.nan),
         "lead_time_days": settings["lead_time_days"], "service_level": settings["service_level"],
         "explanation": explained,
@@ -250,18 +250,15 @@ def variation(history: np.ndarray) -> np.ndarray:
 
 def _warnings(snapshot: Snapshot, rows: np.ndarray, recent: np.ndarray,
               levels: dict[str, np.ndarray], constrained: orders.ConstrainedOrders,
-              settings: dict[str, np.ndarray], frequency: Frequency) -> np.ndarray:
+              settings: dict[str, np.ndarray]) -> np.ndarray:
     """Each row's warning codes, joined by ';' (the same rules as a forecast's)."""
-    stats = snapshot.stats
+    data = series_flags(snapshot, rows)
     flags = {
         "stockout_before_lead_time": levels["days_of_cover"] < settings["lead_time_days"],
         "below_reorder_point": levels["inventory_position"] < levels["reorder_point"],
-        "short_history": stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * frequency.season_length,
+        "short_history": data.pop("short_history"),
         "intermittent_demand": inventory.intermittent(recent),
-        "discontinued": np.asarray(stats["discontinued"][rows], bool),
-        "data_gaps": stats["gap_share"][rows] > GAP_SHARE_WARNING,
-        "negative_forecast_clipped": np.asarray(stats["clipped"][rows], bool),
-        "stockouts_in_history": np.asarray(stats["stockouts"][rows]) > 0,
+        **data,
         **constrained.changed,
     }
     codes = np.full(len(rows), "", dtype=object)

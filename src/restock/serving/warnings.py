@@ -27,6 +27,20 @@ def judged_history(snapshot: Snapshot, aggregate: Aggregate) -> tuple[np.ndarray
     return at, np.asarray(aggregate.history[at], dtype=float)
 
 
+def series_flags(snapshot: Snapshot, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-series data warnings of ``rows`` as flags [N], one rule each: a forecast
+    counts them over its selection, a plan row lists the codes of its own."""
+    stats = snapshot.stats
+    season = frequency_of(snapshot.freq).season_length
+    return {
+        "short_history": stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * season,
+        "discontinued": np.asarray(stats["discontinued"][rows], bool),
+        "data_gaps": stats["gap_share"][rows] > GAP_SHARE_WARNING,
+        "negative_forecast_clipped": np.asarray(stats["clipped"][rows], bool),
+        "stockouts_in_history": np.asarray(stats["stockouts"][rows]) > 0,
+    }
+
+
 def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.ndarray,
                        aggregate: Aggregate, history: np.ndarray, data_version: Any,
                        interval_level: float) -> list[dict[str, str]]:
@@ -37,7 +51,8 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
     selected = len(rows)
     stats = snapshot.stats
     season = frequency_of(snapshot.freq).season_length
-    short = int((stats["n_obs"][rows] < SHORT_HISTORY_SEASONS * season).sum())
+    flags = series_flags(snapshot, rows)
+    short = int(flags["short_history"].sum())
     if short:
         found.append(make_warning(
             "short_history", "warning",
@@ -55,7 +70,7 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
             "worse_than_naive", "warning",
             f"on the backtest this forecast was no better than repeating last season "
             f"(MASE {mase:.2f})"))
-    gone = int(stats["discontinued"][rows].sum())
+    gone = int(flags["discontinued"].sum())
     if gone:
         found.append(make_warning(
             "discontinued", "info",
@@ -66,13 +81,13 @@ def selection_warnings(snapshot: Snapshot, meta: Mapping[str, Any], rows: np.nda
         found.append(make_warning(
             "stale_model", "info",
             "sales data newer than this model has been uploaded; retrain to use it"))
-    gappy = int((stats["gap_share"][rows] > GAP_SHARE_WARNING).sum())
+    gappy = int(flags["data_gaps"].sum())
     if gappy:
         found.append(make_warning(
             "data_gaps", "info",
             f"{gappy} selected series have missing periods, counted as zero sales"))
     found += stockout_warnings(stats["stockouts"][rows])
-    if stats["clipped"][rows].any():
+    if flags["negative_forecast_clipped"].any():
         found.append(make_warning(
             "negative_forecast_clipped", "info",
             "some member forecasts went below zero and were clipped at 0"))
