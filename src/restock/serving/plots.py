@@ -10,23 +10,23 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from restock.errors import PlotNotFoundError
 from restock.inventory import InventoryPlan
 from restock.plotting import render_forecast_png
+from restock.serving.selection import Selection
 from restock.snapshot import Snapshot
 
 #: how long a rendered plot stays downloadable
 PLOT_TTL_SECONDS = 3600
 
 
-def title_of(snapshot: Snapshot, rows: np.ndarray, is_total: bool) -> str:
+def title_of(snapshot: Snapshot, chosen: Selection) -> str:
     """"All products", or the first few selected products and stores."""
-    if is_total:
+    if chosen.is_total:
         return "All products"
-    position = np.searchsorted(snapshot.table_rows, rows)  # table_rows is ascending
+    position = chosen.positions
     products, stores = (snapshot.keys[k] for k in ("product_id", "store_id"))
     names = sorted(set(products.values[products.codes[position]].tolist()))
     title = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -28,6 +28,7 @@ class Selection:
     rows: np.ndarray
     group: tuple[str, int] | None
     is_total: bool
+    positions: np.ndarray  # the rows' table positions (``Snapshot.table_rows``); total: none
 
     def series_count(self, total_series: int) -> int:
         return total_series if self.is_total else len(self.rows)
@@ -47,7 +48,8 @@ def select(snapshot: Snapshot, product_id: Filter = None, store_id: Filter = Non
         if snapshot.total_row < 0:
             raise UnknownSeriesError("this model version holds no total: filter by product, "
                                      "store or category", {})
-        return Selection(filters, np.array([snapshot.total_row]), None, True)
+        return Selection(filters, np.array([snapshot.total_row]), None, True,
+                         np.zeros(0, np.int64))
     codes = {column: _codes(snapshot, column, wanted) for column, wanted in asked.items()}
     if len(asked) == 1:  # one column: its values' positions, no mask over every series
         (column, found), = codes.items()
@@ -72,7 +74,8 @@ def select(snapshot: Snapshot, product_id: Filter = None, store_id: Filter = Non
         group = None
     if not positions.size:
         raise UnknownSeriesError("no series matches all of the given filters together", asked)
-    return Selection(filters, np.asarray(snapshot.table_rows[positions]), group, False)
+    return Selection(filters, np.asarray(snapshot.table_rows[positions]), group, False,
+                     np.asarray(positions))
 
 
 def _codes(snapshot: Snapshot, column: str, wanted: list[str]) -> list[int]:

@@ -123,7 +123,7 @@ class ForecastService:
         level = self.settings.interval_level
         result = aggregation.aggregate(arrays, chosen.rows, chosen.group, steps, level)
         period_days = frequency_of(model.freq).days_per_period
-        items = self._one_series_items(arrays, chosen.rows, chosen.is_total)
+        items = self._one_series_items(arrays, chosen)
         policy = policy.model_copy(update={
             name: float(values[0]) for name, values in effective_policy(policy, items).items()})
         sigma_period = aggregation.error_sigma(result, arrays.backtest_steps,
@@ -166,7 +166,7 @@ class ForecastService:
         }
         if query.plot:
             answer["plot_id"] = self.plots.render(
-                title_of(arrays, chosen.rows, chosen.is_total),
+                title_of(arrays, chosen),
                 pd.DataFrame({"date": pd.to_datetime([arrays.history_dates[i]
                                                       for i in judged_at]),
                               "quantity": judged}),
@@ -188,9 +188,8 @@ class ForecastService:
         arrays = model.snapshot
         steps = self._steps(arrays, query.days, query.periods)
         if any((query.product_id, query.store_id, query.category)):
-            rows = selection.select(arrays, query.product_id, query.store_id,
-                                    query.category).rows
-            positions = np.searchsorted(arrays.table_rows, rows)  # table_rows is ascending
+            positions = selection.select(arrays, query.product_id, query.store_id,
+                                         query.category).positions
         else:
             positions = np.arange(len(arrays.table_rows))
         data_version = self.stock.data_version()
@@ -200,12 +199,12 @@ class ForecastService:
         return plans.build(model.version, arrays, positions, steps, policy, on_hand, on_order,
                            self.items.per_series(arrays.keys, positions))
 
-    def _one_series_items(self, arrays: Snapshot, rows: np.ndarray, is_total: bool
+    def _one_series_items(self, arrays: Snapshot, chosen: selection.Selection
                           ) -> dict[str, np.ndarray]:
         """The item settings of a selection of one series ([1] arrays), all NaN for a
         selection of several (see the module docstring)."""
-        if len(rows) == 1 and not is_total:
-            return self.items.per_series(arrays.keys, np.searchsorted(arrays.table_rows, rows))
+        if len(chosen.rows) == 1 and not chosen.is_total:
+            return self.items.per_series(arrays.keys, chosen.positions)
         return {name: np.full(1, np.nan) for name in ITEM_COLUMNS}
 
     def plot_path(self, plot_id: str) -> Path:
