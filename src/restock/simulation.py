@@ -296,7 +296,7 @@ def restock_sigma(snapshot: Snapshot, row: int, ages: int, lead_time_days: float
     larger; age 0 is exactly serving's sigma.
     """
     lead = max(1, math.ceil(lead_time_days / days_per_period))
-    residual = aggregation.sum_rows(snapshot, np.array([row])).residual
+    residual = aggregation.series_residuals(snapshot, np.array([row]))[0]
     per_step = sigma_per_step(snapshot.backtest_steps, residual, ages + lead)
     return np.array([inventory.sigma_daily_from_period(float(np.mean(per_step[a:a + lead])),
                                                        days_per_period) for a in range(ages)])
