@@ -418,7 +418,16 @@ export function planRowKey(row) {
 }
 
 /** The plan columns a table's text filter searches. */
-const PLAN_TEXT_COLUMNS = ['product_id', 'store_id', 'category'];
+const PLAN_FILTER_COLUMNS = ['product_id', 'store_id', 'category'];
+
+/** The plan columns of words, left-aligned in both tables; the rest are figures (right-aligned). */
+export const PLAN_TEXT_COLUMNS = new Set(['product_id', 'store_id', 'category', 'order_now', 'stockout_date', 'abc_class', 'xyz_class', 'warnings']);
+
+/** The line over a plan table: "12 series, 3 to order now (model v7, from 2024-06-01)." */
+export function planReading(answer) {
+  const urgent = answer.rows.filter((r) => r.order_now === true).length;
+  return `${answer.series} series, ${urgent} to order now (model ${answer.model_version}, from ${answer.start}).`;
+}
 
 /** One plan cell as the tables show it: yes/no/– for order now (– : stock unknown), whole
  * units, days to a tenth, warning codes as words (the supplier constraints' too:
@@ -458,7 +467,7 @@ function planSortValue(key, value) {
 export function planRows(rows, { filter = '', sort = null } = {}) {
   const needle = String(filter).trim().toLowerCase();
   const shown = (rows || []).map((row, index) => ({ row, index })).filter(({ row }) => !needle
-    || PLAN_TEXT_COLUMNS.some((key) => String(row[key] ?? '').toLowerCase().includes(needle)));
+    || PLAN_FILTER_COLUMNS.some((key) => String(row[key] ?? '').toLowerCase().includes(needle)));
   const compare = (a, b) => {
     const urgent = (a.row.order_now === true ? 0 : 1) - (b.row.order_now === true ? 0 : 1);
     if (urgent || !sort?.key) return urgent || a.index - b.index;
@@ -469,6 +478,15 @@ export function planRows(rows, { filter = '', sort = null } = {}) {
   };
   return shown.sort(compare).map(({ row }) => row);
 }
+
+/** A plan column header's sort (its aria-sort): 'ascending', 'descending' or 'none'. */
+export function planSortState(sort, key) {
+  if (sort?.key !== key) return 'none';
+  return sort.descending ? 'descending' : 'ascending';
+}
+
+/** The mark after a sorted column's label, by its planSortState. */
+export const SORT_MARK = { ascending: ' ▲', descending: ' ▼', none: '' };
 
 /** The next sort of a plan table when column `key`'s header is clicked: ascending, then
  * descending, then the server's order again. */

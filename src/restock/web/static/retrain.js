@@ -10,7 +10,8 @@ import {
   ACCURACY_FIELDS, ApiError, BLANK_FIELDS_HINT, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
   SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, explainLabel,
   explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
-  historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, planQuery, planRowKey, planRows, simulationBody,
+  historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, PLAN_TEXT_COLUMNS, planQuery, planReading, planRowKey, planRows,
+  planSortState, SORT_MARK, simulationBody,
   simulationReading, totalEpochs
 } from './client.js';
 
@@ -790,8 +791,7 @@ function submitPlan() {
   client.plan(query).then(function (answer) {
     if (asked !== plan.asked) return;
     plan.answer = answer;
-    var urgent = answer.rows.filter(function (r) { return r.order_now === true; }).length;
-    ui.planReading.textContent = answer.series + ' series, ' + urgent + ' to order now (model ' + answer.model_version + ', from ' + answer.start + ').';
+    ui.planReading.textContent = planReading(answer);
     renderPlanRows();
     ui.planBody.hidden = false;
   }, function (err) {
@@ -818,10 +818,10 @@ function renderPlanRows() {
   var head = el('tr');
   PLAN_COLUMNS.forEach(function (c) {
     var key = c[0];
-    var sorted = plan.sort && plan.sort.key === key ? (plan.sort.descending ? 'descending' : 'ascending') : 'none';
+    var sorted = planSortState(plan.sort, key);
     var th = el('th', { scope: 'col', 'aria-sort': sorted });
     var button = el('button', { type: 'button', 'data-testid': 'plan-sort-' + key },
-      c[1] + (sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : ''));
+      c[1] + SORT_MARK[sorted]);
     button.addEventListener('click', function () { plan.sort = nextPlanSort(plan.sort, key); renderPlanRows(); });
     th.appendChild(button);
     head.appendChild(th);
@@ -836,7 +836,7 @@ function renderPlanRows() {
     var key = planRowKey(r);
     var open = plan.explained.has(key);
     PLAN_COLUMNS.forEach(function (c) {
-      var td = el('td', { 'class': typeof r[c[0]] === 'number' ? 'num' : null }, formatPlanCell(c[0], r[c[0]]));
+      var td = el('td', { 'class': PLAN_TEXT_COLUMNS.has(c[0]) ? null : 'num' }, formatPlanCell(c[0], r[c[0]]));
       if (c[0] === 'suggested_order_qty' && steps.length) td.appendChild(explainButton(r, key, open, 'plan-why-' + i));
       tr.appendChild(td);
     });
