@@ -280,6 +280,19 @@ export function accuracyView(report) {
   };
 }
 
+/** The line under the reading about the version shown: "Model v7 (trained on sales up to
+ * 2024-05-31) · 2 series · 1 older version scored too". */
+export function accuracyVersionLine(view) {
+  const { version, total, older } = view;
+  return `Model ${version.model_version} (trained on sales up to ${version.cutoff}) · ${total.series} series`
+    + (older > 0 ? ` · ${older} older version${older === 1 ? '' : 's'} scored too` : '');
+}
+
+/** The accuracy chart's height for its width: a third and a bit of it, within 180..260 px. */
+export function accuracyChartHeight(width) {
+  return Math.round(Math.max(180, Math.min(260, width * 0.35)));
+}
+
 /**
  * The report in one or two plain sentences: the scored span, the error as a share of volume,
  * the value added over seasonal naive, the interval's coverage and the bias; then what the

@@ -8,7 +8,7 @@
  */
 import {
   ACCURACY_FIELDS, ApiError, BLANK_FIELDS_HINT, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
-  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, explainLabel,
+  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyChartHeight, accuracyReading, accuracyVersionLine, accuracyView, createClient, describeError, explainLabel,
   explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
   historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, PLAN_TEXT_COLUMNS, planQuery, planReading, planRowKey, planRows,
   planSortState, SORT_MARK, simulationBody,
@@ -662,9 +662,7 @@ function renderAccuracy(report) {
   ui.accuracyReading.textContent = accuracyReading(report);
   ui.accuracyReading.classList.toggle('bad', !!(view && view.warnings.length));
   if (!view || !view.total) return;
-  var v = view.version;
-  ui.accuracyVersion.textContent = 'Model ' + v.model_version + ' (trained on sales up to ' + v.cutoff + ') · ' + view.total.series + ' series' +
-    (view.older > 0 ? ' · ' + view.older + ' older version' + (view.older === 1 ? '' : 's') + ' scored too' : '');
+  ui.accuracyVersion.textContent = accuracyVersionLine(view);
   ui.accuracyScores.textContent = '';
   ACCURACY_FIELDS.forEach(function (f) {
     var d = el('div', { 'data-testid': 'acc-' + f[0] });
@@ -681,7 +679,7 @@ function renderAccuracy(report) {
     tbody.appendChild(tr);
   });
   ui.accuracyBody.hidden = false;
-  drawAccuracyChart(view.points, v.frequency);
+  drawAccuracyChart(view.points, view.version.frequency);
 }
 
 // Actual, forecast and seasonal naive per scored period: three lines on one axis.
@@ -691,7 +689,7 @@ function drawAccuracyChart(points, frequency) {
   var rows = points.map(function (p) { return { t: parseDate(p.date), actual: p.actual, forecast: p.forecast, naive: p.naive }; })
     .filter(function (r) { return r.t !== null; });
   var width = Math.max(300, Math.round(svg.parentNode.clientWidth || 800));
-  var height = Math.round(Math.max(180, Math.min(260, width * 0.35)));
+  var height = accuracyChartHeight(width);
   var m = { top: 16, right: 16, bottom: 30, left: 48 };
   svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
   svg.appendChild(svgEl('title', null, 'Forecast against actual'));
