@@ -357,6 +357,17 @@ export const SIMULATION_FIELDS = [
   ['average_on_hand_value', 'Average on hand (value)'], ['orders', 'Orders placed'],
 ];
 
+/** The figures a report's table lists: SIMULATION_FIELDS, without the stock's value when the
+ * report has no unit cost to value it by. */
+export function simulationFields(report) {
+  return SIMULATION_FIELDS.filter(([key]) => key !== 'average_on_hand_value' || report?.unit_cost != null);
+}
+
+/** The policies a report's total has figures for, in POLICY_LABELS' order. */
+export function simulatedPolicies(report) {
+  return Object.keys(POLICY_LABELS).filter((name) => report?.total?.[name]);
+}
+
 /** A share to a tenth of a percent ("95.6%", "95%"): service levels differ by tenths. */
 function percent1(value) {
   if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
@@ -403,9 +414,9 @@ export function simulationReading(report) {
   const clauses = [`${POLICY_LABELS.restock} kept ${percent1(first.cycle_service_level)} of cycles free of `
     + `stockouts against a ${percent1(first.target_service_level)} target, holding `
     + `${units(first.average_on_hand)} units on average`];
-  for (const name of Object.keys(POLICY_LABELS).slice(1)) {
+  for (const name of simulatedPolicies(report).slice(1)) { // restock's first
     const o = total[name];
-    if (o) clauses.push(`${POLICY_LABELS[name]} ${percent1(o.cycle_service_level)} with ${units(o.average_on_hand)}`);
+    clauses.push(`${POLICY_LABELS[name]} ${percent1(o.cycle_service_level)} with ${units(o.average_on_hand)}`);
   }
   const left = report.skipped?.length || 0;
   const skipped = left ? ` ${left} series had no backtest to replay and ${left === 1 ? 'was' : 'were'} left out.` : '';

@@ -8,10 +8,10 @@
  */
 import {
   ACCURACY_FIELDS, ApiError, BLANK_FIELDS_HINT, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
-  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyChartHeight, accuracyReading, accuracyVersionLine, accuracyView, createClient, describeError, explainLabel,
+  STAGES, STAGE_LABELS, accuracyChartHeight, accuracyReading, accuracyVersionLine, accuracyView, createClient, describeError, explainLabel,
   explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
   historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, PLAN_TEXT_COLUMNS, planQuery, planReading, planRowKey, planRows,
-  planSortState, SORT_MARK, simulationBody,
+  planSortState, SORT_MARK, simulatedPolicies, simulationBody, simulationFields,
   simulationReading, totalEpochs
 } from './client.js';
 
@@ -753,16 +753,15 @@ function showSimulationChart(objectUrl) {
 function renderSimulation(report) {
   showSimulationChart(null);
   ui.simulationReading.textContent = simulationReading(report);
-  var shown = SIMULATION_FIELDS.filter(function (f) { return f[0] !== 'average_on_hand_value' || report.unit_cost != null; });
+  var shown = simulationFields(report);
   var head = el('tr');
   head.appendChild(el('th', { scope: 'col' }, 'Policy'));
   shown.forEach(function (f) { head.appendChild(el('th', { scope: 'col' }, f[1])); });
   ui.simulationTable.tHead.replaceChildren(head);
   var body = ui.simulationTable.tBodies[0];
   body.replaceChildren();
-  Object.keys(POLICY_LABELS).forEach(function (name) {
+  simulatedPolicies(report).forEach(function (name) {
     var outcome = report.total[name];
-    if (!outcome) return;
     var row = el('tr', { 'data-testid': 'sim-' + name });
     row.appendChild(el('th', { scope: 'row' }, POLICY_LABELS[name]));
     shown.forEach(function (f) { row.appendChild(el('td', { 'class': 'num' }, formatOutcome(f[0], outcome[f[0]]))); });
