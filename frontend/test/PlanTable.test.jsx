@@ -6,6 +6,7 @@ import {
   createClient, explanationLines, formatPlanCell, nextPlanSort, planQuery, planRows, requestFields,
 } from '../src/api.js';
 import { installFetch, jsonResponse, openapiDoc, orderExplanation } from './fakes.js';
+import { expectPlainError } from './helpers.js';
 
 const API = 'http://api.test';
 const FIELDS = requestFields(openapiDoc({ history: { type: 'integer', minimum: 1, maximum: 730 } }));
@@ -192,13 +193,9 @@ describe('PlanTable', () => {
   it.each([
     [409, 'no_model', 'no model has been trained yet'],
     [404, 'unknown_series', "unknown store_id: 'S1'"],
-  ])('shows a %i %s plainly', async (status, code, message) => {
-    installFetch(() => jsonResponse(status, { error: { code, message, details: null } }));
-    renderTable();
-    await userEvent.setup().click(screen.getByTestId('plan-submit'));
-    expect(await screen.findByTestId('plan-error')).toHaveTextContent(`HTTP ${status} · ${code}: ${message}.`);
-    expect(screen.queryByTestId('plan-table')).not.toBeInTheDocument();
-  });
+  ])('shows a %i %s plainly', (status, code, message) => expectPlainError({
+    status, code, message, render: renderTable, submit: 'plan-submit', error: 'plan-error', table: 'plan-table',
+  }));
 
   it('shows a failed download plainly, and names a bad form value without asking the server', async () => {
     installFetch(() => jsonResponse(503, { error: { code: 'unavailable', message: 'busy', details: null } }));
