@@ -71,13 +71,28 @@ function script() {
   return ev;
 }
 
+/** The three selection filters, in the server's order. */
+const FILTERS = ['product_id', 'store_id', 'category'];
+
+/**
+ * A request's selection, `get(filter)` giving a filter's values (a query's or a JSON body's):
+ * the selection ({filter: [values]}, blanks left out), the series it chooses, and the
+ * server's 404 unknown_series for its first value no series has (null when every value is
+ * known).
+ */
+function select(get) {
+  const selection = Object.fromEntries(FILTERS.map((k) => [k, get(k).filter(Boolean)]));
+  const chosen = SERIES.filter((s) => FILTERS.every((k) => !selection[k].length || selection[k].includes(s[k])));
+  const unknown = FILTERS.flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
+  const notFound = unknown.length ? [404, { error: { code: 'unknown_series', message: `unknown ${unknown[0][0]}: '${unknown[0][1]}'`, details: { column: unknown[0][0], unknown: [unknown[0][1]], suggestions: {} } } }] : null;
+  return { selection, chosen, notFound };
+}
+
 // POST /simulate: the three policies replayed over made-up backtest weeks of the selection;
 // a snacks-only selection has no backtest (404 no_backtest), and a lead time of 28 days or
 // more is as long as the replayed period (400 invalid_parameter), as the server answers.
 function simulateBody(req) {
-  const pick = (k) => [].concat(req[k] ?? []).filter(Boolean);
-  const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, pick(k)]));
-  const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
+  const { selection, chosen } = select((k) => [].concat(req[k] ?? []));
   if (!chosen.length) return [404, { error: { code: 'unknown_series', message: 'no series matches the selection', details: { filters: selection } } }];
   if (chosen.every((s) => s.category === 'snacks')) {
     return [404, { error: { code: 'no_backtest', message: 'no backtest period for the selection: the model version has no out-of-sample forecasts to replay (too short a history, or outside the range)', details: { filters: selection, start: null, end: null } } }];
@@ -228,10 +243,8 @@ function forecastBody(req) {
 // actuals, summed over the selected series; a snacks-only selection has nothing scored yet
 // (404 no_scores), and store S2 was under-forecast every day (forecast_bias).
 function accuracyBody(query) {
-  const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, query.getAll(k).filter(Boolean)]));
-  const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
-  const unknown = ['product_id', 'store_id', 'category'].flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
-  if (unknown.length) return [404, { error: { code: 'unknown_series', message: `unknown ${unknown[0][0]}: '${unknown[0][1]}'`, details: { column: unknown[0][0], unknown: [unknown[0][1]], suggestions: {} } } }];
+  const { selection, chosen, notFound } = select((k) => query.getAll(k));
+  if (notFound) return notFound;
   if (!modelVersion || chosen.every((s) => s.category === 'snacks')) {
     return [404, { error: { code: 'no_scores', message: 'no scored forecasts for this selection yet: forecasts are scored when an upload brings actual sales for dates that an active model version forecast', details: { selection, model_version: null } } }];
   }
@@ -264,12 +277,10 @@ function accuracyBody(query) {
 // header (format=csv or Accept: text/csv).
 const PLAN_COLUMNS = ['product_id', 'store_id', 'category', 'order_now', 'suggested_order_qty', 'on_hand', 'on_order', 'inventory_position', 'avg_daily_demand', 'protection_interval_days', 'demand_over_protection_interval', 'safety_stock', 'safety_stock_method', 'reorder_point', 'order_up_to_level', 'days_of_cover', 'stockout_date', 'abc_class', 'xyz_class', 'demand_cv', 'warnings', 'order_qty_before_constraints', 'lead_time_days', 'service_level', 'explanation'];
 function planBody(query) {
-  const selection = Object.fromEntries(['product_id', 'store_id', 'category'].map((k) => [k, query.getAll(k).filter(Boolean)]));
-  const unknown = ['product_id', 'store_id', 'category'].flatMap((k) => selection[k].filter((v) => !SERIES.some((s) => s[k] === v)).map((v) => [k, v]));
-  if (unknown.length) return [404, { error: { code: 'unknown_series', message: `unknown ${unknown[0][0]}: '${unknown[0][1]}'`, details: { column: unknown[0][0], unknown: [unknown[0][1]], suggestions: {} } } }];
+  const { chosen, notFound } = select((k) => query.getAll(k));
+  if (notFound) return notFound;
   const lt = Number(query.get('lead_time_days') || 7), review = Number(query.get('review_period_days') || 0);
   if (!(lt > 0)) return [422, { error: { code: 'invalid_request', message: 'lead_time_days: must be greater than 0', details: { problems: [{ loc: ['lead_time_days'], msg: 'must be greater than 0', type: 'greater_than' }] } } }];
-  const chosen = SERIES.filter((s) => ['product_id', 'store_id', 'category'].every((k) => !selection[k].length || selection[k].includes(s[k])));
   const level = Number(query.get('service_level') || 0.95);
   const rows = chosen.map((s, i) => {
     const demand = s.mean, known = s.product_id !== 'P6';

@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
-import { ACCURACY_FIELDS, accuracyReading, accuracyView, formatScore, periodName } from './api.js';
+import {
+  ACCURACY_FIELDS, accuracyChartHeight, accuracyReading, accuracyVersionLine, accuracyView, formatScore, periodName,
+} from './api.js';
 import { ErrorPanel, fmt, useWidth } from './parts.jsx';
 
 /**
@@ -36,11 +38,10 @@ export default function AccuracyPanel({ client, selection }) {
       {view?.total && (
         <>
           <p className="rr-hint" data-testid="accuracy-version">
-            Model {view.version.model_version} (trained on sales up to {view.version.cutoff}) · {view.total.series} series
-            {view.older > 0 ? ` · ${view.older} older version${view.older === 1 ? '' : 's'} scored too` : ''}
+            {accuracyVersionLine(view)}
           </p>
           <div data-testid="accuracy-chart">
-            <LineChart width={width} height={Math.round(Math.max(180, Math.min(260, width * 0.35)))} data={view.points}
+            <LineChart width={width} height={accuracyChartHeight(width)} data={view.points}
               margin={{ top: 12, right: 16, bottom: 8, left: 0 }} accessibilityLayer title="Forecast against actual"
               desc={`Actual sales and the forecast per ${per} of the scored dates, with the seasonal naive forecast.`}>
               <CartesianGrid stroke="#e6e9ee" vertical={false} />

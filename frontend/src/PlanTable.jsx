@@ -1,12 +1,9 @@
 import { Fragment, useId, useState } from 'react';
 import {
-  EXPLAIN_BUTTON, EXPLANATION_TITLE, PLAN_COLUMNS, explainLabel, explanationLines, formatPlanCell, nextPlanSort,
-  planQuery, planRowKey, planRows,
+  EXPLAIN_BUTTON, EXPLANATION_TITLE, PLAN_COLUMNS, PLAN_TEXT_COLUMNS, SORT_MARK, explainLabel, explanationLines,
+  formatPlanCell, nextPlanSort, planQuery, planReading, planRowKey, planRows, planSortState,
 } from './api.js';
 import { ErrorPanel } from './parts.jsx';
-
-/** Columns of words, left-aligned; the rest are figures (right-aligned). */
-const TEXT_COLUMNS = new Set(['product_id', 'store_id', 'category', 'order_now', 'stockout_date', 'abc_class', 'xyz_class', 'warnings']);
 
 /**
  * "What to order": on request, GET /plan for the form's selection and horizon and policy
@@ -67,7 +64,6 @@ export default function PlanTable({ client, fields, values, selection }) {
 
   const { plan } = state;
   const rows = plan ? planRows(plan.rows, { filter, sort }) : [];
-  const urgent = plan ? plan.rows.filter((r) => r.order_now === true).length : 0;
   return (
     <section className="rr-plan-panel" aria-label="What to order" data-testid="plan-panel">
       <h3>What to order</h3>
@@ -84,7 +80,7 @@ export default function PlanTable({ client, fields, values, selection }) {
       {plan && (
         <>
           <p className="rr-reading" data-testid="plan-reading">
-            {`${plan.series} series, ${urgent} to order now (model ${plan.model_version}, from ${plan.start}).`}
+            {planReading(plan)}
           </p>
           <label className="rr-plan-filter">
             Filter
@@ -96,12 +92,12 @@ export default function PlanTable({ client, fields, values, selection }) {
               <thead>
                 <tr>
                   {PLAN_COLUMNS.map(([key, label]) => {
-                    const sorted = sort?.key === key ? (sort.descending ? 'descending' : 'ascending') : 'none';
+                    const sorted = planSortState(sort, key);
                     return (
                       <th scope="col" key={key} aria-sort={sorted}>
                         <button type="button" className="rr-sort" onClick={() => setSort((s) => nextPlanSort(s, key))}
                           data-testid={`plan-sort-${key}`}>
-                          {label}{sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : ''}
+                          {label}{SORT_MARK[sorted]}
                         </button>
                       </th>
                     );
@@ -118,7 +114,7 @@ export default function PlanTable({ client, fields, values, selection }) {
                     <Fragment key={key}>
                       <tr className={row.order_now ? 'rr-order-now' : undefined} data-testid="plan-row">
                         {PLAN_COLUMNS.map(([column]) => (
-                          <td key={column} className={TEXT_COLUMNS.has(column) ? undefined : 'rr-num'}>
+                          <td key={column} className={PLAN_TEXT_COLUMNS.has(column) ? undefined : 'rr-num'}>
                             {formatPlanCell(column, row[column])}
                             {column === 'suggested_order_qty' && steps.length > 0 && (
                               <button type="button" className="rr-why" aria-expanded={open} aria-controls={detailId}

@@ -1,5 +1,7 @@
 import { useEffect, useState } from 'react';
-import { POLICY_LABELS, SIMULATION_FIELDS, formatOutcome, simulationBody, simulationReading } from './api.js';
+import {
+  POLICY_LABELS, formatOutcome, simulatedPolicies, simulationBody, simulationFields, simulationReading,
+} from './api.js';
 import { ErrorPanel } from './parts.jsx';
 
 /**
@@ -34,8 +36,8 @@ export default function SimulationPanel({ client, fields, values, selection }) {
   };
 
   const { report } = state;
-  const policies = Object.keys(POLICY_LABELS).filter((name) => report?.total?.[name]);
-  const fieldsShown = SIMULATION_FIELDS.filter(([key]) => key !== 'average_on_hand_value' || report?.unit_cost != null);
+  const policies = simulatedPolicies(report);
+  const fieldsShown = simulationFields(report);
   return (
     <section className="rr-simulation-panel" aria-label="Would this policy have worked?" data-testid="simulation-panel">
       <h3>Would this policy have worked?</h3>

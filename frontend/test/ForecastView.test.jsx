@@ -2,7 +2,7 @@ import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import RetrainModel from '../src/RetrainModel.jsx';
-import { installFetch, jsonResponse, openapiDoc } from './fakes.js';
+import { installFetch, jsonResponse, openapiDoc, orderExplanation } from './fakes.js';
 
 const API = 'http://api.test';
 const SERIES = [
@@ -22,13 +22,7 @@ const FORECAST = {
     on_order: 30, inventory_position: 110, days_of_cover: 6.7, stockout_date: '2024-02-06', order_now: true,
     suggested_order_qty: 220, order_qty_before_constraints: 190, service_level: 0.95,
     lead_time_days: 7, avg_daily_demand: 12, review_period_days: 0,
-    explanation: [
-      { step: 'demand_over_protection_interval', quantity: 84, text: 'expected demand over lead time 7 d + review period 0 d: 84.00' },
-      { step: 'reorder_point', quantity: 93.5, text: '+ safety stock 9.50 (service level 0.95) = reorder point 93.50' },
-      { step: 'order_up_to_level', quantity: 300, text: '+ order quantity 206.50 (EOQ) = order-up-to level 300.00' },
-      { step: 'order', quantity: 190, text: '- inventory position 110.00 (on hand 80.00 + on order 30.00) = order 190.00' },
-      { step: 'order_raised_to_moq', quantity: 220, text: 'raised to the minimum order quantity: 220.00' },
-    ],
+    explanation: orderExplanation({ demand: 84, safety: 9.5, size: 206.5, onHand: 80, onOrder: 30, moq: 220 }),
   },
   warnings: [
     { code: 'short_history', severity: 'info', message: 'Only 30 days of history.' },

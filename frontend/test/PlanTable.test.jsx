@@ -5,7 +5,8 @@ import PlanTable from '../src/PlanTable.jsx';
 import {
   createClient, explanationLines, formatPlanCell, nextPlanSort, planQuery, planRows, requestFields,
 } from '../src/api.js';
-import { installFetch, jsonResponse, openapiDoc } from './fakes.js';
+import { installFetch, jsonResponse, openapiDoc, orderExplanation } from './fakes.js';
+import { expectPlainError } from './helpers.js';
 
 const API = 'http://api.test';
 const FIELDS = requestFields(openapiDoc({ history: { type: 'integer', minimum: 1, maximum: 730 } }));
@@ -27,14 +28,7 @@ function plan() {
       row('P2', 'S1', {
         order_now: true, suggested_order_qty: 96, order_qty_before_constraints: 80.4, on_hand: 10, on_order: 25, inventory_position: 35,
         days_of_cover: 2, stockout_date: '2025-01-03', warnings: ['below_reorder_point', 'order_raised_to_moq', 'order_rounded_to_multiple'],
-        explanation: [
-          { step: 'demand_over_protection_interval', quantity: 35, text: 'expected demand over lead time 7 d + review period 0 d: 35.00' },
-          { step: 'reorder_point', quantity: 45, text: '+ safety stock 10.00 (service level 0.95) = reorder point 45.00' },
-          { step: 'order_up_to_level', quantity: 115.4, text: '+ order quantity 70.40 (EOQ) = order-up-to level 115.40' },
-          { step: 'order', quantity: 80.4, text: '- inventory position 35.00 (on hand 10.00 + on order 25.00) = order 80.40' },
-          { step: 'order_raised_to_moq', quantity: 90, text: 'raised to the minimum order quantity: 90.00' },
-          { step: 'order_rounded_to_multiple', quantity: 96, text: 'rounded up to whole order multiples: 96.00' },
-        ],
+        explanation: orderExplanation({ demand: 35, safety: 10, size: 70.4, onHand: 10, onOrder: 25, moq: 90, multiple: 96 }),
       }),
       row('P1', 'S2', { order_now: true, suggested_order_qty: 40, on_hand: 30, days_of_cover: 6, category: 'snacks' }),
       row('P3', 'S1', { on_hand: 200, days_of_cover: 40, stockout_date: null }),
@@ -199,13 +193,9 @@ describe('PlanTable', () => {
   it.each([
     [409, 'no_model', 'no model has been trained yet'],
     [404, 'unknown_series', "unknown store_id: 'S1'"],
-  ])('shows a %i %s plainly', async (status, code, message) => {
-    installFetch(() => jsonResponse(status, { error: { code, message, details: null } }));
-    renderTable();
-    await userEvent.setup().click(screen.getByTestId('plan-submit'));
-    expect(await screen.findByTestId('plan-error')).toHaveTextContent(`HTTP ${status} · ${code}: ${message}.`);
-    expect(screen.queryByTestId('plan-table')).not.toBeInTheDocument();
-  });
+  ])('shows a %i %s plainly', (status, code, message) => expectPlainError({
+    status, code, message, render: renderTable, submit: 'plan-submit', error: 'plan-error', table: 'plan-table',
+  }));
 
   it('shows a failed download plainly, and names a bad form value without asking the server', async () => {
     installFetch(() => jsonResponse(503, { error: { code: 'unavailable', message: 'busy', details: null } }));

@@ -4,6 +4,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import SimulationPanel from '../src/SimulationPanel.jsx';
 import { createClient, formatOutcome, requestFields, simulationBody, simulationReading } from '../src/api.js';
 import { installFetch, jsonResponse, openapiDoc } from './fakes.js';
+import { expectPlainError } from './helpers.js';
 
 const API = 'http://api.test';
 const FIELDS = requestFields(openapiDoc({ history: { type: 'integer', minimum: 1, maximum: 730 } }));
@@ -99,13 +100,9 @@ describe('SimulationPanel', () => {
   it.each([
     [404, 'no_backtest', 'no backtest period for the selection: the model version has no out-of-sample forecasts to replay'],
     [400, 'invalid_parameter', 'lead time 40 days is as long as the simulated period'],
-  ])('shows a %i %s plainly', async (status, code, message) => {
-    installFetch(() => jsonResponse(status, { error: { code, message, details: null } }));
-    renderPanel();
-    await userEvent.setup().click(screen.getByTestId('simulate-submit'));
-    expect(await screen.findByTestId('simulation-error')).toHaveTextContent(`HTTP ${status} · ${code}: ${message}.`);
-    expect(screen.queryByTestId('simulation-table')).not.toBeInTheDocument();
-  });
+  ])('shows a %i %s plainly', (status, code, message) => expectPlainError({
+    status, code, message, render: renderPanel, submit: 'simulate-submit', error: 'simulation-error', table: 'simulation-table',
+  }));
 
   it('names a bad form value without asking the server', async () => {
     const srv = installFetch(() => jsonResponse(200, report()));

@@ -132,3 +132,27 @@ export function accuracyReport({ total = {}, version = {}, warnings = [], older 
   return { selection: { product_id: [], store_id: [], category: [] }, start: null, end: null, versions, scores,
     warnings: warnings.map((code) => ({ code, severity: 'warning', message: `${code} of v7`, model_version: 'v7' })) };
 }
+
+/**
+ * An order's explanation in the server's steps and words (restock.orders.explanations), as
+ * GET /plan rows and a forecast's inventory carry it: the demand over the lead time (and
+ * review period), plus the safety stock (the reorder point), plus the order quantity (EOQ;
+ * the order-up-to level), less the inventory position (the order); then, when given, the
+ * order raised to the minimum order quantity `moq` and rounded up to whole multiples
+ * (`multiple`, the quantity it came to).
+ */
+export function orderExplanation({
+  leadTime = 7, review = 0, level = 0.95, demand, safety, size, onHand, onOrder, moq = null, multiple = null,
+}) {
+  const f = (v) => v.toFixed(2);
+  const reorder = demand + safety, upTo = reorder + size, position = onHand + onOrder, order = upTo - position;
+  const steps = [
+    { step: 'demand_over_protection_interval', quantity: demand, text: `expected demand over lead time ${leadTime} d + review period ${review} d: ${f(demand)}` },
+    { step: 'reorder_point', quantity: reorder, text: `+ safety stock ${f(safety)} (service level ${level}) = reorder point ${f(reorder)}` },
+    { step: 'order_up_to_level', quantity: upTo, text: `+ order quantity ${f(size)} (EOQ) = order-up-to level ${f(upTo)}` },
+    { step: 'order', quantity: order, text: `- inventory position ${f(position)} (on hand ${f(onHand)} + on order ${f(onOrder)}) = order ${f(order)}` },
+  ];
+  if (moq !== null) steps.push({ step: 'order_raised_to_moq', quantity: moq, text: `raised to the minimum order quantity: ${f(moq)}` });
+  if (multiple !== null) steps.push({ step: 'order_rounded_to_multiple', quantity: multiple, text: `rounded up to whole order multiples: ${f(multiple)}` });
+  return steps;
+}

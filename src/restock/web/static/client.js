@@ -280,6 +280,19 @@ export function accuracyView(report) {
   };
 }
 
+/** The line under the reading about the version shown: "Model v7 (trained on sales up to
+ * 2024-05-31) · 2 series · 1 older version scored too". */
+export function accuracyVersionLine(view) {
+  const { version, total, older } = view;
+  return `Model ${version.model_version} (trained on sales up to ${version.cutoff}) · ${total.series} series`
+    + (older > 0 ? ` · ${older} older version${older === 1 ? '' : 's'} scored too` : '');
+}
+
+/** The accuracy chart's height for its width: a third and a bit of it, within 180..260 px. */
+export function accuracyChartHeight(width) {
+  return Math.round(Math.max(180, Math.min(260, width * 0.35)));
+}
+
 /**
  * The report in one or two plain sentences: the scored span, the error as a share of volume,
  * the value added over seasonal naive, the interval's coverage and the bias; then what the
@@ -344,6 +357,17 @@ export const SIMULATION_FIELDS = [
   ['average_on_hand_value', 'Average on hand (value)'], ['orders', 'Orders placed'],
 ];
 
+/** The figures a report's table lists: SIMULATION_FIELDS, without the stock's value when the
+ * report has no unit cost to value it by. */
+export function simulationFields(report) {
+  return SIMULATION_FIELDS.filter(([key]) => key !== 'average_on_hand_value' || report?.unit_cost != null);
+}
+
+/** The policies a report's total has figures for, in POLICY_LABELS' order. */
+export function simulatedPolicies(report) {
+  return Object.keys(POLICY_LABELS).filter((name) => report?.total?.[name]);
+}
+
 /** A share to a tenth of a percent ("95.6%", "95%"): service levels differ by tenths. */
 function percent1(value) {
   if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
@@ -390,9 +414,9 @@ export function simulationReading(report) {
   const clauses = [`${POLICY_LABELS.restock} kept ${percent1(first.cycle_service_level)} of cycles free of `
     + `stockouts against a ${percent1(first.target_service_level)} target, holding `
     + `${units(first.average_on_hand)} units on average`];
-  for (const name of Object.keys(POLICY_LABELS).slice(1)) {
+  for (const name of simulatedPolicies(report).slice(1)) { // restock's first
     const o = total[name];
-    if (o) clauses.push(`${POLICY_LABELS[name]} ${percent1(o.cycle_service_level)} with ${units(o.average_on_hand)}`);
+    clauses.push(`${POLICY_LABELS[name]} ${percent1(o.cycle_service_level)} with ${units(o.average_on_hand)}`);
   }
   const left = report.skipped?.length || 0;
   const skipped = left ? ` ${left} series had no backtest to replay and ${left === 1 ? 'was' : 'were'} left out.` : '';
@@ -418,7 +442,16 @@ export function planRowKey(row) {
 }
 
 /** The plan columns a table's text filter searches. */
-const PLAN_TEXT_COLUMNS = ['product_id', 'store_id', 'category'];
+const PLAN_FILTER_COLUMNS = ['product_id', 'store_id', 'category'];
+
+/** The plan columns of words, left-aligned in both tables; the rest are figures (right-aligned). */
+export const PLAN_TEXT_COLUMNS = new Set(['product_id', 'store_id', 'category', 'order_now', 'stockout_date', 'abc_class', 'xyz_class', 'warnings']);
+
+/** The line over a plan table: "12 series, 3 to order now (model v7, from 2024-06-01)." */
+export function planReading(answer) {
+  const urgent = answer.rows.filter((r) => r.order_now === true).length;
+  return `${answer.series} series, ${urgent} to order now (model ${answer.model_version}, from ${answer.start}).`;
+}
 
 /** One plan cell as the tables show it: yes/no/– for order now (– : stock unknown), whole
  * units, days to a tenth, warning codes as words (the supplier constraints' too:
@@ -458,7 +491,7 @@ function planSortValue(key, value) {
 export function planRows(rows, { filter = '', sort = null } = {}) {
   const needle = String(filter).trim().toLowerCase();
   const shown = (rows || []).map((row, index) => ({ row, index })).filter(({ row }) => !needle
-    || PLAN_TEXT_COLUMNS.some((key) => String(row[key] ?? '').toLowerCase().includes(needle)));
+    || PLAN_FILTER_COLUMNS.some((key) => String(row[key] ?? '').toLowerCase().includes(needle)));
   const compare = (a, b) => {
     const urgent = (a.row.order_now === true ? 0 : 1) - (b.row.order_now === true ? 0 : 1);
     if (urgent || !sort?.key) return urgent || a.index - b.index;
@@ -469,6 +502,15 @@ export function planRows(rows, { filter = '', sort = null } = {}) {
   };
   return shown.sort(compare).map(({ row }) => row);
 }
+
+/** A plan column header's sort (its aria-sort): 'ascending', 'descending' or 'none'. */
+export function planSortState(sort, key) {
+  if (sort?.key !== key) return 'none';
+  return sort.descending ? 'descending' : 'ascending';
+}
+
+/** The mark after a sorted column's label, by its planSortState. */
+export const SORT_MARK = { ascending: ' ▲', descending: ' ▼', none: '' };
 
 /** The next sort of a plan table when column `key`'s header is clicked: ascending, then
  * descending, then the server's order again. */

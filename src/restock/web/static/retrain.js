@@ -8,9 +8,10 @@
  */
 import {
   ACCURACY_FIELDS, ApiError, BLANK_FIELDS_HINT, EXPLAIN_BUTTON, EXPLANATION_TITLE, FORECAST_FIELDS, MEMBER_LABELS, POLICY_LABELS, SEVERITY_ORDER,
-  SIMULATION_FIELDS, STAGES, STAGE_LABELS, accuracyReading, accuracyView, createClient, describeError, explainLabel,
+  STAGES, STAGE_LABELS, accuracyChartHeight, accuracyReading, accuracyVersionLine, accuracyView, createClient, describeError, explainLabel,
   explanationLines, forecastBody, PLAN_COLUMNS, formatInventory, formatNumber, formatOutcome, formatPlanCell, formatScore,
-  historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, planQuery, planRowKey, planRows, simulationBody,
+  historyToChart, humanize, inputAttrs, inventoryFields, nextPlanSort, periodName, PLAN_TEXT_COLUMNS, planQuery, planReading, planRowKey, planRows,
+  planSortState, SORT_MARK, simulatedPolicies, simulationBody, simulationFields,
   simulationReading, totalEpochs
 } from './client.js';
 
@@ -661,9 +662,7 @@ function renderAccuracy(report) {
   ui.accuracyReading.textContent = accuracyReading(report);
   ui.accuracyReading.classList.toggle('bad', !!(view && view.warnings.length));
   if (!view || !view.total) return;
-  var v = view.version;
-  ui.accuracyVersion.textContent = 'Model ' + v.model_version + ' (trained on sales up to ' + v.cutoff + ') · ' + view.total.series + ' series' +
-    (view.older > 0 ? ' · ' + view.older + ' older version' + (view.older === 1 ? '' : 's') + ' scored too' : '');
+  ui.accuracyVersion.textContent = accuracyVersionLine(view);
   ui.accuracyScores.textContent = '';
   ACCURACY_FIELDS.forEach(function (f) {
     var d = el('div', { 'data-testid': 'acc-' + f[0] });
@@ -680,7 +679,7 @@ function renderAccuracy(report) {
     tbody.appendChild(tr);
   });
   ui.accuracyBody.hidden = false;
-  drawAccuracyChart(view.points, v.frequency);
+  drawAccuracyChart(view.points, view.version.frequency);
 }
 
 // Actual, forecast and seasonal naive per scored period: three lines on one axis.
@@ -690,7 +689,7 @@ function drawAccuracyChart(points, frequency) {
   var rows = points.map(function (p) { return { t: parseDate(p.date), actual: p.actual, forecast: p.forecast, naive: p.naive }; })
     .filter(function (r) { return r.t !== null; });
   var width = Math.max(300, Math.round(svg.parentNode.clientWidth || 800));
-  var height = Math.round(Math.max(180, Math.min(260, width * 0.35)));
+  var height = accuracyChartHeight(width);
   var m = { top: 16, right: 16, bottom: 30, left: 48 };
   svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
   svg.appendChild(svgEl('title', null, 'Forecast against actual'));
@@ -754,16 +753,15 @@ function showSimulationChart(objectUrl) {
 function renderSimulation(report) {
   showSimulationChart(null);
   ui.simulationReading.textContent = simulationReading(report);
-  var shown = SIMULATION_FIELDS.filter(function (f) { return f[0] !== 'average_on_hand_value' || report.unit_cost != null; });
+  var shown = simulationFields(report);
   var head = el('tr');
   head.appendChild(el('th', { scope: 'col' }, 'Policy'));
   shown.forEach(function (f) { head.appendChild(el('th', { scope: 'col' }, f[1])); });
   ui.simulationTable.tHead.replaceChildren(head);
   var body = ui.simulationTable.tBodies[0];
   body.replaceChildren();
-  Object.keys(POLICY_LABELS).forEach(function (name) {
+  simulatedPolicies(report).forEach(function (name) {
     var outcome = report.total[name];
-    if (!outcome) return;
     var row = el('tr', { 'data-testid': 'sim-' + name });
     row.appendChild(el('th', { scope: 'row' }, POLICY_LABELS[name]));
     shown.forEach(function (f) { row.appendChild(el('td', { 'class': 'num' }, formatOutcome(f[0], outcome[f[0]]))); });
@@ -790,8 +788,7 @@ function submitPlan() {
   client.plan(query).then(function (answer) {
     if (asked !== plan.asked) return;
     plan.answer = answer;
-    var urgent = answer.rows.filter(function (r) { return r.order_now === true; }).length;
-    ui.planReading.textContent = answer.series + ' series, ' + urgent + ' to order now (model ' + answer.model_version + ', from ' + answer.start + ').';
+    ui.planReading.textContent = planReading(answer);
     renderPlanRows();
     ui.planBody.hidden = false;
   }, function (err) {
@@ -818,10 +815,10 @@ function renderPlanRows() {
   var head = el('tr');
   PLAN_COLUMNS.forEach(function (c) {
     var key = c[0];
-    var sorted = plan.sort && plan.sort.key === key ? (plan.sort.descending ? 'descending' : 'ascending') : 'none';
+    var sorted = planSortState(plan.sort, key);
     var th = el('th', { scope: 'col', 'aria-sort': sorted });
     var button = el('button', { type: 'button', 'data-testid': 'plan-sort-' + key },
-      c[1] + (sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : ''));
+      c[1] + SORT_MARK[sorted]);
     button.addEventListener('click', function () { plan.sort = nextPlanSort(plan.sort, key); renderPlanRows(); });
     th.appendChild(button);
     head.appendChild(th);
@@ -836,7 +833,7 @@ function renderPlanRows() {
     var key = planRowKey(r);
     var open = plan.explained.has(key);
     PLAN_COLUMNS.forEach(function (c) {
-      var td = el('td', { 'class': typeof r[c[0]] === 'number' ? 'num' : null }, formatPlanCell(c[0], r[c[0]]));
+      var td = el('td', { 'class': PLAN_TEXT_COLUMNS.has(c[0]) ? null : 'num' }, formatPlanCell(c[0], r[c[0]]));
       if (c[0] === 'suggested_order_qty' && steps.length) td.appendChild(explainButton(r, key, open, 'plan-why-' + i));
       tr.appendChild(td);
     });
