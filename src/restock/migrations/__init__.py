@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ from alembic.script import ScriptDirectory
 
 HERE = Path(__file__).resolve().parent
 VERSION_TABLE = "alembic_version"
+#: attempts at an upgrade that SQLite refused with "database is locked" before the busy
+#: timeout applied (several processes opening a new file at once: see ``upgrade``)
+SQLITE_LOCKED_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 
 
@@ -86,7 +90,23 @@ def _lock(connection: sa.Connection) -> None:
 def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the database to ``revision`` (default: head); (revision before, after).
 
-    Cheap when there is nothing to do (one read of the version table, no lock)."""
+    Cheap when there is nothing to do (one read of the version table, no lock). When
+    several processes open a new SQLite file at once, SQLite can refuse one of them with
+    "database is locked" without waiting out the busy timeout (turning the file to WAL
+    needs it to itself); the upgrade reads the version again under its lock, so it is
+    simply tried again."""
+    for attempt in range(1, SQLITE_LOCKED_ATTEMPTS):
+        try:
+            return _upgrade(engine, revision)
+        except sa.exc.OperationalError as error:
+            if engine.dialect.name != "sqlite" or "database is locked" not in str(error):
+                raise
+            log.info("the new database was locked by another process; trying again")
+            time.sleep(0.2 * attempt)
+    return _upgrade(engine, revision)
+
+
+def _upgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]:
     target = head() if revision == "head" else revision
     # read_only: on the store's SQLite engine a deferred transaction (no write lock)
     with engine.execution_options(read_only=True).connect() as conn:
