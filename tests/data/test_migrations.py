@@ -180,3 +180,28 @@ def test_cli_db_upgrade_and_current(tmp_path: Path) -> None:
     now = json.loads(runner.invoke(cli, [*home, "db", "current"],
                                    catch_exceptions=False).stdout)
     assert now["current"] == migrations.head()
+
+
+def test_a_locked_new_sqlite_file_is_tried_again(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite may refuse a process "database is locked" without waiting (another one is
+    turning the new file to WAL): the upgrade is tried again, any other error is not."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    real, calls = migrations._upgrade, []
+
+    def locked_once(*args: object) -> tuple[str | None, str | None]:
+        calls.append(args)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        return real(*args)
+
+    monkeypatch.setattr(migrations, "_upgrade", locked_once)
+    assert migrations.upgrade(engine) == (None, migrations.head()) and len(calls) == 2
+
+    def broken(*args: object) -> tuple[str | None, str | None]:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(migrations, "_upgrade", broken)
+    with pytest.raises(sa.exc.OperationalError, match="disk I/O"):
+        migrations.upgrade(engine)
+    engine.dispose()
