@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import make_panel
 from statsforecast import StatsForecast
-from statsforecast.models import MSTL, AutoETS, SeasonalNaive
+from statsforecast.models import MSTL, AutoETS, DynamicOptimizedTheta, SeasonalNaive
 
 import restock.models.statistical as statistical
 from restock.errors import InvalidParameterError, JobCancelled
@@ -23,6 +23,7 @@ from restock.models.statistical import (
     MSTLForecaster,
     SeasonalNaiveForecaster,
     StatisticalForecaster,
+    ThetaForecaster,
     TSBForecaster,
 )
 
@@ -76,24 +77,77 @@ def test_refit_windows_equal_fits_on_each_series_own_truncated_history(
             np.testing.assert_allclose(window[member.alias].to_numpy(), expected, rtol=1e-10)
 
 
-def test_forward_fits_once_on_the_oldest_window(uneven: pd.DataFrame) -> None:
-    """refit=False: window 0 is the fit on the oldest history, later windows reuse its
-    parameters over more data (so they may differ from a refit, but stay finite)."""
+def window_part(data: pd.DataFrame, uid: str, h: int, n_windows: int, step: int,
+                window: int) -> pd.DataFrame:
+    """Window ``window``'s training part of ``uid``."""
+    part = data[data["unique_id"] == uid].sort_values("ds")
+    return part.head(len(part) - h - (n_windows - 1 - window) * step)
+
+
+def test_later_windows_refit_the_form_the_oldest_window_chose(uneven: pd.DataFrame) -> None:
+    """ETS ("settled"): window 0 is the full search on the oldest history; later windows
+    refit that form's parameters on their own, longer history (not statsforecast's
+    forward, which forecast ETS much worse)."""
     member = ETSForecaster()
     h, n_windows, step = 7, 3, 4
     cv = member.cross_validate(uneven, "D", h=h, n_windows=n_windows, step_size=step)
     refit = member.cross_validate(uneven, "D", h=h, n_windows=n_windows, step_size=step, refit=True)
     assert len(cv) == len(refit) == 2 * n_windows * h
-    oldest = cv[cv["window"] == 0]
-    pd.testing.assert_frame_equal(oldest.reset_index(drop=True),
+    pd.testing.assert_frame_equal(cv[cv["window"] == 0].reset_index(drop=True),
                                   refit[refit["window"] == 0].reset_index(drop=True))
-    n_train = uneven.groupby("unique_id").size()["long"] - h - (n_windows - 1) * step
-    np.testing.assert_allclose(
-        oldest.loc[oldest["unique_id"] == "long", "ets"].to_numpy(),
-        truncated_forecast(member, uneven, "long", n_train, h),
-        rtol=1e-10,
-    )
-    assert np.isfinite(cv["ets"]).all() and (cv["ets"] >= 0).all()
+    oldest = window_part(uneven, "long", h, n_windows, step, 0)["y"].to_numpy()
+    chosen = AutoETS(season_length=7).fit(oldest).model_["components"]
+    for window in (1, 2):
+        y = window_part(uneven, "long", h, n_windows, step, window)["y"].to_numpy()
+        form = AutoETS(season_length=7, model=chosen[:3], damped=chosen[3] == "D")
+        expected = np.maximum(form.fit(y).predict(h)["mean"], 0.0)
+        rows = cv[(cv["unique_id"] == "long") & (cv["window"] == window)]
+        np.testing.assert_allclose(rows["ets"].to_numpy(), expected, rtol=1e-10)
+
+
+def test_theta_later_windows_run_the_oldest_fit_forward(uneven: pd.DataFrame) -> None:
+    member = ThetaForecaster()
+    h, n_windows, step = 7, 2, 7
+    cv = member.cross_validate(uneven, "D", h=h, n_windows=n_windows, step_size=step)
+    first = DynamicOptimizedTheta(season_length=7).fit(
+        window_part(uneven, "mid", h, n_windows, step, 0)["y"].to_numpy())
+    y = window_part(uneven, "mid", h, n_windows, step, 1)["y"].to_numpy()
+    expected = np.maximum(first.forward(y=y, h=h)["mean"], 0.0)
+    rows = cv[(cv["unique_id"] == "mid") & (cv["window"] == 1)]
+    np.testing.assert_allclose(rows["theta"].to_numpy(), expected, rtol=1e-10)
+
+
+def test_the_backtest_pass_forecasts_whole_histories_for_the_refit(
+    uneven: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``final_h`` the backtest pass also forecasts from each whole history; the
+    refit copy takes those over and fits only series it has nothing valid for."""
+    backtested = ETSForecaster()
+    backtested.final_h = 10
+    backtested.cross_validate(uneven, "D", h=7, n_windows=2, step_size=7)
+    plain = ETSForecaster().fit(uneven, "D").predict(10)
+    assert set(backtested.final_["unique_id"]) == {"long", "mid"}  # tiny: too short to backtest
+    for uid in ("long", "mid"):
+        np.testing.assert_allclose(
+            np.maximum(backtested.final_.loc[backtested.final_["unique_id"] == uid, "ets"], 0),
+            plain.loc[plain["unique_id"] == uid, "ets"], rtol=1e-10)
+    fitted: list[set[str]] = []
+    original = ETSForecaster._forecast
+
+    def recording(self: ETSForecaster, history: pd.DataFrame, freq: str, groups: Any,
+                  *args: Any) -> pd.DataFrame:
+        fitted.append({uid for uids in groups.values() for uid in uids})
+        return original(self, history, freq, groups, *args)
+
+    monkeypatch.setattr(ETSForecaster, "_forecast", recording)
+    mid = uneven["unique_id"] == "mid"
+    moved = uneven[~(mid & (uneven["ds"] == uneven.loc[mid, "ds"].max()))]
+    refit = ETSForecaster().from_backtest(backtested)
+    refit.precompute_h = 10
+    predictions = refit.fit(moved, "D").predict(10)
+    assert fitted == [{"mid", "tiny"}]  # mid ends earlier now: fitted again; long taken over
+    expected = ETSForecaster().fit(moved, "D").predict(10)
+    pd.testing.assert_frame_equal(predictions, expected)
 
 
 def test_series_too_short_for_the_oldest_window_are_left_out(uneven: pd.DataFrame) -> None:
@@ -114,7 +168,7 @@ def test_cross_validate_rejects_bad_settings(uneven: pd.DataFrame) -> None:
 
 def test_intermittent_members_backtest_by_refitting(uneven: pd.DataFrame) -> None:
     member = TSBForecaster()
-    assert not member.has_forward
+    assert member.later_windows == "refit"
     cv = member.cross_validate(uneven, "D", h=5, n_windows=2, step_size=5)
     n_train = uneven.groupby("unique_id").size()["mid"] - 5 - 5
     np.testing.assert_allclose(
@@ -129,6 +183,8 @@ class _BrokenForward(SeasonalNaive):
 
 
 class _BrokenForwardMember(SeasonalNaiveForecaster):
+    later_windows = "forward"
+
     def _make_model(self, season: Any) -> Any:
         return _BrokenForward(season_length=season, alias=self.alias)
 

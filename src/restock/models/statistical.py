@@ -18,11 +18,18 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   series in one go and keeps no model objects; ``precompute_h`` (set by the ensemble to
   the horizon it will ask for) decides how many steps. The forecasts are the fitted
   state: ``save`` writes them to parquet, ``load`` reads them back, nothing is pickled.
-- **A cheap backtest.** ``cross_validate`` runs ``StatsForecast.cross_validation`` with
-  ``refit=False`` for the models with a ``forward`` method: parameters are fitted once on
-  the oldest window's training data and later windows only run the fitted model over
-  their longer history, so several windows cost about one fit and no parameter is fitted
-  on data it is scored on.
+- **A cheap, faithful backtest.** ``cross_validate`` runs every window of a series in one
+  ``StatsForecast.forecast`` pass (``_RollingOrigins``): the model is fitted on the oldest
+  window, and later windows refit only what that fit chose (``later_windows``). ETS, CES
+  and MSTL keep the chosen form and refit its parameters, a fraction of a full search;
+  statsforecast's ``forward`` (what ``cross_validation(refit=False)`` uses) forecast
+  those three much worse than a refit (on 200 M3 series, median scaled error of the
+  third window 0.177 vs 0.144 for ETS, 0.31 vs 0.17 for CES, 0.193 vs 0.159 for MSTL),
+  which would have under-rated them in the selection; Theta's ``forward`` matched its
+  refit and is kept. No parameter is fitted on data it is scored on. With ``final_h``
+  set (the ensemble sets it), the same pass also fits the automatic model on each whole
+  history and forecasts ``final_h`` steps, which the refit copy takes over
+  (``from_backtest``) instead of fitting those series again.
 - **Cores.** ``n_jobs`` goes to ``StatsForecast(n_jobs=...)`` when the chunk is large
   enough for the process pool to pay off (``pool_min_series``, measured per model), never
   inside a daemonic process (a Celery prefork worker may not have children). Its pools
@@ -89,9 +96,13 @@ class StatisticalForecaster(Forecaster):
 
     #: the shortest history the model fits; shorter series go to ``skipped_``
     min_length: ClassVar[int] = 1
-    #: the model has statsforecast's ``forward`` (run fitted parameters over new data),
-    #: so ``cross_validate`` can fit once instead of once per window
-    has_forward: ClassVar[bool] = True
+    #: how ``cross_validate`` forecasts the windows after the oldest: ``"refit"`` fits
+    #: the model afresh, ``"settled"`` refits the form the oldest window's automatic
+    #: search chose (``_settled``), ``"forward"`` runs the oldest window's fitted model
+    #: over the longer history (statsforecast's ``forward``)
+    later_windows: ClassVar[str] = "refit"
+    #: one model per series: the ensemble refits it only on the series that use it
+    fits_each_series: ClassVar[bool] = True
     #: a chunk with fewer series runs in this process: starting the pool costs ~0.3-0.6 s
     #: (measured), which AutoETS on daily data earns back from ~20 series on two cores
     pool_min_series: ClassVar[int] = 20
@@ -100,6 +111,10 @@ class StatisticalForecaster(Forecaster):
     #: forecasts and keeps; ``predict(h)`` up to it returns those values. Not a
     #: hyperparameter (not saved); 0 means the frequency's default horizon.
     precompute_h: int = 0
+    #: set by the caller before ``cross_validate`` (the ensemble does): also forecast this
+    #: many steps from each series' whole history in the same pass (kept in ``final_``,
+    #: taken over by ``from_backtest``); 0: the backtest only
+    final_h: int = 0
 
     def __init__(self, n_jobs: int = 1) -> None:
         self.n_jobs = n_jobs
@@ -124,6 +139,12 @@ class StatisticalForecaster(Forecaster):
             return f"{self.alias} needs at least {self.min_length} points, has {n}"
         return None
 
+    @staticmethod
+    def _settled(fitted: Any) -> Any:
+        """For ``later_windows = "settled"``: an unfitted model of the form ``fitted``
+        (the oldest window's fit of ``_make_model``) chose."""
+        raise NotImplementedError
+
     # -- Forecaster -------------------------------------------------------------------
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
@@ -134,8 +155,12 @@ class StatisticalForecaster(Forecaster):
         history = _clean(df)
         lengths = history.groupby("unique_id", sort=True).size()
         on_progress(0.0, f"{self.alias}: fitting {len(lengths)} series")
-        groups, skipped = self._plan(lengths, season)
+        ready = self._ready_forecasts(history, freq, steps)
+        groups, skipped = self._plan(lengths.drop(ready["unique_id"].unique()), season)
         forecasts = self._forecast(history, freq, groups, steps, on_progress)
+        if len(ready):
+            forecasts = pd.concat([forecasts, ready], ignore_index=True).sort_values(
+                ["unique_id", "step"], kind="stable", ignore_index=True)
         failed = _failed(forecasts, self.alias, ["unique_id"])
         for uid in forecasts.loc[failed, "unique_id"].unique():
             skipped[uid] = f"statsforecast could not fit {self.alias} on this series"
@@ -214,6 +239,26 @@ class StatisticalForecaster(Forecaster):
         model._history = None
         return model
 
+    def from_backtest(self, backtested: "StatisticalForecaster") -> Self:
+        """This (unfitted) member, taking over the whole-history forecasts ``backtested``
+        made in its backtest pass (``final_h``): ``fit`` fits only the other series."""
+        final = getattr(backtested, "final_", None)
+        if final is not None:
+            self._ready = (backtested.final_freq_, final, backtested.final_last_)
+        return self
+
+    def _ready_forecasts(self, history: pd.DataFrame, freq: str, steps: int) -> pd.DataFrame:
+        """The taken-over forecasts (``from_backtest``) still valid for ``history``: same
+        frequency, at least ``steps`` steps, and the series ends where it ended then."""
+        columns = ["unique_id", "step", "ds", self.alias]
+        ready = getattr(self, "_ready", None)
+        if ready is None or ready[0] != freq or ready[1]["step"].max() < steps:
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}).iloc[:0]
+        _, final, last = ready
+        ends = history.groupby("unique_id", sort=True)["ds"].max()
+        same = [uid for uid, ds in ends.items() if last.get(uid) == pd.Timestamp(ds)]
+        return final.loc[final["unique_id"].isin(same) & (final["step"] <= steps), columns]
+
     # -- the backtest hook ------------------------------------------------------------
 
     def cross_validate(
@@ -234,9 +279,10 @@ class StatisticalForecaster(Forecaster):
         (``step`` 1..h). The model (and its season length) is chosen as ``fit`` would
         choose it for the oldest window's history; a series whose oldest window is too
         short for that model is left out, as are windows statsforecast could not
-        forecast. Models with ``forward`` are fitted once, on the oldest window, unless
-        ``refit`` asks for a fit per window; a chunk on which ``forward`` raises
-        (statsforecast catches fit errors but not those) is refitted per window.
+        forecast. Later windows follow ``later_windows`` unless ``refit`` asks for a
+        fresh fit of each. With ``final_h`` the whole-history forecasts land in
+        ``final_`` (``unique_id, step, ds, <alias>``, raw, only the series that have all
+        steps) with ``final_last_`` (each series' last date) and ``final_freq_``.
         """
         for name, value in (("h", h), ("n_windows", n_windows), ("step_size", step_size)):
             if int(value) < 1:
@@ -247,20 +293,42 @@ class StatisticalForecaster(Forecaster):
         train = history.groupby("unique_id", sort=True).size() - test_size
         on_progress(0.0, f"{self.alias}: backtesting {len(train)} series")
         groups, _ = self._plan(train[train >= 1], season)
-        work = {"op": "cross_validation", "h": h, "n_windows": n_windows,
-                "step_size": step_size, "forward": self.has_forward and not refit}
+        work = {"op": "backtest", "h": h, "n_windows": n_windows, "step_size": step_size,
+                "final_h": max(0, int(self.final_h)),
+                "later": "refit" if refit else self.later_windows}
         frames = list(self._run(history, freq, groups, work, on_progress, "backtested"))
         on_progress(1.0, f"{self.alias}: backtest done")
-        columns = ["unique_id", "window", "step", self.alias]
+        out = _ROLLING_COLUMNS | {self.alias: float}
         if not frames:
-            return _empty(columns, self.alias)
-        cv = pd.concat(frames, ignore_index=True).sort_values(["unique_id", "cutoff", "ds"])
-        cv["unique_id"] = cv["unique_id"].astype(str)
-        cv["window"] = cv.groupby("unique_id")["cutoff"].rank(method="dense").astype(int) - 1
-        cv["step"] = cv.groupby(["unique_id", "window"]).cumcount() + 1
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in out.items()})
+        rows = pd.concat(frames, ignore_index=True)
+        rows["unique_id"] = rows["unique_id"].astype(str)
+        rows = rows.sort_values(["unique_id", "ds"], kind="stable", ignore_index=True)
+        position = rows.groupby("unique_id", sort=False).cumcount().to_numpy()
+        windowed = position < n_windows * h
+        cv = rows.loc[windowed].assign(window=position[windowed] // h,
+                                       step=position[windowed] % h + 1)
         cv = cv[~_failed(cv, self.alias, ["unique_id", "window"])]
         cv[self.alias] = np.maximum(cv[self.alias].to_numpy(float), 0.0)
-        return cv[columns].reset_index(drop=True)
+        if work["final_h"]:
+            self._keep_final(rows, position, n_windows * h, work["final_h"], history, freq)
+        return cv[list(out)].reset_index(drop=True)
+
+    def _keep_final(self, rows: pd.DataFrame, position: np.ndarray, windows_rows: int,
+                    final_h: int, history: pd.DataFrame, freq: str) -> None:
+        """``final_`` from a backtest pass's rows past the windows. statsforecast dates
+        every row of a series as a step past its end, so step ``j``'s date is the date of
+        the series' ``j``-th row (rows are sorted by series, then date)."""
+        tail = rows.loc[position >= windows_rows]
+        dates = rows.loc[position < final_h, "ds"].to_numpy(dtype="datetime64[ns]")
+        final = pd.DataFrame({"unique_id": tail["unique_id"].to_numpy(dtype=object),
+                              "step": position[position >= windows_rows] - windows_rows + 1,
+                              "ds": dates,
+                              self.alias: tail[self.alias].to_numpy(float)})
+        final = final[~_failed(final, self.alias, ["unique_id"])].reset_index(drop=True)
+        ends = history.groupby("unique_id", sort=True)["ds"].max()
+        self.final_, self.final_freq_ = final, freq
+        self.final_last_ = {uid: pd.Timestamp(ends[uid]) for uid in final["unique_id"].unique()}
 
     # -- machinery --------------------------------------------------------------------
 
@@ -347,30 +415,28 @@ class StatisticalForecaster(Forecaster):
 
     def run_chunk(self, season: SeasonSpec, part: pd.DataFrame, config: dict[str, Any]
                   ) -> pd.DataFrame:
-        """One ``StatsForecast`` call on the series of ``part``: ``config["op"]`` is
-        ``forecast`` (``h`` steps) or ``cross_validation`` (``h``, ``n_windows``,
-        ``step_size``; fitted once when ``forward``, see ``cross_validate``)."""
+        """One ``StatsForecast.forecast`` call on the series of ``part``: ``config["op"]``
+        is ``forecast`` (``h`` steps) or ``backtest`` (``_RollingOrigins`` with ``h``,
+        ``n_windows``, ``step_size``, ``final_h`` and ``later``: every window's forecasts,
+        then the whole-history ones, as consecutive rows of each series)."""
         from statsforecast import StatsForecast
         from statsforecast.models import NaNModel
 
+        model = self._make_model(season)
+        steps = config["h"]
+        if config["op"] == "backtest":
+            model = _RollingOrigins(model, self._settled, config["h"], config["n_windows"],
+                                    config["step_size"], config["final_h"], config["later"])
+            steps = config["n_windows"] * config["h"] + config["final_h"]
         sf = StatsForecast(
-            models=[self._make_model(season)],
+            models=[model],
             freq=config["freq"],
             n_jobs=self._workers(part["unique_id"].nunique()),
             fallback_model=NaNModel(),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # statsmodels/numpy chatter per series
-            if config["op"] == "forecast":
-                return sf.forecast(df=part, h=config["h"])
-            windows = {"df": part, "h": config["h"], "n_windows": config["n_windows"],
-                       "step_size": config["step_size"]}
-            if config["forward"]:
-                try:
-                    return sf.cross_validation(**windows, refit=False)
-                except Exception:  # noqa: BLE001 - statsforecast does not catch forward errors
-                    pass  # (e.g. a model fitted on positive data meeting zeros): refit below
-            return sf.cross_validation(**windows, refit=True)
+            return sf.forecast(df=part, h=steps)
 
     def _workers(self, n_series: int) -> int:
         """Processes for a chunk: ``n_jobs`` capped by the cores, 1 where a pool cannot help."""
@@ -397,9 +463,71 @@ def _failed(frame: pd.DataFrame, alias: str, by: list[str]) -> np.ndarray:
     return bad.groupby([frame[c] for c in by]).transform("any").to_numpy(bool)
 
 
-def _empty(columns: list[str], alias: str) -> pd.DataFrame:
-    dtypes = {"unique_id": object, "window": int, "step": int, alias: float}
-    return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in columns})
+#: the backtest table's columns before the member's own
+_ROLLING_COLUMNS: dict[str, Any] = {"unique_id": object, "window": int, "step": int}
+
+
+class _RollingOrigins:
+    """A series' backtest windows and its whole-history forecast as one statsforecast
+    model, so that ``StatsForecast.forecast`` runs them (its process pool, its fallback,
+    a cluster shard) in one pass.
+
+    ``forecast(y, n_windows * h + final_h)`` returns window 0's ``h`` forecasts (the
+    model fitted on the oldest training part), then each later window's (``later``:
+    ``refit``, ``settled`` or ``forward``, see ``StatisticalForecaster.later_windows``),
+    then ``final_h`` steps from the model fitted on all of ``y``. A part that fails is
+    NaN (that window, or the final forecast, is then left out), not the whole series.
+    """
+
+    uses_exog = False
+
+    def __init__(self, model: Any, settle: Any, h: int, n_windows: int, step_size: int,
+                 final_h: int, later: str) -> None:
+        self.model, self.settle, self.later = model, settle, later
+        self.h, self.n_windows, self.step_size, self.final_h = h, n_windows, step_size, final_h
+        self.alias = model.alias
+
+    def __repr__(self) -> str:
+        return self.alias
+
+    def new(self) -> "_RollingOrigins":
+        return type(self)(self.model, self.settle, self.h, self.n_windows, self.step_size,
+                          self.final_h, self.later)
+
+    def forecast(self, y: np.ndarray, h: int, X: Any = None, X_future: Any = None,
+                 fitted: bool = False) -> dict[str, np.ndarray]:
+        out = np.full(h, np.nan)
+        first = None
+        for window in range(self.n_windows):
+            end = len(y) - self.h - (self.n_windows - 1 - window) * self.step_size
+            part = slice(window * self.h, (window + 1) * self.h)
+            try:
+                if first is None or self.later == "refit":
+                    fitted_model = self.model.new().fit(y=y[:end])
+                    first = fitted_model if first is None else first
+                    out[part] = fitted_model.predict(h=self.h)["mean"]
+                else:
+                    out[part] = self._later(first, y[:end])
+            except Exception:  # noqa: BLE001 - one window statsforecast cannot fit: left out
+                continue
+        if self.final_h:
+            try:
+                out[self.n_windows * self.h:] = (
+                    self.model.new().fit(y=y).predict(h=self.final_h)["mean"])
+            except Exception:  # noqa: BLE001 - the refit fits this series again
+                pass
+        return {"mean": out}
+
+    def _later(self, first: Any, y: np.ndarray) -> np.ndarray:
+        """A later window's forecast from what the oldest window's fit ``first`` chose;
+        a fresh fit where that raises (statsforecast does not catch ``forward``'s errors,
+        and a settled multiplicative form cannot fit a history that now has zeros)."""
+        try:
+            if self.later == "forward":
+                return first.forward(y=y, h=self.h)["mean"]
+            return self.settle(first).fit(y=y).predict(h=self.h)["mean"]
+        except Exception:  # noqa: BLE001
+            return self.model.new().fit(y=y).predict(h=self.h)["mean"]
 
 
 #: one chunk: the season length its series' model gets, and their history
@@ -477,6 +605,7 @@ class ETSForecaster(StatisticalForecaster):
 
     alias = "ets"
     min_length = 7
+    later_windows = "settled"
 
     def _season_for(self, season: int, n: int) -> SeasonSpec:
         return season if n >= 2 * season else NONSEASONAL
@@ -485,6 +614,10 @@ class ETSForecaster(StatisticalForecaster):
         from statsforecast.models import AutoETS
 
         return AutoETS(season_length=season, alias=self.alias)
+
+    @staticmethod
+    def _settled(fitted: Any) -> Any:
+        return _ets_of_form(fitted)
 
 
 class ThetaForecaster(StatisticalForecaster):
@@ -497,6 +630,7 @@ class ThetaForecaster(StatisticalForecaster):
 
     alias = "theta"
     min_length = 4
+    later_windows = "forward"  # measured: as good as a refit on M3
     pool_min_series = 50  # ~4x cheaper per series than AutoETS
 
     def _make_model(self, season: SeasonSpec) -> Any:
@@ -514,11 +648,19 @@ class CESForecaster(StatisticalForecaster):
 
     alias = "ces"
     min_length = 7
+    later_windows = "settled"
 
     def _make_model(self, season: SeasonSpec) -> Any:
         from statsforecast.models import AutoCES
 
         return AutoCES(season_length=season, alias=self.alias)
+
+    @staticmethod
+    def _settled(fitted: Any) -> Any:
+        from statsforecast.models import AutoCES
+
+        return AutoCES(season_length=fitted.season_length, model=fitted.model_["seasontype"],
+                       alias=fitted.alias)
 
 
 class MSTLForecaster(StatisticalForecaster):
@@ -531,6 +673,7 @@ class MSTLForecaster(StatisticalForecaster):
     """
 
     alias = "mstl"
+    later_windows = "settled"
 
     def _skip_reason(self, season: int, n: int) -> str | None:
         if season < 2:
@@ -553,11 +696,17 @@ class MSTLForecaster(StatisticalForecaster):
             season_length=periods, trend_forecaster=AutoETS(model="ZZN"), alias=self.alias
         )
 
+    @staticmethod
+    def _settled(fitted: Any) -> Any:
+        from statsforecast.models import MSTL
+
+        return MSTL(season_length=fitted.season_length,
+                    trend_forecaster=_ets_of_form(fitted.trend_forecaster), alias=fitted.alias)
+
 
 class _IntermittentForecaster(StatisticalForecaster):
     """A flat-rate method for intermittent demand: milliseconds per series, no forward."""
 
-    has_forward = False
     pool_min_series = 10**9
 
     def _season_for(self, season: int, n: int) -> SeasonSpec:
@@ -611,6 +760,15 @@ class TSBForecaster(_IntermittentForecaster):
         from statsforecast.models import TSB
 
         return TSB(alpha_d=self.alpha_d, alpha_p=self.alpha_p, alias=self.alias)
+
+
+def _ets_of_form(fitted: Any) -> Any:
+    """An AutoETS limited to the error, trend, season and damping ``fitted`` chose."""
+    from statsforecast.models import AutoETS
+
+    components = fitted.model_["components"]
+    return AutoETS(season_length=fitted.season_length, model=components[:3],
+                   damped=components[3] == "D", alias=fitted.alias)
 
 
 #: every statistical member, by alias
