@@ -115,6 +115,39 @@ def test_rules_are_scored_on_windows_they_did_not_choose_on() -> None:
     assert (_ranks(loss, np.array([4.0, 4.0]), leave_out=False)[0, :, 0] == 1).all()
 
 
+def test_the_refit_fits_only_what_the_choices_use(
+    auto: EnsembleForecaster, data: pd.DataFrame
+) -> None:
+    from restock.models.ensemble import _refit_scope
+
+    weights = {"mode": "auto", "global": Choice("global", ("theta",), "mean").to_json(),
+               "per_series": {"a": Choice("best", ("prophet",), "mean").to_json(),
+                              "b": Choice("top2_mean", ("lstm", "theta"), "mean").to_json()}}
+    # per-series members on the series naming them (the global choice for the rest), the
+    # global LSTM on every series, the fallback always, croston_sba (unnamed) not at all
+    assert _refit_scope(weights, members(), ["a", "b", "new"]) == {
+        "prophet": {"a"}, "lstm": None, "seasonal_naive": None, "theta": {"b", "new"}}
+    assert _refit_scope({"mode": "seed"}, members(), ["a"]) == {m.alias: None for m in members()}
+    scope = _refit_scope(auto.weights_, members(), data["unique_id"].unique())
+    assert [m.alias for m in auto.members_] == [m.alias for m in members() if m.alias in scope]
+    forecast = auto.predict(5)
+    for alias, series in scope.items():
+        forecast_for = set(forecast.loc[forecast[alias].notna(), "unique_id"])
+        assert forecast_for <= (series or set(data["unique_id"]))
+
+
+def test_refit_all_fits_every_member_on_every_series(data: pd.DataFrame) -> None:
+    cheap = [SeasonalNaiveForecaster(), ThetaForecaster(), CrostonSBAForecaster()]
+    used = EnsembleForecaster(cheap, backtest_h=14).fit(data, "D")
+    every = EnsembleForecaster(cheap, backtest_h=14, refit="all").fit(data, "D")
+    assert [m.alias for m in every.members_] == [m.alias for m in cheap]
+    full = every.predict(5)
+    assert full[[m.alias for m in cheap]].notna().all().all()
+    pd.testing.assert_series_equal(full["yhat"], used.predict(5)["yhat"])
+    with pytest.raises(InvalidParameterError, match="refit"):
+        EnsembleForecaster(cheap, refit="some").fit(data, "D")
+
+
 def test_intervals_contain_the_point_and_widen(auto: EnsembleForecaster) -> None:
     forecast = auto.predict(40)
     assert (forecast["yhat_lower"] <= forecast["yhat"]).all()
@@ -122,7 +155,7 @@ def test_intervals_contain_the_point_and_widen(auto: EnsembleForecaster) -> None
     assert (forecast["yhat_lower"] >= 0).all()
     assert list(forecast.columns) == [
         "unique_id", "ds", "yhat", "yhat_lower", "yhat_upper",
-        "prophet", "lstm", "seasonal_naive", "theta", "croston_sba",
+        *(m.alias for m in auto.members_),
     ]
     width = (forecast["yhat_upper"] - forecast["yhat"]).groupby(forecast["unique_id"])
     assert (width.last() >= width.first()).all() and (width.last() > 0).all()
@@ -138,17 +171,21 @@ def test_backtest_metrics_and_weights_are_strict_json(auto: EnsembleForecaster) 
     assert auto.weights_summary()["mode"] == "auto"
 
 
+@pytest.mark.parametrize("policy", ["auto", "seed"])
 def test_save_writes_every_artifact_and_load_predicts_identically(
-    auto: EnsembleForecaster, tmp_path: Path
+    policy: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    auto.save(tmp_path)
-    for name in (
-        "weights.json", "backtest.parquet", "metrics.json", "ensemble.json",
-        "lstm.safetensors", "scalers.json", "prophet/s0.json", "statistical/theta.parquet",
-    ):
+    model: EnsembleForecaster = request.getfixturevalue(policy)
+    model.save(tmp_path)
+    names = ["weights.json", "backtest.parquet", "metrics.json", "ensemble.json"]
+    if policy == "seed":  # every member refitted: every member's files
+        names += ["lstm.safetensors", "scalers.json", "prophet/s0.json",
+                  "statistical/theta.parquet"]
+    for name in names:
         assert (tmp_path / name).exists(), name
     loaded = EnsembleForecaster.load(tmp_path)
-    pd.testing.assert_frame_equal(auto.predict(30), loaded.predict(30))
+    assert [m.alias for m in loaded.members_] == [m.alias for m in model.members_]
+    pd.testing.assert_frame_equal(model.predict(30), loaded.predict(30))
 
 
 def test_load_refuses_classes_outside_restock(auto: EnsembleForecaster, tmp_path: Path) -> None:
@@ -232,10 +269,10 @@ def test_prophet_fits_alongside_the_others_and_keeps_the_job_runners_shard_map(
     monkeypatch.setattr(prophet, "_MIN_SERIES_FOR_POOL", 1)
     with fanout.shard_with(inline_map):
         sharded = EnsembleForecaster(members(), weights="auto", backtest_h=14).fit(data, "D")
-    # backtest and refit both ran Prophet in the overlap thread, through the runner's map
-    assert threads["prophet"] and all(t.startswith("restock-overlap") for t in threads["prophet"])
+    # Prophet's backtest ran in the overlap thread, through the runner's map
+    assert any(t.startswith("restock-overlap") for t in threads["prophet"])
     assert sharded.durations_["overlapped"] == ["prophet"]
-    assert [m.alias for m in sharded.members_] == [m.alias for m in members()]
+    assert [m.alias for m in sharded.members_] == [m.alias for m in auto.members_]
     pd.testing.assert_frame_equal(sharded.predict(20), auto.predict(20))
 
 

@@ -46,6 +46,8 @@ from restock.models.selection import Choice, apply_choice, select
 
 FORMAT_VERSION = 2
 SEED_WEIGHTS = {"prophet": 0.6, "lstm": 0.4}
+#: the member every series can fall back on (fits any series with one point)
+FALLBACK = "seasonal_naive"
 #: backtest horizon by seasonal period: four weeks of daily data, a quarter of weekly, a year of monthly
 #: at most this share of the shortest usable history is held out by the backtest
 _HOLDOUT_SHARE = 0.5
@@ -136,10 +138,15 @@ class EnsembleForecaster(Forecaster):
     ran alongside the others (``overlapped``: their seconds overlap the rest; not saved).
 
     Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
-    are backtested and then refitted on all data in a background thread while the
-    in-process members are backtested (their refit needs nothing from the selection), so
-    their waiting is filled; which data each fit sees is unchanged, and so are the
-    forecasts.
+    are backtested in a background thread while the in-process members are backtested,
+    so their waiting is filled; which data each fit sees is unchanged.
+
+    Only what the chosen combinations use is refitted (``auto``): a member no series
+    uses is left out of ``members_``, a member with ``fits_each_series`` (Prophet, the
+    statistical ones: one model per series) is refitted on the series that use it, a
+    global member (the LSTM, LightGBM) on every series if any uses it. The fallback
+    member (``FALLBACK``) is always refitted on every series; ``seed`` (and ``refit="all"``)
+    refits every member on every series.
     """
 
     alias = "ensemble"
@@ -152,6 +159,7 @@ class EnsembleForecaster(Forecaster):
         backtest_h: int | None = None,
         backtest_windows: int = 3,
         forecast_h: int | None = None,
+        refit: Literal["used", "all"] = "used",
     ) -> None:
         self.members = members
         self.weights = weights
@@ -161,9 +169,12 @@ class EnsembleForecaster(Forecaster):
         #: the horizon ``predict`` will be asked for after ``fit`` (the retrain's horizon):
         #: members that can (Prophet, the statistical ones) forecast it while fitting
         self.forecast_h = forecast_h
+        #: ``used``: refit only what the chosen combinations use; ``all``: every member
+        #: on every series (the accuracy benchmark scores each member on the test)
+        self.refit = refit
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
-        """Backtest the members, choose the combinations, then refit every member on ``df``.
+        """Backtest the members, choose the combinations, then refit on ``df`` what they use.
 
         A ``censored`` column (the panel's stockout periods, whose ``y`` is imputed) is
         not passed to the members; the backtest rows of those periods are dropped before
@@ -172,6 +183,8 @@ class EnsembleForecaster(Forecaster):
         df, censored = censoring.censored_points(df)
         if self.weights not in ("auto", "seed"):
             raise InvalidParameterError(f"weights must be 'auto' or 'seed', not {self.weights!r}")
+        if self.refit not in ("used", "all"):
+            raise InvalidParameterError(f"refit must be 'used' or 'all', not {self.refit!r}")
         if not self.members:
             raise InvalidParameterError("the ensemble needs at least one member")
         aliases = [m.alias for m in self.members]
@@ -184,35 +197,31 @@ class EnsembleForecaster(Forecaster):
         elsewhere = [m for m in self.members if getattr(m, "works_out_of_process", False)]
         here = [m for m in self.members if m not in elsewhere]
         fit_seconds: dict[str, float] = {}
+        final_h = self.forecast_h or frequency_of(freq).default_horizon
 
         def backtest_of(members: list[Forecaster], report: ProgressFn) -> BacktestResult:
             return backtest(
-                [lambda m=m: _precomputing(clone(m), h) for m in members],
+                [lambda m=m: _backtest_copy(m, h, final_h) for m in members],
                 df, freq, h, self.backtest_windows, step_size=backtest_step(h),
                 on_progress=_staged(report, "backtest"),
             )
 
-        def refit(members: list[Forecaster], backtested: BacktestResult, report: ProgressFn,
-                  stage: str | None = None) -> list[Forecaster]:
+        def refit(members: list[Forecaster], backtested: BacktestResult,
+                  uses: dict[str, set[str] | None]) -> list[Forecaster]:
             fitted = []
             for m in members:
                 started = time.perf_counter()
                 member = _refit_copy(m, backtested.members.get(m.alias), self.forecast_h)
-                fitted.append(member.fit(df, freq,
-                                         on_progress=_staged(report, stage or m.alias)))
+                series = uses[m.alias]
+                data = df if series is None else df[df["unique_id"].isin(series)]
+                fitted.append(member.fit(data, freq,
+                                         on_progress=_staged(on_progress, m.alias)))
                 fit_seconds[m.alias] = round(time.perf_counter() - started, 3)
             return fitted
 
-        def backtest_and_refit(report: ProgressFn) -> tuple[BacktestResult, list[Forecaster]]:
-            # nothing in these refits waits for the selection; reported as backtest work,
-            # which is when they run (progress stages stay in order)
-            backtested = backtest_of(elsewhere, report)
-            return backtested, refit(elsewhere, backtested, report, stage="backtest")
-
-        early: list[Forecaster] = []
         if elsewhere and here:
-            (first, early), rest = _alongside(
-                backtest_and_refit, lambda report: backtest_of(here, report), on_progress)
+            first, rest = _alongside(lambda report: backtest_of(elsewhere, report),
+                                     lambda report: backtest_of(here, report), on_progress)
             result = _merged([first, rest], aliases)
         else:
             result = backtest_of(self.members, on_progress)
@@ -223,14 +232,11 @@ class EnsembleForecaster(Forecaster):
         self.backtest_ = result.frame.assign(yhat=yhat)
         self.metrics_ = _metrics(self.backtest_, aliases, result)
         on_progress(1.0, "combinations chosen", stage="ensemble")
-        for member in early:
-            on_progress(1.0, f"{member.alias}: refitted alongside the backtest", stage=member.alias)
-        late = refit([m for m in self.members if m not in elsewhere or not early], result,
-                     on_progress)
-        by_alias = {m.alias: m for m in [*early, *late]}
-        self.members_ = [by_alias[alias] for alias in aliases]
+        uses = (_refit_scope(self.weights_, self.members, df["unique_id"].unique())
+                if self.refit == "used" else {m.alias: None for m in self.members})
+        self.members_ = refit([m for m in self.members if m.alias in uses], result, uses)
         self.durations_ = {"backtest": result.seconds, "fit": fit_seconds,
-                           "overlapped": [m.alias for m in early]}
+                           "overlapped": [m.alias for m in elsewhere if here]}
         self.freq_ = freq
         self.scales_ = _fill_scales(mase_scales(df, freq), df)
         self.skipped_ = {m.alias: dict(m.skipped_) for m in self.members_ if m.skipped_}
@@ -419,10 +425,47 @@ def _fit_policy(
     return document, selection.backtest_yhat
 
 
+def _refit_scope(weights: dict[str, Any], members: Sequence[Forecaster],
+                 uids: Sequence[str]) -> dict[str, set[str] | None]:
+    """Which members the refit fits, and on which series (None: all of them).
+
+    ``seed`` and the fallback member: every series. ``auto``: a member on the series whose
+    choice (their own, or the global one) names it, or on all of them if it is a global
+    model; a member no series names is not refitted.
+    """
+    if weights["mode"] == "seed":
+        return {m.alias: None for m in members}
+    global_choice = Choice.from_json(weights["global"])
+    named: dict[str, set[str]] = {}
+    for uid in uids:
+        document = weights["per_series"].get(str(uid))
+        choice = Choice.from_json(document) if document else global_choice
+        for alias in choice.members:
+            named.setdefault(alias, set()).add(str(uid))
+    scope: dict[str, set[str] | None] = {}
+    for member in members:
+        if member.alias == FALLBACK:
+            scope[member.alias] = None
+        elif member.alias in named:
+            local = getattr(member, "fits_each_series", False)
+            scope[member.alias] = named[member.alias] if local else None
+    return scope
+
+
 def _precomputing(member: Forecaster, h: int | None) -> Forecaster:
     """``member``, told to precompute ``h`` steps while fitting if it supports that."""
     if h and hasattr(member, "precompute_h"):
         member.precompute_h = int(h)  # type: ignore[attr-defined]
+    return member
+
+
+def _backtest_copy(template: Forecaster, h: int, final_h: int) -> Forecaster:
+    """The unfitted member for the backtest: told to precompute ``h`` steps, and, if it
+    can (the statistical members), to forecast ``final_h`` steps from every whole
+    history in the same pass for its refit copy to take over (``from_backtest``)."""
+    member = _precomputing(clone(template), h)
+    if hasattr(member, "final_h"):
+        member.final_h = int(final_h)  # type: ignore[attr-defined]
     return member
 
 
@@ -432,7 +475,8 @@ def _refit_copy(
     """The unfitted member for the refit on all data.
 
     A member with ``from_backtest`` may take something its backtest copy learnt (the LSTM
-    takes its best epoch count, so the refit trains that many epochs without validation).
+    takes its best epoch count, so the refit trains that many epochs without validation;
+    the statistical members take the whole-history forecasts of their backtest pass).
     """
     member = clone(template)
     adopt = getattr(member, "from_backtest", None)

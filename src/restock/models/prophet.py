@@ -94,8 +94,10 @@ class ProphetForecaster(Forecaster):
     #: one fit per series costs ~0.1 s, so the backtest fits Prophet on its latest window only
     max_backtest_windows: int = 1
     #: the fits run in worker processes (or Celery shards) while the caller waits, so the
-    #: ensemble runs the in-process members alongside instead of after them
+    #: ensemble backtests the in-process members alongside instead of after them
     works_out_of_process: bool = True
+    #: one model per series: the ensemble refits it only on the series that use it
+    fits_each_series: bool = True
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Fit one Prophet model per series of ``df``, in ``n_jobs`` worker processes."""
