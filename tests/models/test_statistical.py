@@ -117,39 +117,6 @@ def test_theta_later_windows_run_the_oldest_fit_forward(uneven: pd.DataFrame) ->
     np.testing.assert_allclose(rows["theta"].to_numpy(), expected, rtol=1e-10)
 
 
-def test_the_backtest_pass_forecasts_whole_histories_for_the_refit(
-    uneven: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With ``final_h`` the backtest pass also forecasts from each whole history; the
-    refit copy takes those over and fits only series it has nothing valid for."""
-    backtested = ETSForecaster()
-    backtested.final_h = 10
-    backtested.cross_validate(uneven, "D", h=7, n_windows=2, step_size=7)
-    plain = ETSForecaster().fit(uneven, "D").predict(10)
-    assert set(backtested.final_["unique_id"]) == {"long", "mid"}  # tiny: too short to backtest
-    for uid in ("long", "mid"):
-        np.testing.assert_allclose(
-            np.maximum(backtested.final_.loc[backtested.final_["unique_id"] == uid, "ets"], 0),
-            plain.loc[plain["unique_id"] == uid, "ets"], rtol=1e-10)
-    fitted: list[set[str]] = []
-    original = ETSForecaster._forecast
-
-    def recording(self: ETSForecaster, history: pd.DataFrame, freq: str, groups: Any,
-                  *args: Any) -> pd.DataFrame:
-        fitted.append({uid for uids in groups.values() for uid in uids})
-        return original(self, history, freq, groups, *args)
-
-    monkeypatch.setattr(ETSForecaster, "_forecast", recording)
-    mid = uneven["unique_id"] == "mid"
-    moved = uneven[~(mid & (uneven["ds"] == uneven.loc[mid, "ds"].max()))]
-    refit = ETSForecaster().from_backtest(backtested)
-    refit.precompute_h = 10
-    predictions = refit.fit(moved, "D").predict(10)
-    assert fitted == [{"mid", "tiny"}]  # mid ends earlier now: fitted again; long taken over
-    expected = ETSForecaster().fit(moved, "D").predict(10)
-    pd.testing.assert_frame_equal(predictions, expected)
-
-
 def test_series_too_short_for_the_oldest_window_are_left_out(uneven: pd.DataFrame) -> None:
     # tiny has 10 points: 10 - 7 = 3 left to train on, under ETS's 7 but enough for naive
     ets = ETSForecaster().cross_validate(uneven, "D", h=7, n_windows=1, step_size=1)

@@ -197,11 +197,10 @@ class EnsembleForecaster(Forecaster):
         elsewhere = [m for m in self.members if getattr(m, "works_out_of_process", False)]
         here = [m for m in self.members if m not in elsewhere]
         fit_seconds: dict[str, float] = {}
-        final_h = self.forecast_h or frequency_of(freq).default_horizon
 
         def backtest_of(members: list[Forecaster], report: ProgressFn) -> BacktestResult:
             return backtest(
-                [lambda m=m: _backtest_copy(m, h, final_h) for m in members],
+                [lambda m=m: _precomputing(clone(m), h) for m in members],
                 df, freq, h, self.backtest_windows, step_size=backtest_step(h),
                 on_progress=_staged(report, "backtest"),
             )
@@ -459,24 +458,13 @@ def _precomputing(member: Forecaster, h: int | None) -> Forecaster:
     return member
 
 
-def _backtest_copy(template: Forecaster, h: int, final_h: int) -> Forecaster:
-    """The unfitted member for the backtest: told to precompute ``h`` steps, and, if it
-    can (the statistical members), to forecast ``final_h`` steps from every whole
-    history in the same pass for its refit copy to take over (``from_backtest``)."""
-    member = _precomputing(clone(template), h)
-    if hasattr(member, "final_h"):
-        member.final_h = int(final_h)  # type: ignore[attr-defined]
-    return member
-
-
 def _refit_copy(
     template: Forecaster, backtested: Forecaster | None, forecast_h: int | None
 ) -> Forecaster:
     """The unfitted member for the refit on all data.
 
     A member with ``from_backtest`` may take something its backtest copy learnt (the LSTM
-    takes its best epoch count, so the refit trains that many epochs without validation;
-    the statistical members take the whole-history forecasts of their backtest pass).
+    takes its best epoch count, so the refit trains that many epochs without validation).
     """
     member = clone(template)
     adopt = getattr(member, "from_backtest", None)

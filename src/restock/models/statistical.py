@@ -26,10 +26,7 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   those three much worse than a refit (on 200 M3 series, median scaled error of the
   third window 0.177 vs 0.144 for ETS, 0.31 vs 0.17 for CES, 0.193 vs 0.159 for MSTL),
   which would have under-rated them in the selection; Theta's ``forward`` matched its
-  refit and is kept. No parameter is fitted on data it is scored on. With ``final_h``
-  set (the ensemble sets it), the same pass also fits the automatic model on each whole
-  history and forecasts ``final_h`` steps, which the refit copy takes over
-  (``from_backtest``) instead of fitting those series again.
+  refit and is kept. No parameter is fitted on data it is scored on.
 - **Cores.** ``n_jobs`` goes to ``StatsForecast(n_jobs=...)`` when the chunk is large
   enough for the process pool to pay off (``pool_min_series``, measured per model), never
   inside a daemonic process (a Celery prefork worker may not have children). Its pools
@@ -111,10 +108,6 @@ class StatisticalForecaster(Forecaster):
     #: forecasts and keeps; ``predict(h)`` up to it returns those values. Not a
     #: hyperparameter (not saved); 0 means the frequency's default horizon.
     precompute_h: int = 0
-    #: set by the caller before ``cross_validate`` (the ensemble does): also forecast this
-    #: many steps from each series' whole history in the same pass (kept in ``final_``,
-    #: taken over by ``from_backtest``); 0: the backtest only
-    final_h: int = 0
 
     def __init__(self, n_jobs: int = 1) -> None:
         self.n_jobs = n_jobs
@@ -155,12 +148,8 @@ class StatisticalForecaster(Forecaster):
         history = _clean(df)
         lengths = history.groupby("unique_id", sort=True).size()
         on_progress(0.0, f"{self.alias}: fitting {len(lengths)} series")
-        ready = self._ready_forecasts(history, freq, steps)
-        groups, skipped = self._plan(lengths.drop(ready["unique_id"].unique()), season)
+        groups, skipped = self._plan(lengths, season)
         forecasts = self._forecast(history, freq, groups, steps, on_progress)
-        if len(ready):
-            forecasts = pd.concat([forecasts, ready], ignore_index=True).sort_values(
-                ["unique_id", "step"], kind="stable", ignore_index=True)
         failed = _failed(forecasts, self.alias, ["unique_id"])
         for uid in forecasts.loc[failed, "unique_id"].unique():
             skipped[uid] = f"statsforecast could not fit {self.alias} on this series"
@@ -239,26 +228,6 @@ class StatisticalForecaster(Forecaster):
         model._history = None
         return model
 
-    def from_backtest(self, backtested: "StatisticalForecaster") -> Self:
-        """This (unfitted) member, taking over the whole-history forecasts ``backtested``
-        made in its backtest pass (``final_h``): ``fit`` fits only the other series."""
-        final = getattr(backtested, "final_", None)
-        if final is not None:
-            self._ready = (backtested.final_freq_, final, backtested.final_last_)
-        return self
-
-    def _ready_forecasts(self, history: pd.DataFrame, freq: str, steps: int) -> pd.DataFrame:
-        """The taken-over forecasts (``from_backtest``) still valid for ``history``: same
-        frequency, at least ``steps`` steps, and the series ends where it ended then."""
-        columns = ["unique_id", "step", "ds", self.alias]
-        ready = getattr(self, "_ready", None)
-        if ready is None or ready[0] != freq or ready[1]["step"].max() < steps:
-            return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}).iloc[:0]
-        _, final, last = ready
-        ends = history.groupby("unique_id", sort=True)["ds"].max()
-        same = [uid for uid, ds in ends.items() if last.get(uid) == pd.Timestamp(ds)]
-        return final.loc[final["unique_id"].isin(same) & (final["step"] <= steps), columns]
-
     # -- the backtest hook ------------------------------------------------------------
 
     def cross_validate(
@@ -280,9 +249,7 @@ class StatisticalForecaster(Forecaster):
         choose it for the oldest window's history; a series whose oldest window is too
         short for that model is left out, as are windows statsforecast could not
         forecast. Later windows follow ``later_windows`` unless ``refit`` asks for a
-        fresh fit of each. With ``final_h`` the whole-history forecasts land in
-        ``final_`` (``unique_id, step, ds, <alias>``, raw, only the series that have all
-        steps) with ``final_last_`` (each series' last date) and ``final_freq_``.
+        fresh fit of each.
         """
         for name, value in (("h", h), ("n_windows", n_windows), ("step_size", step_size)):
             if int(value) < 1:
@@ -294,41 +261,20 @@ class StatisticalForecaster(Forecaster):
         on_progress(0.0, f"{self.alias}: backtesting {len(train)} series")
         groups, _ = self._plan(train[train >= 1], season)
         work = {"op": "backtest", "h": h, "n_windows": n_windows, "step_size": step_size,
-                "final_h": max(0, int(self.final_h)),
                 "later": "refit" if refit else self.later_windows}
         frames = list(self._run(history, freq, groups, work, on_progress, "backtested"))
         on_progress(1.0, f"{self.alias}: backtest done")
         out = _ROLLING_COLUMNS | {self.alias: float}
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=t) for c, t in out.items()})
-        rows = pd.concat(frames, ignore_index=True)
-        rows["unique_id"] = rows["unique_id"].astype(str)
-        rows = rows.sort_values(["unique_id", "ds"], kind="stable", ignore_index=True)
-        position = rows.groupby("unique_id", sort=False).cumcount().to_numpy()
-        windowed = position < n_windows * h
-        cv = rows.loc[windowed].assign(window=position[windowed] // h,
-                                       step=position[windowed] % h + 1)
+        cv = pd.concat(frames, ignore_index=True)
+        cv["unique_id"] = cv["unique_id"].astype(str)
+        cv = cv.sort_values(["unique_id", "ds"], kind="stable", ignore_index=True)
+        position = cv.groupby("unique_id", sort=False).cumcount().to_numpy()
+        cv = cv.assign(window=position // h, step=position % h + 1)
         cv = cv[~_failed(cv, self.alias, ["unique_id", "window"])]
         cv[self.alias] = np.maximum(cv[self.alias].to_numpy(float), 0.0)
-        if work["final_h"]:
-            self._keep_final(rows, position, n_windows * h, work["final_h"], history, freq)
         return cv[list(out)].reset_index(drop=True)
-
-    def _keep_final(self, rows: pd.DataFrame, position: np.ndarray, windows_rows: int,
-                    final_h: int, history: pd.DataFrame, freq: str) -> None:
-        """``final_`` from a backtest pass's rows past the windows. statsforecast dates
-        every row of a series as a step past its end, so step ``j``'s date is the date of
-        the series' ``j``-th row (rows are sorted by series, then date)."""
-        tail = rows.loc[position >= windows_rows]
-        dates = rows.loc[position < final_h, "ds"].to_numpy(dtype="datetime64[ns]")
-        final = pd.DataFrame({"unique_id": tail["unique_id"].to_numpy(dtype=object),
-                              "step": position[position >= windows_rows] - windows_rows + 1,
-                              "ds": dates,
-                              self.alias: tail[self.alias].to_numpy(float)})
-        final = final[~_failed(final, self.alias, ["unique_id"])].reset_index(drop=True)
-        ends = history.groupby("unique_id", sort=True)["ds"].max()
-        self.final_, self.final_freq_ = final, freq
-        self.final_last_ = {uid: pd.Timestamp(ends[uid]) for uid in final["unique_id"].unique()}
 
     # -- machinery --------------------------------------------------------------------
 
@@ -417,8 +363,8 @@ class StatisticalForecaster(Forecaster):
                   ) -> pd.DataFrame:
         """One ``StatsForecast.forecast`` call on the series of ``part``: ``config["op"]``
         is ``forecast`` (``h`` steps) or ``backtest`` (``_RollingOrigins`` with ``h``,
-        ``n_windows``, ``step_size``, ``final_h`` and ``later``: every window's forecasts,
-        then the whole-history ones, as consecutive rows of each series)."""
+        ``n_windows``, ``step_size`` and ``later``: every window's forecasts as
+        consecutive rows of each series)."""
         from statsforecast import StatsForecast
         from statsforecast.models import NaNModel
 
@@ -426,8 +372,8 @@ class StatisticalForecaster(Forecaster):
         steps = config["h"]
         if config["op"] == "backtest":
             model = _RollingOrigins(model, self._settled, config["h"], config["n_windows"],
-                                    config["step_size"], config["final_h"], config["later"])
-            steps = config["n_windows"] * config["h"] + config["final_h"]
+                                    config["step_size"], config["later"])
+            steps = config["n_windows"] * config["h"]
         sf = StatsForecast(
             models=[model],
             freq=config["freq"],
@@ -468,23 +414,22 @@ _ROLLING_COLUMNS: dict[str, Any] = {"unique_id": object, "window": int, "step": 
 
 
 class _RollingOrigins:
-    """A series' backtest windows and its whole-history forecast as one statsforecast
-    model, so that ``StatsForecast.forecast`` runs them (its process pool, its fallback,
-    a cluster shard) in one pass.
+    """A series' backtest windows as one statsforecast model, so that
+    ``StatsForecast.forecast`` runs them (its process pool, its fallback, a cluster shard)
+    in one pass.
 
-    ``forecast(y, n_windows * h + final_h)`` returns window 0's ``h`` forecasts (the
-    model fitted on the oldest training part), then each later window's (``later``:
-    ``refit``, ``settled`` or ``forward``, see ``StatisticalForecaster.later_windows``),
-    then ``final_h`` steps from the model fitted on all of ``y``. A part that fails is
-    NaN (that window, or the final forecast, is then left out), not the whole series.
+    ``forecast(y, n_windows * h)`` returns window 0's ``h`` forecasts (the model fitted
+    on the oldest training part), then each later window's (``later``: ``refit``,
+    ``settled`` or ``forward``, see ``StatisticalForecaster.later_windows``). A window
+    that fails is NaN (and left out of the backtest), not the whole series.
     """
 
     uses_exog = False
 
     def __init__(self, model: Any, settle: Any, h: int, n_windows: int, step_size: int,
-                 final_h: int, later: str) -> None:
+                 later: str) -> None:
         self.model, self.settle, self.later = model, settle, later
-        self.h, self.n_windows, self.step_size, self.final_h = h, n_windows, step_size, final_h
+        self.h, self.n_windows, self.step_size = h, n_windows, step_size
         self.alias = model.alias
 
     def __repr__(self) -> str:
@@ -492,7 +437,7 @@ class _RollingOrigins:
 
     def new(self) -> "_RollingOrigins":
         return type(self)(self.model, self.settle, self.h, self.n_windows, self.step_size,
-                          self.final_h, self.later)
+                          self.later)
 
     def forecast(self, y: np.ndarray, h: int, X: Any = None, X_future: Any = None,
                  fitted: bool = False) -> dict[str, np.ndarray]:
@@ -510,12 +455,6 @@ class _RollingOrigins:
                     out[part] = self._later(first, y[:end])
             except Exception:  # noqa: BLE001 - one window statsforecast cannot fit: left out
                 continue
-        if self.final_h:
-            try:
-                out[self.n_windows * self.h:] = (
-                    self.model.new().fit(y=y).predict(h=self.final_h)["mean"])
-            except Exception:  # noqa: BLE001 - the refit fits this series again
-                pass
         return {"mean": out}
 
     def _later(self, first: Any, y: np.ndarray) -> np.ndarray:
