@@ -277,7 +277,10 @@ def test_progress_is_reported_from_zero_to_one(alias: str) -> None:
     assert calls[0] == 0.0 and calls[-1] == 1.0
 
 
-def test_process_pool_gives_the_same_forecasts_and_is_deterministic() -> None:
+def test_process_pool_gives_the_same_forecasts_and_is_deterministic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(statistical, "SHARD_SERIES", 2)  # three chunks over one pool
     data = make_panel(n_series=6, n=80)
     single = ETSForecaster(n_jobs=1).fit(data, "D").predict(9)
     pooled = ETSForecaster(n_jobs=2)
@@ -285,6 +288,25 @@ def test_process_pool_gives_the_same_forecasts_and_is_deterministic() -> None:
     assert pooled._workers(6) == min(2, multiprocessing.cpu_count())
     pd.testing.assert_frame_equal(single, pooled.fit(data, "D").predict(9))
     pd.testing.assert_frame_equal(single, ETSForecaster(n_jobs=1).fit(data, "D").predict(9))
+    windows = {"h": 7, "n_windows": 3, "step_size": 4}
+    pd.testing.assert_frame_equal(ETSForecaster(n_jobs=1).cross_validate(data, "D", **windows),
+                                  pooled.cross_validate(data, "D", **windows))
+
+
+def test_cancelling_a_pooled_fit_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statistical, "SHARD_SERIES", 1)
+    member = ETSForecaster(n_jobs=2)
+    member.pool_min_series = 1  # type: ignore[misc]
+    seen: list[float] = []
+
+    def cancel_after_first_chunk(fraction: float, message: str = "", **_: Any) -> None:
+        seen.append(fraction)
+        if fraction > 0:
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        member.fit(make_panel(n_series=8, n=40), "D", on_progress=cancel_after_first_chunk)
+    assert seen == [0.0, 0.125]
 
 
 def _workers_in_daemon(queue: Any) -> None:

@@ -4,9 +4,10 @@ Prophet's per-series fits and the statistical members' ``StatsForecast`` chunks 
 same kind of work: independent pieces whose results the member gathers in any order.
 Each member describes its piece once, as a ``ShardWork`` (how to run one shard, and how
 a shard and its result cross the broker); ``run_shards`` runs a list of shards in this
-process, one after the other, unless the job runner has installed a ``ShardMap`` with
-``shard_with``: then they go wherever that map sends them (``restock.jobs.celery``: shard
-tasks on the Celery workers, watched by ``restock.jobs.shards``).
+process (one after the other, or over one local process pool for them all), unless the
+job runner has installed a ``ShardMap`` with ``shard_with``: then they go wherever that
+map sends them (``restock.jobs.celery``: shard tasks on the Celery workers, watched by
+``restock.jobs.shards``).
 
 A context variable rather than a constructor argument: the job runner decides where fits
 run, while the pipeline, the ensemble and the members stay unaware of any broker, and
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from restock.models.frames import Series
+from restock.processes import safe_context
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -96,21 +99,48 @@ def on_cluster() -> bool:
 
 
 def run_shards(work: ShardWork[S, R], shards: Iterable[S], config: dict[str, Any], *,
-               here: bool = False) -> Iterator[tuple[int, R]]:
+               here: bool = False, processes: int = 1) -> Iterator[tuple[int, R]]:
     """Each shard's ``(index, result)``: through the installed ``ShardMap`` (in the order
-    shards land), else (or with ``here``: work too cheap to ship) run here one after the
-    other.
+    shards land), else (or with ``here``: work too cheap to ship) run here: one after the
+    other, or with ``processes`` > 1 over one process pool (in the order they finish).
 
     Leaving the loop early (a cancelled retrain raising from its progress callback) stops
-    here between shards, and makes the map revoke the shards still pending.
+    here between shards, and makes the map revoke (the pool drop) the shards still pending.
     """
     shard_map = _shard_map.get()
-    if shard_map is None or here:
+    if shard_map is not None and not here:
+        for index, data in shard_map(work, shards, config):
+            yield index, work.decode_result(data)
+    elif processes > 1:
+        yield from _in_pool(work, shards, config, processes)
+    else:
         for index, shard in enumerate(shards):
             yield index, work.run(shard, config)
-        return
-    for index, data in shard_map(work, shards, config):
-        yield index, work.decode_result(data)
+
+
+def _in_pool(work: ShardWork[S, R], shards: Iterable[S], config: dict[str, Any],
+             processes: int) -> Iterator[tuple[int, R]]:
+    """The shards over one pool of ``processes`` workers started by the fork server.
+
+    One pool for all of a fit's shards: a worker pays its start (the fork server's fork,
+    statsforecast's compiled functions loaded) once, where a pool per ``StatsForecast``
+    call paid it per chunk (measured: Theta on M3's 1,428 series took 17 s in chunks of
+    200 with a pool each, 5 s in one call). ``work`` and the shards are pickled to the
+    workers (in memory, never stored).
+    """
+    executor = ProcessPoolExecutor(max_workers=processes, mp_context=safe_context())
+    pending: dict[Future[R], int] = {}
+    try:
+        pending = {executor.submit(work.run, shard, config): index
+                   for index, shard in enumerate(shards)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future.result()
+    finally:
+        # early exit (cancelled, or a shard failed): queued shards are dropped, running
+        # ones finish alone
+        executor.shutdown(wait=not pending, cancel_futures=True)
 
 
 def series_to_wire(series: Series) -> dict[str, Any]:

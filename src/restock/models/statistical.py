@@ -27,13 +27,13 @@ statsforecast's. What this module adds is what the ensemble needs from every mem
   third window 0.177 vs 0.144 for ETS, 0.31 vs 0.17 for CES, 0.193 vs 0.159 for MSTL),
   which would have under-rated them in the selection; Theta's ``forward`` matched its
   refit and is kept. No parameter is fitted on data it is scored on.
-- **Cores.** ``n_jobs`` goes to ``StatsForecast(n_jobs=...)`` when the chunk is large
-  enough for the process pool to pay off (``pool_min_series``, measured per model), never
-  inside a daemonic process (a Celery prefork worker may not have children). Its pools
-  use the default start method, which the ``restock`` command sets to the fork server
-  (``restock.processes``): a fork of the threaded web server could hang. Series go
-  to statsforecast in chunks of ``CHUNK_SERIES``, and ``on_progress`` is called between
-  chunks, so a long fit reports progress and can be cancelled.
+- **Cores.** A fit of enough series for a pool to pay off (``pool_min_series``, measured
+  per model) runs its chunks of ``SHARD_SERIES`` over one pool of ``n_jobs`` processes
+  (``fanout.run_shards``), each chunk one single-process ``StatsForecast`` call; never
+  inside a daemonic process (a Celery prefork worker may not have children). The pool
+  starts from the fork server (``restock.processes``): a fork of the threaded web server
+  could hang. Smaller fits run here in chunks of ``CHUNK_SERIES``. ``on_progress`` is
+  called as each chunk lands, so a long fit reports progress and can be cancelled.
 - **The cluster.** When a Celery retrain fans out (``restock.models.fanout``), the chunks
   of a member worth a pool (``pool_min_series``) become shard tasks of ``SHARD_SERIES``
   series on the workers, as Prophet's fits do, watched by ``restock.jobs.shards``; the
@@ -100,7 +100,7 @@ class StatisticalForecaster(Forecaster):
     later_windows: ClassVar[str] = "refit"
     #: one model per series: the ensemble refits it only on the series that use it
     fits_each_series: ClassVar[bool] = True
-    #: a chunk with fewer series runs in this process: starting the pool costs ~0.3-0.6 s
+    #: a fit of fewer series runs in this process: starting the pool costs ~0.3-0.6 s
     #: (measured), which AutoETS on daily data earns back from ~20 series on two cores
     pool_min_series: ClassVar[int] = 20
 
@@ -337,14 +337,16 @@ class StatisticalForecaster(Forecaster):
     ) -> Iterator[pd.DataFrame]:
         """``work`` (see ``run_chunk``) on every chunk of every group, with progress.
 
-        The chunks run here, or as shards on the cluster's workers when the job runner
-        sends them there (``fanout.on_cluster``) and the member is costly enough to pool
-        (``pool_min_series``): then they are ``SHARD_SERIES`` series each, so that they
-        spread over every free pool slot.
+        A member costly enough to pool (``pool_min_series``) sends its chunks as shards
+        to the cluster's workers when the job runner sends them there
+        (``fanout.on_cluster``), else over one local pool of ``n_jobs`` processes: then
+        they are ``SHARD_SERIES`` series each, so that they spread over every free slot.
+        Otherwise they run here in chunks of ``CHUNK_SERIES``.
         """
         total = sum(len(uids) for uids in groups.values())
         remote = on_cluster() and total >= self.pool_min_series
-        size = SHARD_SERIES if remote else CHUNK_SERIES
+        processes = 1 if remote else self._workers(total)
+        size = SHARD_SERIES if remote or processes > 1 else CHUNK_SERIES
         chunks = [
             (season, uids[start : start + size])
             for season, uids in groups.items()
@@ -353,8 +355,11 @@ class StatisticalForecaster(Forecaster):
         # lazily: here, one chunk's copy of the history at a time
         shards = ((season, history[history["unique_id"].isin(uids)]) for season, uids in chunks)
         config = {"alias": self.alias, "params": self.get_params(), "freq": freq, **work}
+        # a pool's workers get an unfitted copy, not this member and whatever it holds
+        runner = ChunkWork(type(self)(**self.get_params()) if processes > 1 else self)
         done = 0
-        for index, frame in run_shards(ChunkWork(self), shards, config, here=not remote):
+        for index, frame in run_shards(runner, shards, config, here=not remote,
+                                       processes=processes):
             yield frame
             done += len(chunks[index][1])
             on_progress(done / total, f"{self.alias}: {verb} {done}/{total} series")
@@ -374,18 +379,16 @@ class StatisticalForecaster(Forecaster):
             model = _RollingOrigins(model, self._settled, config["h"], config["n_windows"],
                                     config["step_size"], config["later"])
             steps = config["n_windows"] * config["h"]
-        sf = StatsForecast(
-            models=[model],
-            freq=config["freq"],
-            n_jobs=self._workers(part["unique_id"].nunique()),
-            fallback_model=NaNModel(),
-        )
+        # one process: the parallelism is over chunks (``_run``), or over the cluster
+        sf = StatsForecast(models=[model], freq=config["freq"], n_jobs=1,
+                           fallback_model=NaNModel())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # statsmodels/numpy chatter per series
             return sf.forecast(df=part, h=steps)
 
     def _workers(self, n_series: int) -> int:
-        """Processes for a chunk: ``n_jobs`` capped by the cores, 1 where a pool cannot help."""
+        """Processes for a fit of ``n_series``: ``n_jobs`` capped by the cores, 1 where a
+        pool cannot help (few series, or inside a daemonic Celery worker process)."""
         if n_series < self.pool_min_series or multiprocessing.current_process().daemon:
             return 1
         return max(1, min(int(self.n_jobs), os.cpu_count() or 1, n_series))
