@@ -293,22 +293,6 @@ def test_process_pool_gives_the_same_forecasts_and_is_deterministic(
                                   pooled.cross_validate(data, "D", **windows))
 
 
-def test_cancelling_a_pooled_fit_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(statistical, "SHARD_SERIES", 1)
-    member = ETSForecaster(n_jobs=2)
-    member.pool_min_series = 1  # type: ignore[misc]
-    seen: list[float] = []
-
-    def cancel_after_first_chunk(fraction: float, message: str = "", **_: Any) -> None:
-        seen.append(fraction)
-        if fraction > 0:
-            raise JobCancelled("cancelled")
-
-    with pytest.raises(JobCancelled):
-        member.fit(make_panel(n_series=8, n=40), "D", on_progress=cancel_after_first_chunk)
-    assert seen == [0.0, 0.125]
-
-
 def _workers_in_daemon(queue: Any) -> None:
     member = ETSForecaster(n_jobs=2)
     member.pool_min_series = 1  # type: ignore[misc]
@@ -325,10 +309,14 @@ def test_no_pool_inside_a_daemonic_process() -> None:
     process.join(timeout=60)
 
 
+@pytest.mark.parametrize("pooled", [False, True], ids=["here", "pool"])
 def test_cancelling_from_the_progress_callback_stops_between_chunks(
-    monkeypatch: pytest.MonkeyPatch,
+    pooled: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(statistical, "CHUNK_SERIES", 1)
+    monkeypatch.setattr(statistical, "SHARD_SERIES", 1)
+    member = ETSForecaster(n_jobs=2 if pooled else 1)
+    member.pool_min_series = 1  # type: ignore[misc] - the pool on a small panel
     seen: list[float] = []
 
     def cancel_after_first_chunk(fraction: float, message: str = "", **_: Any) -> None:
@@ -337,5 +325,5 @@ def test_cancelling_from_the_progress_callback_stops_between_chunks(
             raise JobCancelled("cancelled")
 
     with pytest.raises(JobCancelled):
-        ETSForecaster().fit(make_panel(n_series=4, n=40), "D", on_progress=cancel_after_first_chunk)
+        member.fit(make_panel(n_series=4, n=40), "D", on_progress=cancel_after_first_chunk)
     assert seen == [0.0, 0.25]
