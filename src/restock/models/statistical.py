@@ -417,9 +417,9 @@ _ROLLING_COLUMNS: dict[str, Any] = {"unique_id": object, "window": int, "step": 
 
 
 class _RollingOrigins:
-    """A series' backtest windows as one statsforecast model, so that
-    ``StatsForecast.forecast`` runs them (its process pool, its fallback, a cluster shard)
-    in one pass.
+    """A series' backtest windows as one statsforecast model, so that one
+    ``StatsForecast.forecast`` call per chunk (in a pool worker, a cluster shard or here,
+    with statsforecast's fallback) runs them all.
 
     ``forecast(y, n_windows * h)`` returns window 0's ``h`` forecasts (the model fitted
     on the oldest training part), then each later window's (``later``: ``refit``,
