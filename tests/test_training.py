@@ -241,3 +241,16 @@ def test_a_seed_retrain_is_exactly_sixty_forty_over_the_seed_members(tmp_path: P
     both = forecasts[forecasts["lstm"].notna() & forecasts["prophet"].notna()]
     assert len(both) and np.allclose(both["yhat"], 0.6 * both["prophet"] + 0.4 * both["lstm"])
     result.store.close()
+
+
+def test_refit_members_setting_reaches_the_ensemble_and_is_checked(tmp_path: Path) -> None:
+    from restock.config import Settings
+    from restock.errors import InvalidParameterError
+    from restock.training import build_ensemble
+
+    every = Settings.from_env({"home": tmp_path}, environ={"RESTOCK_REFIT_MEMBERS": "all"})
+    assert build_ensemble(every, "auto", 1, 28).refit == "all"
+    assert build_ensemble(Settings.from_env({"home": tmp_path}, environ={}),
+                          "auto", 1, 28).refit == "used"
+    with pytest.raises(InvalidParameterError, match="RESTOCK_REFIT_MEMBERS"):
+        Settings.from_env({"home": tmp_path}, environ={"RESTOCK_REFIT_MEMBERS": "some"})

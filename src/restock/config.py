@@ -16,6 +16,7 @@ from restock.errors import InvalidParameterError
 
 QueueKind = Literal["thread", "celery"]
 WeightsMode = Literal["auto", "seed"]
+RefitMode = Literal["used", "all"]
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -37,6 +38,9 @@ class Settings:
     job_lock_ttl: float = 30.0
     # training
     weights: WeightsMode = "auto"
+    # after the selection, refit only the members the chosen rules use, or all of them on
+    # every series (every member's own forecast in every answer; slower)
+    refit_members: RefitMode = "used"
     lstm_epochs: int = 50
     interval_level: float = 0.95
     # days of forecast precomputed at retrain; 0: by frequency (restock.calendar: 365 days,
@@ -119,6 +123,8 @@ class Settings:
             raise InvalidParameterError("RESTOCK_QUEUE must be 'thread' or 'celery'")
         if self.weights not in ("auto", "seed"):
             raise InvalidParameterError("RESTOCK_WEIGHTS must be 'auto' or 'seed'")
+        if self.refit_members not in ("used", "all"):
+            raise InvalidParameterError("RESTOCK_REFIT_MEMBERS must be 'used' or 'all'")
         if not 0.5 < self.interval_level < 1:
             raise InvalidParameterError("RESTOCK_INTERVAL_LEVEL must be between 0.5 and 1")
         for name in ("lstm_epochs", "keep_versions", "prophet_workers", "max_streams",

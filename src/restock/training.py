@@ -46,8 +46,8 @@ SEED_MEMBERS = (*SEED_WEIGHTS, "seasonal_naive")
 #: periods of history kept with a version at least (the chart and the inventory maths)
 HISTORY_PERIODS = 400
 #: the settings that shape a model, recorded with it (never URLs or tokens: no secrets)
-TRAINING_SETTINGS = ("weights", "lstm_epochs", "interval_level", "max_horizon_days",
-                     "backtest_windows", "holidays_country", "seed")
+TRAINING_SETTINGS = ("weights", "refit_members", "lstm_epochs", "interval_level",
+                     "max_horizon_days", "backtest_windows", "holidays_country", "seed")
 _PACKAGES = ("restock", "pandas", "numpy", "prophet", "torch", "sqlalchemy")
 
 
@@ -164,7 +164,8 @@ def build_ensemble(settings: Settings, weights: str, epochs: int,
     if weights == "seed":
         members = [m for m in members if m.alias in SEED_MEMBERS]
     return EnsembleForecaster(members=members, weights=weights, level=settings.interval_level,
-                              backtest_windows=settings.backtest_windows, forecast_h=forecast_h)
+                              backtest_windows=settings.backtest_windows, forecast_h=forecast_h,
+                              refit=settings.refit_members)
 
 
 def retrain(

@@ -215,9 +215,10 @@ def train_through_page(b: Browse, server: Any, demo: Path) -> str:
              "save", "activate", "done"]
     assert stages == sorted(stages, key=order.index), stages
     # stages seen as "current" depend on timing (a fast stage can start and end within one
-    # rendered chunk); the event log shows every event, so it must have the LSTM's
+    # rendered chunk); the event log shows every event, so it must have the LSTM's epochs
+    # (trained in the backtest; refitted in the lstm stage only where the ensemble uses it)
     log_lines = b.by("event-log").locator("li").all_text_contents()
-    assert len(set(stages)) >= 3 and any(line.startswith("[lstm]") for line in log_lines), \
+    assert len(set(stages)) >= 3 and any("LSTM epoch" in line for line in log_lines), \
         (stages, log_lines)
     states = b.page.locator('[data-testid="stage-list"] li').evaluate_all(
         "ls => ls.map(l => [l.dataset.stage, l.dataset.state])")

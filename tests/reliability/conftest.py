@@ -14,9 +14,11 @@ from reltools import FAST_SETTINGS, demo_frame, root_conftest
 
 @pytest.fixture(scope="session")
 def trained_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A home (SQLite) with 3 products x 2 stores x 90 days and one active version."""
+    """A home (SQLite) with 3 products x 2 stores x 90 days and one active version, every
+    member refitted (so every kind of artifact is there to audit and to damage)."""
     home = tmp_path_factory.mktemp("reliability-base") / "home"
-    trained = root_conftest().train_home(home, demo_frame(), **FAST_SETTINGS)
+    trained = root_conftest().train_home(home, demo_frame(), **FAST_SETTINGS,
+                                         refit_members="all")
     trained.store.close()
     return home, trained.version
 
