@@ -26,15 +26,16 @@ class _Doubling(ShardWork[int, int]):
         return int(data)
 
 
+def _counted(n: int, drawn: list[int]) -> Iterator[int]:
+    """Shards 0..n-1, built lazily, each noted in ``drawn`` as the pool takes it."""
+    for k in range(n):
+        drawn.append(k)
+        yield k
+
+
 def test_every_shard_runs_once_with_at_most_two_per_worker_in_flight() -> None:
     drawn: list[int] = []
-
-    def shards() -> Iterator[int]:
-        for k in range(12):
-            drawn.append(k)
-            yield k
-
-    results = run_shards(_Doubling(), shards(), {"factor": 2}, processes=2)
+    results = run_shards(_Doubling(), _counted(12, drawn), {"factor": 2}, processes=2)
     first = next(results)
     assert len(drawn) <= 5  # four in flight, one more after the first landed
     rest = dict(results)
@@ -43,13 +44,7 @@ def test_every_shard_runs_once_with_at_most_two_per_worker_in_flight() -> None:
 
 def test_leaving_early_drops_the_queued_shards() -> None:
     drawn: list[int] = []
-
-    def shards() -> Iterator[int]:
-        for k in range(100):
-            drawn.append(k)
-            yield k
-
-    results = run_shards(_Doubling(), shards(), {"factor": 1}, processes=2)
+    results = run_shards(_Doubling(), _counted(100, drawn), {"factor": 1}, processes=2)
     with pytest.raises(RuntimeError, match="stop"):
         for _ in results:
             raise RuntimeError("stop")
