@@ -95,3 +95,39 @@ def test_a_retrain_limit_holds_across_two_gunicorn_workers(tmp_path: Path) -> No
         server.stop()
     assert sorted(codes) == [422] * 3 + [429] * (len(codes) - 3), codes
     assert len(served_by) == 2, "both workers must have answered uploads"
+
+
+def test_a_new_file_locked_by_another_booting_worker_is_set_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers booting at once: SQLite may refuse the switch to WAL with "database is
+    locked" at once; the set-up is tried again, and any other error is raised."""
+    import sqlite3
+
+    from restock.web import ratelimits
+
+    real = ratelimits.SQLiteStorage._connect
+    refusals = {"left": 2}
+
+    class Locked:
+        def __init__(self, conn: sqlite3.Connection, error: str) -> None:
+            self.conn, self.error = conn, error
+
+        def execute(self, sql: str, *args: object) -> object:
+            if sql.startswith("PRAGMA journal_mode") and refusals["left"] > 0:
+                refusals["left"] -= 1
+                raise sqlite3.OperationalError(self.error)
+            return self.conn.execute(sql, *args)
+
+        def close(self) -> None:
+            self.conn.close()
+
+    monkeypatch.setattr(ratelimits.SQLiteStorage, "_connect",
+                        lambda self: Locked(real(self), "database is locked"))
+    storage = ratelimits.SQLiteStorage(f"sqlite://{tmp_path / 'limits.db'}")
+    assert refusals["left"] == 0 and storage.check()
+    refusals["left"] = 1
+    monkeypatch.setattr(ratelimits.SQLiteStorage, "_connect",
+                        lambda self: Locked(real(self), "disk I/O error"))
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        ratelimits.SQLiteStorage(f"sqlite://{tmp_path / 'other.db'}")

@@ -49,6 +49,10 @@ def storage_uri(path: Path) -> str:
     return f"{SCHEME}://{path.resolve()}"
 
 
+#: tries at the new file's set-up that SQLite refused with "database is locked"
+_LOCKED_ATTEMPTS = 5
+
+
 class SQLiteStorage(Storage):
     """Fixed-window counters in a SQLite file; ``sqlite:///absolute/path.db``."""
 
@@ -63,13 +67,26 @@ class SQLiteStorage(Storage):
         self._local = threading.local()
         self._increments = 0
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-        finally:
-            conn.close()
+        self._create()
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    def _create(self) -> None:
+        """WAL mode and the table. Web workers booting at once all do this on a new file:
+        SQLite refuses the switch to WAL (it needs the file to itself) with "database is
+        locked" without waiting out the busy timeout (seen in CI: a worker died at boot and
+        took the server down), so that refusal is tried again; both steps are idempotent."""
+        for attempt in range(1, _LOCKED_ATTEMPTS + 1):
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "database is locked" not in str(error) or attempt == _LOCKED_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
+            finally:
+                conn.close()
 
     @property
     def base_exceptions(self) -> type[Exception]:
