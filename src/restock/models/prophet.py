@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -42,7 +41,6 @@ from restock.models.base import Forecaster, ProgressFn, future_dates, no_progres
 from restock.models.fanout import (ShardWork, on_cluster, run_shards, series_from_wire,
                                    series_to_wire)
 from restock.models.frames import forecast_frame, Series, init_params, iter_series
-from restock.processes import safe_context
 
 FORMAT_VERSION = 1
 #: below this many series the pool's start-up costs more than it saves
@@ -236,35 +234,23 @@ def _run_batches(
 ) -> list[Result]:
     """Fit all tasks, in a process pool when worthwhile, reporting progress per batch."""
     total = len(tasks)
-    results: list[Result] = []
-    if on_cluster() and total >= _MIN_SERIES_FOR_POOL:
-        shards = [tasks[i : i + SHARD_SIZE] for i in range(0, total, SHARD_SIZE)]
-        for _, shard_results in run_shards(SHARDS, shards, config):
-            results.extend(shard_results)
-            on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
-        return results
     workers = max(1, min(n_jobs, os.cpu_count() or 1, total))
-    if workers == 1 or total < _MIN_SERIES_FOR_POOL:
-        for task in tasks:
-            results.extend(fit_batch([task], config))
-            on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
-        return results
-    size = max(1, -(-total // (workers * _BATCHES_PER_WORKER)))
-    batches = [tasks[i : i + size] for i in range(0, total, size)]
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=safe_context())
-    try:
-        pending: set[Future] = {executor.submit(fit_batch, batch, config) for batch in batches}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                results.extend(future.result())
-            on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
-    except BaseException:
-        # cancelled or failed: drop queued batches and return now; running ones finish alone
-        executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    executor.shutdown(wait=True)
+    here = True
+    if on_cluster() and total >= _MIN_SERIES_FOR_POOL:
+        batches, here, workers = _batches(tasks, SHARD_SIZE), False, 1
+    elif workers == 1 or total < _MIN_SERIES_FOR_POOL:
+        batches, workers = _batches(tasks, 1), 1
+    else:
+        batches = _batches(tasks, -(-total // (workers * _BATCHES_PER_WORKER)))
+    results: list[Result] = []
+    for _, batch_results in run_shards(SHARDS, batches, config, here=here, processes=workers):
+        results.extend(batch_results)
+        on_progress(len(results) / total, f"prophet: {len(results)}/{total} series")
     return results
+
+
+def _batches(tasks: list[Series], size: int) -> list[list[Series]]:
+    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
 
 
 def fit_batch(batch: list[Series], config: dict[str, Any]) -> list[Result]:
