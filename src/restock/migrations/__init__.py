@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from restock.sqlite_locks import retry_while_locked
+
 HERE = Path(__file__).resolve().parent
 VERSION_TABLE = "alembic_version"
-#: attempts at an upgrade that SQLite refused with "database is locked" before the busy
-#: timeout applied (several processes opening a new file at once: see ``upgrade``)
-SQLITE_LOCKED_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 
 
@@ -95,15 +93,9 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
     "database is locked" without waiting out the busy timeout (turning the file to WAL
     needs it to itself); the upgrade reads the version again under its lock, so it is
     simply tried again."""
-    for attempt in range(1, SQLITE_LOCKED_ATTEMPTS):
-        try:
-            return _upgrade(engine, revision)
-        except sa.exc.OperationalError as error:
-            if engine.dialect.name != "sqlite" or "database is locked" not in str(error):
-                raise
-            log.info("the new database was locked by another process; trying again")
-            time.sleep(0.2 * attempt)
-    return _upgrade(engine, revision)
+    if engine.dialect.name != "sqlite":
+        return _upgrade(engine, revision)
+    return retry_while_locked(lambda: _upgrade(engine, revision))
 
 
 def _upgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from limits.storage import Storage
 
+from restock.sqlite_locks import retry_while_locked
+
 SCHEME = "sqlite"
 #: expired counters are deleted on every this many-th increment of a process
 SWEEP_EVERY = 1000
@@ -49,10 +51,6 @@ def storage_uri(path: Path) -> str:
     return f"{SCHEME}://{path.resolve()}"
 
 
-#: tries at the new file's set-up that SQLite refused with "database is locked"
-_LOCKED_ATTEMPTS = 5
-
-
 class SQLiteStorage(Storage):
     """Fixed-window counters in a SQLite file; ``sqlite:///absolute/path.db``."""
 
@@ -71,22 +69,19 @@ class SQLiteStorage(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     def _create(self) -> None:
-        """WAL mode and the table. Web workers booting at once all do this on a new file:
-        SQLite refuses the switch to WAL (it needs the file to itself) with "database is
-        locked" without waiting out the busy timeout (seen in CI: a worker died at boot and
-        took the server down), so that refusal is tried again; both steps are idempotent."""
-        for attempt in range(1, _LOCKED_ATTEMPTS + 1):
+        """WAL mode and the table, tried again while SQLite refuses the new file "database
+        is locked" (web workers booting at once: one died of it at boot in CI and took the
+        server down); both steps are idempotent."""
+
+        def create() -> None:
             conn = self._connect()
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(_SCHEMA)
-                return
-            except sqlite3.OperationalError as error:
-                if "database is locked" not in str(error) or attempt == _LOCKED_ATTEMPTS:
-                    raise
-                time.sleep(0.2 * attempt)
             finally:
                 conn.close()
+
+        retry_while_locked(create)
 
     @property
     def base_exceptions(self) -> type[Exception]:
