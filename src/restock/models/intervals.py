@@ -8,7 +8,11 @@ the other). The estimate per horizon step is:
   ``MIN_PER_STEP`` of them (many series or many backtest windows);
 - otherwise the statistic of all residuals pooled over steps: a single series with one
   window has one residual per step, far too few for a 95% quantile of its own;
-- made non-decreasing in the step (an interval never narrows further out);
+- made non-decreasing in the step (an interval never narrows further out) by a weighted
+  isotonic fit, not a running maximum: per-step quantiles are noisy, and the running
+  maximum carries the noisiest early high one to every later step (on daily data, whose
+  error hardly grows with the step, it widened every interval; pizzaplace's 95% intervals
+  covered 99.1% of the test, and 96.6% with the isotonic fit);
 - beyond the last backtested step ``H``, the width at ``H`` grown by ``sqrt(step / H)``,
   the growth of a random walk's error, since nothing was measured there.
 
@@ -23,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import isotonic_regression
 
 #: residuals a step needs before its own quantile is trusted over the pooled one
 MIN_PER_STEP = 20
@@ -95,14 +100,30 @@ def _per_step(
     pooled = np.asarray(statistic(values), dtype=float)
     horizon = int(steps.max())
     widths = np.repeat(pooled[..., None], h, axis=-1)
-    for step in range(min(h, horizon)):
+    measured = min(h, horizon)
+    counts = np.ones((*lead, measured))
+    for step in range(measured):
         at = values[..., steps == step + 1]
-        enough = np.isfinite(at).sum(axis=-1) >= MIN_PER_STEP  # the others: pooled
+        count = np.isfinite(at).sum(axis=-1)
+        counts[..., step] = np.maximum(count, 1)
+        enough = count >= MIN_PER_STEP  # the others: pooled
         if enough.any():
             widths[..., step] = np.where(enough, statistic(at), widths[..., step])
-    observed = np.maximum.accumulate(widths[..., : min(h, horizon)], axis=-1)
-    widths[..., : observed.shape[-1]] = observed
+    observed = _non_decreasing(widths[..., :measured], counts)
+    widths[..., :measured] = observed
     if h > horizon:
         beyond = np.arange(horizon + 1, h + 1)
         widths[..., horizon:] = observed[..., -1:] * np.sqrt(beyond / horizon)
     return widths
+
+
+def _non_decreasing(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The closest non-decreasing rows (least squares weighted by each step's residual
+    count): a step's noisy estimate is averaged with the neighbours it contradicts."""
+    flat = np.array(widths, dtype=float).reshape(-1, widths.shape[-1])
+    weights = counts.reshape(flat.shape)
+    with np.errstate(invalid="ignore"):
+        falling = (np.diff(flat, axis=-1) < 0).any(axis=-1)
+    for row in np.flatnonzero(falling):  # a pooled row is constant: nothing to fit
+        flat[row] = isotonic_regression(flat[row], weights=weights[row]).x
+    return flat.reshape(widths.shape)
