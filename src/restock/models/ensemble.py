@@ -41,6 +41,7 @@ from restock.models.backtest import BacktestResult, backtest
 from restock.models.base import Forecaster, ProgressFn, no_progress
 from restock.models.frames import init_params
 from restock.models.intervals import interval_half_widths
+from restock.models import screening
 from restock.models.metrics import mase_scales, score_series, summarize
 from restock.models.selection import Choice, apply_choice, select
 
@@ -139,7 +140,11 @@ class EnsembleForecaster(Forecaster):
 
     Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
     are backtested in a background thread while the in-process members are backtested,
-    so their waiting is filled; which data each fit sees is unchanged.
+    so their waiting is filled; which data each fit sees is unchanged. With ``auto``
+    they are screened (``models.screening``): backtested first on a sample of series
+    (a catalogue of at most ``screening.SAMPLE_SERIES`` series: all of it) and left out
+    of the candidates unless they improve the chosen combinations there; ``weights_``
+    records each verdict under ``screened``.
 
     Only what the chosen combinations use is refitted (``auto``): a member no series
     uses is left out of ``members_``, a member with ``fits_each_series`` (Prophet, the
@@ -198,10 +203,11 @@ class EnsembleForecaster(Forecaster):
         here = [m for m in self.members if m not in elsewhere]
         fit_seconds: dict[str, float] = {}
 
-        def backtest_of(members: list[Forecaster], report: ProgressFn) -> BacktestResult:
+        def backtest_of(members: list[Forecaster], report: ProgressFn,
+                        data: pd.DataFrame = df) -> BacktestResult:
             return backtest(
                 [lambda m=m: _precomputing(clone(m), h) for m in members],
-                df, freq, h, self.backtest_windows, step_size=backtest_step(h),
+                data, freq, h, self.backtest_windows, step_size=backtest_step(h),
                 on_progress=_staged(report, "backtest"),
             )
 
@@ -218,16 +224,38 @@ class EnsembleForecaster(Forecaster):
                 fit_seconds[m.alias] = round(time.perf_counter() - started, 3)
             return fitted
 
+        def scored(result: BacktestResult) -> BacktestResult:
+            result.frame = censoring.unscored(result.frame, censored)
+            result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
+            return result
+
+        verdicts: list[screening.Verdict] = []
         if elsewhere and here:
-            first, rest = _alongside(lambda report: backtest_of(elsewhere, report),
+            probe = screening.sample(df["unique_id"].unique()) if self.weights == "auto" else None
+            probed = df if probe is None else df[df["unique_id"].isin(probe)]
+            first, rest = _alongside(lambda report: backtest_of(elsewhere, report, probed),
                                      lambda report: backtest_of(here, report), on_progress)
-            result = _merged([first, rest], aliases)
+            if self.weights == "auto":
+                on_progress(0.0, "screening " + ", ".join(m.alias for m in elsewhere),
+                            stage="ensemble")
+                sampled = scored(_merged([rest, first], aliases))
+                sampled.frame = sampled.frame[sampled.frame["unique_id"].isin(
+                    first.frame["unique_id"].unique())]
+                verdicts = [screening.judge(sampled.frame, [m.alias for m in here], m.alias,
+                                            rest.scales) for m in elsewhere]
+                kept = [m for m, v in zip(elsewhere, verdicts) if v.keep]
+                if probe is not None and kept:
+                    others = df[~df["unique_id"].isin(probe)]
+                    first = _stacked(first, backtest_of(kept, on_progress, others))
+            result = scored(_merged([rest, first], aliases))
         else:
-            result = backtest_of(self.members, on_progress)
-        result.frame = censoring.unscored(result.frame, censored)
+            result = scored(backtest_of(self.members, on_progress))
         on_progress(0.0, "choosing the combinations", stage="ensemble")
-        result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
-        self.weights_, yhat = _fit_policy(result, aliases, seed, self.weights)
+        left_out = {v.alias for v in verdicts if not v.keep}
+        candidates = [a for a in aliases if a not in left_out]
+        self.weights_, yhat = _fit_policy(result, candidates, seed, self.weights)
+        if verdicts:
+            self.weights_["screened"] = {v.alias: v.to_json() for v in verdicts}
         self.backtest_ = result.frame.assign(yhat=yhat)
         self.metrics_ = _metrics(self.backtest_, aliases, result)
         on_progress(1.0, "combinations chosen", stage="ensemble")
@@ -510,7 +538,8 @@ def _alongside(
 
 
 def _merged(parts: list[BacktestResult], aliases: list[str]) -> BacktestResult:
-    """One backtest from those of disjoint member groups on the same data (same rows)."""
+    """One backtest from those of disjoint member groups; the first covers every series
+    (the later ones may cover fewer: a screened member's sample)."""
     if len(parts) == 1:
         return parts[0]
     first, *rest = parts
@@ -527,6 +556,24 @@ def _merged(parts: list[BacktestResult], aliases: list[str]) -> BacktestResult:
         scales=first.scales,
         members={k: v for part in parts for k, v in part.members.items()},
         seconds={k: v for part in parts for k, v in part.seconds.items()},
+    )
+
+
+def _stacked(sample: BacktestResult, remainder: BacktestResult) -> BacktestResult:
+    """One member group's backtest from its runs on disjoint sets of series."""
+    frame = pd.concat([sample.frame, remainder.frame], ignore_index=True)
+    seconds = {a: round(sample.seconds.get(a, 0.0) + remainder.seconds.get(a, 0.0), 3)
+               for a in sample.aliases}
+    skipped = {a: sample.skipped.get(a, {}) | remainder.skipped.get(a, {})
+               for a in sample.aliases}
+    return BacktestResult(
+        frame=frame.sort_values(["unique_id", "window", "step"], ignore_index=True),
+        aliases=sample.aliases,
+        excluded=sample.excluded | remainder.excluded,
+        skipped={a: reasons for a, reasons in skipped.items() if reasons},
+        scales=pd.concat([sample.scales, remainder.scales]),
+        members=sample.members | remainder.members,
+        seconds=seconds,
     )
 
 

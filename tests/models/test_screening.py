@@ -1,0 +1,103 @@
+"""Screening an expensive member: sampled, judged on the selection's loss, left out or kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.models import screening
+from restock.models.ensemble import EnsembleForecaster
+from restock.models.statistical import CrostonSBAForecaster, SeasonalNaiveForecaster
+
+
+def test_only_a_catalogue_larger_than_the_sample_is_sampled_and_reproducibly() -> None:
+    uids = [f"s{i}" for i in range(10)]
+    assert screening.sample(uids, size=10) is None
+    chosen = screening.sample(uids, size=4)
+    assert chosen is not None and len(chosen) == 4 and chosen <= set(uids)
+    assert screening.sample(list(reversed(uids)), size=4) == chosen
+
+
+def backtest_table(noise: dict[str, float], seed: int = 0) -> pd.DataFrame:
+    """12 series x 3 windows x 7 steps; each member is the truth plus its own noise."""
+    rng = np.random.default_rng(seed)
+    rows = pd.MultiIndex.from_product([[f"s{i}" for i in range(12)], range(3), range(1, 8)],
+                                      names=["unique_id", "window", "step"]).to_frame(index=False)
+    rows["y"] = rng.poisson(20, len(rows)).astype(float)
+    for alias, scale in noise.items():
+        rows[alias] = rows["y"] + rng.normal(scale=scale, size=len(rows))
+    return rows
+
+
+def test_a_member_stays_only_if_it_lowers_the_chosen_combinations_loss() -> None:
+    frame = backtest_table({"plain": 4.0, "sharp": 0.5, "poor": 12.0})
+    scales = pd.Series(4.0, index=frame["unique_id"].unique())
+    sharp = screening.judge(frame, ["plain"], "sharp", scales)
+    assert sharp.keep and sharp.with_member < 0.5 * sharp.without_member
+    poor = screening.judge(frame, ["plain"], "poor", scales)
+    assert not poor.keep and poor.with_member > (1 - screening.MIN_GAIN) * poor.without_member
+    assert poor.series == 12 and poor.to_json()["keep"] is False
+    # nothing to compare with: kept
+    assert screening.judge(frame, [], "poor", scales).keep
+
+
+class _Elsewhere(SeasonalNaiveForecaster):
+    """Seasonal naive, backtested alongside like Prophet (so it is screened)."""
+
+    alias = "elsewhere"
+    works_out_of_process = True
+
+
+class _BiasedElsewhere(_Elsewhere):
+    """Screened like Prophet, and far off: three times the truth plus 50."""
+
+    alias = "biased"
+
+    def cross_validate(self, df, freq, h, n_windows, step_size, on_progress=None):
+        frame = super().cross_validate(df, freq, h, n_windows, step_size)
+        return frame.assign(**{self.alias: frame[self.alias] * 3 + 50})
+
+
+def seasonal_panel(n_series: int) -> pd.DataFrame:
+    """Noise-free weekly patterns: seasonal naive is exact, a flat forecast is not."""
+    dates = pd.date_range("2024-01-01", periods=90, freq="D")
+    shape = 1 + 0.5 * np.sin(2 * np.pi * np.arange(90) / 7)
+    return pd.concat([pd.DataFrame({"unique_id": f"s{i:02d}", "ds": dates, "y": (5 + i) * shape})
+                      for i in range(n_series)], ignore_index=True)
+
+
+def test_a_useless_member_is_backtested_on_the_sample_only_and_left_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([_BiasedElsewhere(), SeasonalNaiveForecaster(),
+                                CrostonSBAForecaster()], backtest_h=7).fit(seasonal_panel(8), "D")
+    sampled = model.backtest_.dropna(subset=["biased"])["unique_id"].unique()
+    assert len(sampled) == 3
+    verdict = model.weights_["screened"]["biased"]
+    assert verdict["keep"] is False and verdict["series"] == 3
+    assert "biased" not in model.weights_["aliases"]
+    assert "biased" not in [m.alias for m in model.members_]  # neither chosen nor refitted
+    assert "biased" in model.metrics_["overall"]  # its sample score is still published
+
+
+def test_a_member_that_helps_goes_on_to_every_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([_Elsewhere(), CrostonSBAForecaster()],
+                               backtest_h=7).fit(seasonal_panel(8), "D")
+    assert model.weights_["screened"]["elsewhere"]["keep"] is True
+    assert model.backtest_["elsewhere"].notna().all()  # the rest of the series followed
+    assert "elsewhere" in [m.alias for m in model.members_]
+    forecast = model.predict(7)
+    assert np.allclose(forecast["yhat"], forecast["elsewhere"])
+
+
+def test_seed_weights_screen_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from restock.models.prophet import ProphetForecaster
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([ProphetForecaster(), SeasonalNaiveForecaster()], weights="seed",
+                               backtest_h=7).fit(seasonal_panel(5), "D")
+    assert "screened" not in model.weights_
+    assert model.backtest_["prophet"].notna().any()
+    assert set(model.backtest_.dropna(subset=["prophet"])["unique_id"]) == {
+        f"s{i:02d}" for i in range(5)}
