@@ -136,7 +136,8 @@ class EnsembleForecaster(Forecaster):
     ``renormalized_`` (series whose chosen members had no forecast, and why); after
     ``predict``, ``clipped_`` counts negative member forecasts clipped at 0 per series;
     ``durations_`` holds each member's backtest and refit seconds and the members that
-    ran alongside the others (``overlapped``: their seconds overlap the rest; not saved).
+    ran alongside the others (``overlapped``: their seconds overlap the rest; not saved;
+    a screened member's backtest of the series beyond the sample runs afterwards, alone).
 
     Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
     are backtested in a background thread while the in-process members are backtested,
@@ -540,8 +541,6 @@ def _alongside(
 def _merged(parts: list[BacktestResult], aliases: list[str]) -> BacktestResult:
     """One backtest from those of disjoint member groups; the first covers every series
     (the later ones may cover fewer: a screened member's sample)."""
-    if len(parts) == 1:
-        return parts[0]
     first, *rest = parts
     frame = first.frame
     keys = ["unique_id", "window", "step"]

@@ -13,14 +13,17 @@ without it, and keeps it only if the chosen combinations' backtest loss falls by
 ``MIN_GAIN``. That loss is measured on the windows the combinations were chosen on, so it
 flatters any new candidate; the margin asks for a gain beyond that flattery. A kept member
 goes on to the rest of the series; one left out keeps its sample rows in the backtest table
-(its published score) but is not chosen, refitted or saved. Prophet backtests one window
-only, so the honest alternative, a nested holdout over windows, cannot judge it.
+(its published score, on the sample only) and is never chosen, so it is not refitted or
+saved either (unless a refit of every member is asked for, as the accuracy benchmark does).
+Only a member backtested alongside in-process ones is screened: with nothing to compare
+against there is nothing to judge. Prophet backtests one window only, so the honest
+alternative, a nested holdout over windows, cannot judge it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,12 +54,14 @@ class Verdict:
                 "mase_with": safe(self.with_member), "mase_without": safe(self.without_member)}
 
 
-def sample(uids: Sequence[str], size: int | None = None, seed: int = 0) -> set[str] | None:
-    """A reproducible random sample of ``size`` (default ``SAMPLE_SERIES``) series, or None
-    when the catalogue is at most that size (the member is then backtested, and judged,
-    on every series)."""
+def sample(uids: Sequence[Hashable], size: int | None = None,
+           seed: int = 0) -> set[Hashable] | None:
+    """A reproducible random sample of ``size`` (default ``SAMPLE_SERIES``) of the ids as
+    given (ordered by their text, so the order they come in does not matter), or None when
+    the catalogue is at most that size (the member is then backtested, and judged, on every
+    series)."""
     size = SAMPLE_SERIES if size is None else size
-    ordered = sorted({str(u) for u in uids})
+    ordered = sorted(set(uids), key=str)
     if len(ordered) <= size:
         return None
     chosen = np.random.default_rng(seed).choice(len(ordered), size=size, replace=False)
@@ -68,7 +73,8 @@ def judge(frame: pd.DataFrame, others: Sequence[str], alias: str,
     """Keep ``alias`` if choosing among ``others`` and it lowers the chosen combinations'
     backtest MASE on ``frame`` by ``MIN_GAIN`` against choosing among ``others`` alone.
 
-    A loss that cannot be measured (no backtest rows, no other member) keeps the member.
+    A loss that cannot be measured (no backtest rows, no other member) keeps the member;
+    one the others already bring to zero leaves no room to gain, so it does not.
     """
     series = int(frame["unique_id"].nunique())
     if not len(frame) or not others:
@@ -76,7 +82,7 @@ def judge(frame: pd.DataFrame, others: Sequence[str], alias: str,
     with_member = _selected_loss(frame, [*others, alias], scales)
     without = _selected_loss(frame, list(others), scales)
     measured = np.isfinite(with_member) and np.isfinite(without)
-    keep = not measured or with_member <= (1 - MIN_GAIN) * without
+    keep = not measured or (without > 0 and with_member <= (1 - MIN_GAIN) * without)
     return Verdict(alias, bool(keep), series, with_member, without)
 
 
