@@ -184,18 +184,19 @@ def nested_holdout(model: EnsembleForecaster, split: Split) -> list[str]:
     if last < 1:
         return ["nested holdout: needs at least two backtest windows"]
     aliases = [m.alias for m in model.members_]
+    candidates = model.weights_["aliases"]  # without a member the screening left out
     h = int(frame["step"].max())
     scales = mase_scales(drop_last(split.train, h + last * backtest_step(h)), split.freq)
     earlier, final = frame[frame["window"] < last], frame[frame["window"] == last].copy()
-    selection = select(earlier, aliases, scales)
-    values = final[aliases].to_numpy(float)
+    selection = select(earlier, candidates, scales)
+    values = final[candidates].to_numpy(float)
     final["selected"] = np.nan
     for uid, index in final.groupby("unique_id").indices.items():
         final.iloc[index, final.columns.get_loc("selected")] = apply_choice(
-            values[index], aliases, selection.choice(uid))
-    final["global"] = apply_choice(values, aliases, selection.global_choice)
+            values[index], candidates, selection.choice(uid))
+    final["global"] = apply_choice(values, candidates, selection.global_choice)
     scores = summarize(score_series(final, ["selected", "global", *aliases], scales))["mase"]
-    best = scores[aliases].idxmin()
+    best = scores[candidates].idxmin()  # a left-out member's score covers its sample only
     return [
         f"nested holdout (rules chosen on windows 0-{last - 1}, scored on window {last}): "
         f"selected {scores['selected']:.3f}, global rule {scores['global']:.3f} "
