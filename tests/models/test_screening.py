@@ -121,6 +121,47 @@ def test_a_member_that_helps_goes_on_to_every_series(monkeypatch: pytest.MonkeyP
     assert np.allclose(forecast["yhat"], forecast["elsewhere"])
 
 
+def backtest_progress(model: EnsembleForecaster) -> list[tuple[float, str]]:
+    """Fit ``model`` on a panel of 8 series and return its backtest-stage events."""
+    events: list[tuple[float, str]] = []
+
+    def record(fraction: float, message: str = "", **extra: object) -> None:
+        if extra.get("stage") == "backtest":
+            events.append((fraction, message))
+
+    model.fit(seasonal_panel(8), "D", on_progress=record)
+    return events
+
+
+@pytest.mark.parametrize(("member", "kept"), [(_Elsewhere, True), (_BiasedElsewhere, False)])
+def test_the_backtest_progress_leaves_room_for_a_kept_members_remainder(
+        monkeypatch: pytest.MonkeyPatch, member: type[_Elsewhere], kept: bool) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([member(), CrostonSBAForecaster()], backtest_h=7)
+    events = backtest_progress(model)
+    assert model.weights_["screened"][member.alias]["keep"] is kept
+    at = next(i for i, (_, message) in enumerate(events) if message.startswith("screening"))
+    share = events[at][0]
+    assert 0.0 < share < 1.0
+    assert all(fraction <= share for fraction, _ in events[:at])
+    remainder = events[at + 1:]
+    if kept:  # the remainder reports its progress in the room left, up to the end
+        assert remainder and all(share <= fraction <= 1.0 for fraction, _ in remainder)
+        assert remainder[-1][0] == pytest.approx(1.0)
+    else:
+        assert remainder == []
+
+
+def test_a_catalogue_within_the_sample_reports_its_backtest_up_to_the_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 8)
+    events = backtest_progress(EnsembleForecaster(
+        [_Elsewhere(), SeasonalNaiveForecaster(), CrostonSBAForecaster()], backtest_h=7))
+    fractions = [fraction for fraction, _ in events]
+    assert max(fractions) == pytest.approx(1.0)
+    assert [m for f, m in events if f < 1.0 and m.startswith("screening")] == []
+
+
 def test_seed_weights_screen_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from restock.models.prophet import ProphetForecaster
     monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
