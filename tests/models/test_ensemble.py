@@ -303,3 +303,25 @@ def test_a_failing_foreground_member_stops_the_background_one(data: pd.DataFrame
     with pytest.raises(RuntimeError, match="in-process member failed"):
         EnsembleForecaster([_Waiting(), _Failing()], backtest_h=14).fit(data, "D")
     assert len(_Waiting.stopped_by) == 1
+
+
+def test_overlapped_progress_weights_each_side_by_its_share() -> None:
+    from restock.models.ensemble import _alongside
+    fractions: list[float] = []
+
+    def record(fraction: float, message: str = "", **extra: object) -> None:
+        fractions.append(fraction)
+
+    def background(report):  # done at once, as Prophet on a small sample
+        report(1.0, "background done")
+        return "background"
+
+    def foreground(report):  # still half-way when the background is done
+        report(0.5, "foreground half-way")
+        return "foreground"
+
+    assert _alongside(background, foreground, record, background_share=0.25) == (
+        "background", "foreground")
+    # whichever side reported first, the bar never passes 0.25 x 1 + 0.75 x 0.5
+    assert len(fractions) == 2 and max(fractions) == pytest.approx(0.625)
+    assert fractions[-1] == pytest.approx(0.625)

@@ -242,7 +242,8 @@ class EnsembleForecaster(Forecaster):
             sampled_share = 1.0 if probe is None else 1.0 - _REMAINDER_SHARE
             first, rest = _alongside(lambda report: backtest_of(elsewhere, report, probed),
                                      lambda report: backtest_of(here, report),
-                                     _within(on_progress, 0.0, sampled_share))
+                                     _within(on_progress, 0.0, sampled_share),
+                                     background_share=len(elsewhere) / len(self.members))
             if self.weights == "auto":
                 on_progress(sampled_share, "screening " + ", ".join(m.alias for m in elsewhere),
                             stage="backtest")
@@ -519,6 +520,7 @@ def _alongside(
     background: Callable[[ProgressFn], T],
     foreground: Callable[[ProgressFn], U],
     on_progress: ProgressFn,
+    background_share: float,
 ) -> tuple[T, U]:
     """``background`` in a thread while ``foreground`` runs here; both results.
 
@@ -528,18 +530,29 @@ def _alongside(
     caller's context, so a job runner's context variables (where shards go) still apply.
     An error on either side propagates; a failure here stops the background work at its
     next progress report instead of letting it run on for nobody.
+
+    Each report carries both sides' latest fractions, weighted ``background_share`` and
+    the rest: one side finishing early (Prophet on a sample) moves the bar by its share,
+    not to the end while the other side still works.
     """
     abandoned = threading.Event()
+    latest = [0.0, 0.0]
+    lock = threading.Lock()
 
-    def guarded(fraction: float, message: str = "", **extra: Any) -> None:
-        if abandoned.is_set():
-            raise _Abandoned("the foreground members failed")
-        on_progress(fraction, message, **extra)
+    def side(index: int) -> ProgressFn:
+        def report(fraction: float, message: str = "", **extra: Any) -> None:
+            if index == 0 and abandoned.is_set():
+                raise _Abandoned("the foreground members failed")
+            with lock:
+                latest[index] = fraction
+                both = background_share * latest[0] + (1.0 - background_share) * latest[1]
+                on_progress(both, message, **extra)
+        return report
 
     with ThreadPoolExecutor(1, thread_name_prefix="restock-overlap") as pool:
-        future = pool.submit(contextvars.copy_context().run, background, guarded)
+        future = pool.submit(contextvars.copy_context().run, background, side(0))
         try:
-            here = foreground(on_progress)
+            here = foreground(side(1))
         except BaseException:
             abandoned.set()
             raise
