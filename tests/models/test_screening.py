@@ -93,6 +93,19 @@ def test_a_useless_member_is_backtested_on_the_sample_only_and_left_out(
     assert "biased" in model.metrics_["overall"]  # its sample score is still published
 
 
+def test_the_sample_is_drawn_from_the_series_long_enough_to_backtest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    long = seasonal_panel(8)
+    short = pd.concat([long[long["unique_id"] == "s00"].head(10).assign(unique_id=f"new{i:02d}")
+                       for i in range(20)], ignore_index=True)  # new products: 10 days each
+    model = EnsembleForecaster([_BiasedElsewhere(), SeasonalNaiveForecaster()],
+                               backtest_h=7).fit(pd.concat([long, short]), "D")
+    assert model.weights_["screened"]["biased"]["series"] == 3
+    sampled = set(model.backtest_.dropna(subset=["biased"])["unique_id"])
+    assert len(sampled) == 3 and all(uid.startswith("s") for uid in sampled)
+
+
 def test_a_member_left_out_but_refitted_for_the_benchmark_does_not_move_the_forecast(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)

@@ -63,6 +63,16 @@ def drop_last(df: pd.DataFrame, n: int) -> pd.DataFrame:
     return ordered.loc[position < remaining].reset_index(drop=True)
 
 
+def long_enough(lengths: pd.Series | np.ndarray, h: int, windows: int, step_size: int,
+                min_train: int | None = None) -> np.ndarray:
+    """Which series lengths ``backtest`` can score (the others go to its ``excluded``)."""
+    return np.asarray(lengths) - (h + (windows - 1) * step_size) >= _min_train(h, min_train)
+
+
+def _min_train(h: int, min_train: int | None) -> int:
+    return max(4, h) if min_train is None else min_train
+
+
 def backtest(
     factories: Sequence[MemberFactory],
     df: pd.DataFrame,
@@ -82,14 +92,14 @@ def backtest(
     step_size = h if step_size is None else step_size
     if h < 1 or windows < 1 or step_size < 1:
         raise InvalidParameterError("backtest needs h >= 1, windows >= 1 and step_size >= 1")
-    min_train = max(4, h) if min_train is None else min_train
+    min_train = _min_train(h, min_train)
     span = h + (windows - 1) * step_size
     # every column is kept: a member may use more than y (the gbm member: price)
     ordered = df.sort_values(["unique_id", "ds"], kind="stable")
     ordered = ordered.reset_index(drop=True)
     position = ordered.groupby("unique_id", sort=False).cumcount().to_numpy()
     length = ordered.groupby("unique_id", sort=False)["y"].transform("size").to_numpy()
-    usable = length - span >= min_train
+    usable = long_enough(length, h, windows, step_size, min_train)
     excluded = {
         str(uid): f"{n} points; the backtest needs {span} held out + {min_train} to train"
         for uid, n in ordered.loc[~usable].groupby("unique_id")["y"].size().items()

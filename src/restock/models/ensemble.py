@@ -37,7 +37,7 @@ import pandas as pd
 from restock.calendar import frequency_of
 from restock.data import censoring
 from restock.errors import InvalidParameterError
-from restock.models.backtest import BacktestResult, backtest
+from restock.models.backtest import BacktestResult, backtest, long_enough
 from restock.models.base import Forecaster, ProgressFn, no_progress
 from restock.models.frames import init_params
 from restock.models.intervals import interval_half_widths
@@ -147,8 +147,9 @@ class EnsembleForecaster(Forecaster):
     Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
     are backtested in a background thread while the in-process members are backtested,
     so their waiting is filled; which data each fit sees is unchanged. With ``auto``
-    they are screened (``models.screening``): backtested first on a sample of series
-    (a catalogue of at most ``screening.SAMPLE_SERIES`` series: all of it) and left out
+    they are screened (``models.screening``): backtested first on a sample of the series
+    long enough to backtest (all of them when there are at most
+    ``screening.SAMPLE_SERIES``; a short series would only shrink the sample) and left out
     of the candidates unless they improve the chosen combinations there; ``weights_``
     records each verdict under ``screened``.
 
@@ -237,7 +238,10 @@ class EnsembleForecaster(Forecaster):
 
         verdicts: list[screening.Verdict] = []
         if elsewhere and here:
-            probe = screening.sample(df["unique_id"].unique()) if self.weights == "auto" else None
+            lengths = df.groupby("unique_id", sort=False).size()
+            scorable = lengths.index[long_enough(lengths, h, self.backtest_windows,
+                                                 backtest_step(h))]
+            probe = screening.sample(scorable) if self.weights == "auto" else None
             probed = df if probe is None else df[df["unique_id"].isin(probe)]
             sampled_share = 1.0 if probe is None else 1.0 - _REMAINDER_SHARE
             first, rest = _alongside(lambda report: backtest_of(elsewhere, report, probed),

@@ -7,14 +7,15 @@ fit the backtest's noise. On both development sets the ensemble did better on th
 without Prophet as a candidate (M3 0.840 vs 0.845, pizzaplace 0.738 vs 0.741), while on
 the backtest it lowered the chosen combinations' loss by only 0.1% and 0.01%.
 
-So an ``auto`` retrain first backtests such a member on a random sample of series
-(alongside the other members' full backtest), runs the selection on that sample with and
-without it, and keeps it only if the chosen combinations' backtest loss falls by at least
-``MIN_GAIN``. That loss is measured on the windows the combinations were chosen on, so it
-flatters any new candidate; the margin asks for a gain beyond that flattery. A kept member
-goes on to the rest of the series; one left out keeps its sample rows in the backtest table
-(its published score, on the sample only) and is never chosen, so it is not refitted or
-saved either (unless a refit of every member is asked for, as the accuracy benchmark does).
+So an ``auto`` retrain first backtests such a member on a random sample of the series
+long enough to backtest (alongside the other members' full backtest), runs the selection
+on that sample with and without it, and keeps it only if the chosen combinations'
+backtest loss falls by at least ``MIN_GAIN``. That loss is measured on the windows the
+combinations were chosen on, so it flatters any new candidate; the margin asks for a gain
+beyond that flattery. A kept member goes on to the rest of the series; one left out keeps
+its sample rows in the backtest table (its published score, on the sample only) and is
+never chosen, so it is not refitted or saved either (unless a refit of every member is
+asked for, as the accuracy benchmark does).
 Only a member backtested alongside in-process ones is screened: with nothing to compare
 against there is nothing to judge. Prophet backtests one window only, so the honest
 alternative, a nested holdout over windows, cannot judge it.
