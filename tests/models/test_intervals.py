@@ -32,6 +32,17 @@ def test_steps_with_enough_residuals_use_their_own_quantile_and_never_narrow() -
     assert widths == pytest.approx([1.0, 3.5, 3.5])
 
 
+def test_a_steps_width_does_not_depend_on_how_far_ahead_is_asked() -> None:
+    n = MIN_PER_STEP
+    steps = np.repeat([1, 2, 3], n)
+    values = np.concatenate([np.full(n, 3.0), np.full(n, 1.0), np.full(n, 0.5)])
+    full = interval_half_widths(frame(steps, values), 3, level=0.9)
+    assert full == pytest.approx([1.5, 1.5, 1.5])  # falling widths: one isotonic level
+    for h in (1, 2):
+        assert interval_half_widths(frame(steps, values), h, level=0.9) == pytest.approx(
+            full[:h])
+
+
 def test_errors_that_do_not_grow_keep_their_nominal_coverage() -> None:
     """Flat errors over 28 steps, 60 residuals per step (a daily backtest): the monotone
     fit must not carry one step's noisy high quantile to every later step (a running

@@ -99,22 +99,22 @@ def _per_step(
     values = residuals[..., finite]
     pooled = np.asarray(statistic(values), dtype=float)
     horizon = int(steps.max())
-    widths = np.repeat(pooled[..., None], h, axis=-1)
-    measured = min(h, horizon)
-    counts = np.ones((*lead, measured))
-    for step in range(measured):
+    # every measured step is fitted, whatever ``h``: a step's width does not depend on how
+    # far ahead the caller asks
+    observed = np.repeat(pooled[..., None], horizon, axis=-1)
+    counts = np.ones((*lead, horizon))
+    for step in range(horizon):
         at = values[..., steps == step + 1]
         count = np.isfinite(at).sum(axis=-1)
         counts[..., step] = np.maximum(count, 1)
         enough = count >= MIN_PER_STEP  # the others: pooled
         if enough.any():
-            widths[..., step] = np.where(enough, statistic(at), widths[..., step])
-    observed = _non_decreasing(widths[..., :measured], counts)
-    widths[..., :measured] = observed
-    if h > horizon:
-        beyond = np.arange(horizon + 1, h + 1)
-        widths[..., horizon:] = observed[..., -1:] * np.sqrt(beyond / horizon)
-    return widths
+            observed[..., step] = np.where(enough, statistic(at), observed[..., step])
+    observed = _non_decreasing(observed, counts)
+    if h <= horizon:
+        return observed[..., :h]
+    beyond = np.arange(horizon + 1, h + 1)
+    return np.concatenate([observed, observed[..., -1:] * np.sqrt(beyond / horizon)], axis=-1)
 
 
 def _non_decreasing(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
