@@ -120,6 +120,29 @@ def test_a_member_left_out_but_refitted_for_the_benchmark_does_not_move_the_fore
     assert (forecast["yhat"] >= candidates.min(axis=1) - 1e-9).all()
 
 
+def test_a_left_out_member_does_not_stand_in_for_a_missing_chosen_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([_BiasedElsewhere(), SeasonalNaiveForecaster(),
+                                CrostonSBAForecaster()], backtest_h=7,
+                               refit="all").fit(seasonal_panel(8), "D")
+    assert model.weights_["screened"]["biased"]["keep"] is False
+    document = model.weights_["per_series"].get("s00") or model.weights_["global"]
+    for member in model.members_:  # s00's chosen members have no forecast
+        if member.alias in document["members"]:
+            def predict(h, original=member.predict, alias=member.alias):
+                out = original(h)
+                out.loc[out["unique_id"] == "s00", alias] = np.nan
+                return out
+            monkeypatch.setattr(member, "predict", predict)
+    forecast = model.predict(7)
+    s00 = forecast[forecast["unique_id"] == "s00"]
+    assert s00["biased"].notna().all()
+    standing_in = s00[["seasonal_naive", "croston_sba"]].max(axis=1)  # NaN: none left
+    assert (s00["yhat"].isna() == standing_in.isna()).all()
+    assert (s00["yhat"] <= standing_in + 1e-9)[standing_in.notna()].all()
+
+
 def test_a_member_that_helps_goes_on_to_every_series(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
     model = EnsembleForecaster([_Elsewhere(), CrostonSBAForecaster()],

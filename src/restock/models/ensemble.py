@@ -400,6 +400,11 @@ class EnsembleForecaster(Forecaster):
             return out, notes
         global_choice = Choice.from_json(self.weights_["global"])
         per_series = self.weights_["per_series"]
+        # only candidates stand in for a missing chosen member: a member the screening left
+        # out (refitted only because every member was asked for) never enters the forecast
+        candidate = [a in self.weights_["aliases"] for a in aliases]
+        values = values[:, candidate]
+        aliases = [a for a, keep in zip(aliases, candidate) if keep]
         for uid, index in pd.Series(range(len(uids))).groupby(uids.to_numpy()).indices.items():
             document = per_series.get(str(uid))
             choice = Choice.from_json(document) if document else global_choice
