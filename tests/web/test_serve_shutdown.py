@@ -113,7 +113,9 @@ def test_sigterm_while_torch_trains_never_aborts(home: Path) -> None:
     grace period depends on the machine's load, so either clean outcome is accepted; an
     abort, a job left running or a new version is not."""
     before = sorted(p.name for p in (home / "models").iterdir())
-    server = start(home)
+    # enough epochs that the LSTM's refit outlasts the status polls (two took 0.15 s on an
+    # idle machine, and the test waited for a stage that had come and gone)
+    server = start(home, RESTOCK_LSTM_EPOCHS="200")
     previous = requests.get(server.url + "/", timeout=10).json()["model_version"]
     job_id = retrain_until(server, "lstm")
     took, log = terminate(server)
