@@ -106,13 +106,19 @@ def test_the_sample_is_drawn_from_the_series_long_enough_to_backtest(
     assert len(sampled) == 3 and all(uid.startswith("s") for uid in sampled)
 
 
-def test_a_member_left_out_but_refitted_for_the_benchmark_does_not_move_the_forecast(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def left_out_but_refitted(monkeypatch: pytest.MonkeyPatch) -> EnsembleForecaster:
+    """A far-off screened member, left out, refitted because every member is asked for."""
     monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
     model = EnsembleForecaster([_BiasedElsewhere(), SeasonalNaiveForecaster(),
                                 CrostonSBAForecaster()], backtest_h=7,
                                refit="all").fit(seasonal_panel(8), "D")
     assert model.weights_["screened"]["biased"]["keep"] is False
+    return model
+
+
+def test_a_member_left_out_but_refitted_for_the_benchmark_does_not_move_the_forecast(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = left_out_but_refitted(monkeypatch)
     forecast = model.predict(7)
     assert forecast["biased"].notna().all()  # refitted and forecast, as asked
     candidates = forecast[["seasonal_naive", "croston_sba"]]
@@ -122,11 +128,7 @@ def test_a_member_left_out_but_refitted_for_the_benchmark_does_not_move_the_fore
 
 def test_a_left_out_member_does_not_stand_in_for_a_missing_chosen_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
-    model = EnsembleForecaster([_BiasedElsewhere(), SeasonalNaiveForecaster(),
-                                CrostonSBAForecaster()], backtest_h=7,
-                               refit="all").fit(seasonal_panel(8), "D")
-    assert model.weights_["screened"]["biased"]["keep"] is False
+    model = left_out_but_refitted(monkeypatch)
     document = model.weights_["per_series"].get("s00") or model.weights_["global"]
     for member in model.members_:  # s00's chosen members have no forecast
         if member.alias in document["members"]:
