@@ -205,7 +205,6 @@ class EnsembleForecaster(Forecaster):
             raise InvalidParameterError("seed weights need a 'prophet' or an 'lstm' member")
         h = self.backtest_h or default_backtest_h(df, freq, self.backtest_windows)
         self.caps_ = _caps(df)
-        on_progress = _serialised(on_progress)
         elsewhere = [m for m in self.members if getattr(m, "works_out_of_process", False)]
         here = [m for m in self.members if m not in elsewhere]
         fit_seconds: dict[str, float] = {}
@@ -238,10 +237,11 @@ class EnsembleForecaster(Forecaster):
 
         verdicts: list[screening.Verdict] = []
         if elsewhere and here:
-            lengths = df.groupby("unique_id", sort=False).size()
-            scorable = lengths.index[long_enough(lengths, h, self.backtest_windows,
-                                                 backtest_step(h))]
-            probe = screening.sample(scorable) if self.weights == "auto" else None
+            probe = None
+            if self.weights == "auto":
+                lengths = df.groupby("unique_id", sort=False).size()
+                probe = screening.sample(lengths.index[long_enough(
+                    lengths, h, self.backtest_windows, backtest_step(h))])
             probed = df if probe is None else df[df["unique_id"].isin(probe)]
             sampled_share = 1.0 if probe is None else 1.0 - _REMAINDER_SHARE
             first, rest = _alongside(lambda report: backtest_of(elsewhere, report, probed),
@@ -542,7 +542,8 @@ def _alongside(
 
     Each report carries both sides' latest fractions, weighted ``background_share`` and
     the rest: one side finishing early (Prophet on a sample) moves the bar by its share,
-    not to the end while the other side still works.
+    not to the end while the other side still works. Reports are made under one lock, so
+    ``on_progress`` never hears from both threads at once.
     """
     abandoned = threading.Event()
     latest = [0.0, 0.0]
@@ -604,17 +605,6 @@ def _stacked(sample: BacktestResult, remainder: BacktestResult) -> BacktestResul
         members=sample.members | remainder.members,
         seconds=seconds,
     )
-
-
-def _serialised(on_progress: ProgressFn) -> ProgressFn:
-    """The callback behind a lock: overlapped members report from two threads."""
-    lock = threading.Lock()
-
-    def report(fraction: float, message: str = "", **extra: Any) -> None:
-        with lock:
-            on_progress(fraction, message, **extra)
-
-    return report
 
 
 def _within(on_progress: ProgressFn, start: float, end: float) -> ProgressFn:
