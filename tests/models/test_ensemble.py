@@ -87,8 +87,9 @@ def test_auto_chooses_a_rule_per_backtested_series(auto: EnsembleForecaster) -> 
 
 
 def _frame(errors: dict[str, list[float]]) -> pd.DataFrame:
-    """A backtest of two series ("a", "b") over three windows of four steps, y = 10."""
-    rows = [{"unique_id": uid, "window": w, "step": k, "y": 10.0}
+    """A backtest of two series ("a", "b") over three disjoint windows of four steps, y = 10."""
+    rows = [{"unique_id": uid, "window": w, "step": k, "y": 10.0,
+             "ds": pd.Timestamp("2024-01-01") + pd.Timedelta(days=4 * w + k)}
             for uid in ("a", "b") for w in range(3) for k in range(1, 5)]
     frame = pd.DataFrame(rows)
     for alias, per_window in errors.items():
@@ -105,14 +106,35 @@ def test_per_series_choices_follow_the_better_member() -> None:
 
 
 def test_rules_are_scored_on_windows_they_did_not_choose_on() -> None:
-    from restock.models.selection import _ranks
+    from restock.models.selection import _evidence_apart, _ranks
 
-    # one series, m1 perfect on windows 0 and 1 and far off on window 2, m2 steady
-    loss = np.array([[[0.0, 4.0], [0.0, 4.0], [30.0, 4.0]]])
-    ranks = _ranks(loss, np.array([4.0, 4.0]), leave_out=True)
+    # one series, three disjoint windows of one point: m1 perfect on windows 0 and 1 and
+    # far off on window 2, m2 steady
+    errors = np.array([[0.0, 4.0], [0.0, 4.0], [30.0, 4.0]])
+    dates = pd.date_range("2024-01-01", periods=3).to_numpy("datetime64[ns]")
+    windows = np.arange(3)
+    loss = errors[None, :, :]
+    total, count = _evidence_apart(errors, dates, np.zeros(3, int), windows, 1, 3)
+    ranks = _ranks(total, count, loss, np.array([4.0, 4.0]))
     assert ranks[0, 2, 0] == 0  # window 2 is forecast by what windows 0-1 ranked best: m1
     assert ranks[0, 0, 0] == 1 and ranks[0, 1, 0] == 1  # windows 0, 1 see m1's miss on 2
-    assert (_ranks(loss, np.array([4.0, 4.0]), leave_out=False)[0, :, 0] == 1).all()
+    every = _ranks(loss.sum(axis=1, keepdims=True), np.full((1, 1, 2), 3.0), loss,
+                   np.array([4.0, 4.0]))
+    assert (every[0, :, 0] == 1).all()
+
+
+def test_overlapping_windows_rank_on_the_dates_a_window_does_not_hold() -> None:
+    from restock.models.selection import _evidence_apart
+
+    # two windows of two points, one date shared: window 0 holds days 1-2, window 1 days 2-3
+    dates = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03"])
+    windows = np.array([0, 0, 1, 1])
+    errors = np.array([[1.0], [100.0], [100.0], [3.0]])  # day 2 is the outlier, twice
+    total, count = _evidence_apart(errors, dates.to_numpy("datetime64[ns]"),
+                                   np.zeros(4, int), windows, 1, 2)
+    # window 1 is ranked on window 0's day 1 alone (half its points), and the reverse
+    assert np.allclose(total[0, :, 0], [0.5 * 3.0, 0.5 * 1.0])
+    assert np.allclose(count[0, :, 0], [0.5, 0.5])
 
 
 def test_the_refit_fits_only_what_the_choices_use(

@@ -14,11 +14,14 @@ A series' member ranking blends its own backtest loss with the global loss of ea
 member (``MEMBER_SHRINKAGE`` windows' worth of the global profile), so a series with a
 short or noisy record leans on what works across the catalogue.
 
-Each rule is scored honestly: for window ``w`` the ranking comes from the other windows
-only (leave one window out), so a rule that picks members is judged on a window it did not
-pick them on. Each series then takes the rule with the lowest loss after shrinking its own
+Each rule is scored honestly: for window ``w`` the ranking comes from the other windows'
+points at dates ``w`` does not hold (the windows overlap: their origins are half a horizon
+apart, so a neighbour shares half its dates, and ranking on those would let a rule pick
+members on the very values it is then judged on). A neighbour counts for the share of its
+points kept. So a rule that picks members is judged on data it did not pick them on.
+Each series then takes the rule with the lowest loss after shrinking its own
 losses toward the global rule losses (``RULE_SHRINKAGE`` windows' worth); a series
-without a backtest takes the globally best rule. The leave-one-window-out forecasts of the
+without a backtest takes the globally best rule. The out-of-window forecasts of the
 chosen rule are the ensemble's backtest predictions, so intervals and published metrics
 come from errors made out of sample. Losses are MASE (absolute errors over the series'
 in-sample seasonal-naive MAE), comparable across series.
@@ -82,7 +85,7 @@ class Selection:
 def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Selection:
     """Choose a rule per series from a backtest ``frame`` (see ``models.backtest``).
 
-    ``frame`` has ``unique_id, window, y`` and one prediction column per alias;
+    ``frame`` has ``unique_id, window, ds, y`` and one prediction column per alias;
     ``scales`` maps each series to its MASE denominator.
     """
     aliases = list(aliases)
@@ -93,16 +96,18 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
     scale = frame["unique_id"].map(scales).to_numpy(float)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
     y = frame["y"].to_numpy(float)
-    # mean scaled absolute error per (series, window, member); NaN where a member is missing
-    loss = _cell_means(np.abs(values - y[:, None]) / scale[:, None], s_index, w_index,
-                       len(uids), n_windows)
+    errors = np.abs(values - y[:, None]) / scale[:, None]  # scaled; NaN: member missing
+    # mean scaled absolute error per (series, window, member)
+    loss = _cell_means(errors, s_index, w_index, len(uids), n_windows)
     global_member = _nanmean(loss.reshape(-1, len(aliases)), axis=0)
     global_order = np.argsort(np.where(np.isfinite(global_member), global_member, np.inf),
                               kind="stable")
     global_choice = _global_choice(values, y, scale, global_member, global_order, aliases)
 
     rule_preds = {}
-    row_ranks = _ranks(loss, global_member, leave_out=n_windows > 1)[s_index, w_index]
+    total, count = _evidence_apart(errors, frame["ds"].to_numpy("datetime64[ns]"), s_index,
+                                   w_index, len(uids), n_windows)
+    row_ranks = _ranks(total, count, loss, global_member)[s_index, w_index]
     for name, k, combine in RULES:
         rule_preds[name] = _combine(values, row_ranks, k, combine)
     rule_preds["global"] = _combine(values, np.broadcast_to(
@@ -122,7 +127,10 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
         windows_seen[:, None] + RULE_SHRINKAGE)
     chosen = np.argmin(np.where(np.isfinite(shrunk), shrunk, np.inf), axis=1)
 
-    final_ranks = _ranks(loss, global_member, leave_out=False)[:, 0]  # all windows: [S, M]
+    finite = np.isfinite(loss)  # every window's evidence: the ranking the series keeps
+    final_ranks = _ranks(np.where(finite, loss, 0.0).sum(axis=1, keepdims=True),
+                         finite.sum(axis=1, keepdims=True).astype(float), loss,
+                         global_member)[:, 0]  # [S, M]
     per_series: dict[str, Choice] = {}
     for row, uid in enumerate(uids):
         name = names[chosen[row]]
@@ -172,24 +180,54 @@ def _global_choice(
     return Choice("global", tuple(aliases[m] for m in order[:best_k]), "mean")
 
 
-def _ranks(loss: np.ndarray, global_member: np.ndarray, leave_out: bool) -> np.ndarray:
+def _evidence_apart(
+    errors: np.ndarray, dates: np.ndarray, s_index: np.ndarray, w_index: np.ndarray,
+    n_series: int, n_windows: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What ranks the members for each window without looking at that window's dates.
+
+    For window ``w`` of a series: every other window's mean loss over its points at dates
+    outside ``w``'s, weighted by the share of that window's points kept, summed
+    (``total``) and the weights summed (``count``, in windows' worth); both
+    [series, windows, members].
+    """
+    n_members = errors.shape[1]
+    total = np.zeros((n_series, n_windows, n_members))
+    count = np.zeros((n_series, n_windows, n_members))
+    stamps = dates.astype(np.int64)
+    scored = np.isfinite(errors)
+    per_cell = np.maximum(_cell_sums(scored, s_index, w_index, n_series, n_windows), 1)
+    for window in range(n_windows):
+        inside = w_index == window
+        first = np.full(n_series, np.iinfo(np.int64).max)
+        last = np.full(n_series, np.iinfo(np.int64).min)
+        np.minimum.at(first, s_index[inside], stamps[inside])
+        np.maximum.at(last, s_index[inside], stamps[inside])
+        apart = ~((stamps >= first[s_index]) & (stamps <= last[s_index]))  # also ~inside
+        kept = scored & apart[:, None]
+        # a window's mean over its kept points times their share: their sum over its size
+        kept_sum = _cell_sums(np.where(kept, errors, 0.0), s_index, w_index, n_series,
+                              n_windows)
+        total[:, window] = (kept_sum / per_cell).sum(axis=1)
+        count[:, window] = (_cell_sums(kept, s_index, w_index, n_series, n_windows)
+                            / per_cell).sum(axis=1)
+    return total, count
+
+
+def _ranks(
+    total: np.ndarray, count: np.ndarray, loss: np.ndarray, global_member: np.ndarray
+) -> np.ndarray:
     """Member order (best first) per (series, window), from shrunk mean losses.
 
-    With ``leave_out`` the ranking for window ``w`` uses the other windows only; without,
-    all windows (and the result is the same for every window).
+    ``total`` and ``count`` ([S, W or 1, M]) are the summed window losses and windows'
+    worth of evidence each ranking uses; ``loss`` ([S, W, M]) tells which members a series
+    has at all (one it never had ranks last).
     """
-    finite = np.isfinite(loss)
-    total = np.where(finite, loss, 0.0).sum(axis=1, keepdims=True)  # [S, 1, M]
-    count = finite.sum(axis=1, keepdims=True).astype(float)
-    if leave_out:
-        total = total - np.where(finite, loss, 0.0)
-        count = count - finite
     prior = np.where(np.isfinite(global_member), global_member, np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         shrunk = (total + MEMBER_SHRINKAGE * prior) / (count + MEMBER_SHRINKAGE)
-    present = finite.any(axis=1, keepdims=True)  # a member the series never had ranks last
-    shrunk = np.where(present, shrunk, np.inf)
-    shrunk = np.broadcast_to(shrunk, loss.shape)
+    present = np.isfinite(loss).any(axis=1, keepdims=True)
+    shrunk = np.broadcast_to(np.where(present, shrunk, np.inf), loss.shape)
     return np.argsort(np.where(np.isfinite(shrunk), shrunk, np.inf), axis=2, kind="stable")
 
 
@@ -220,17 +258,23 @@ def _cell_means(
     errors: np.ndarray, s_index: np.ndarray, w_index: np.ndarray, n_series: int, n_windows: int
 ) -> np.ndarray:
     """Mean of ``errors`` [rows, k] per (series, window): [series, windows, k], NaN if none."""
-    cells = s_index * n_windows + w_index
     finite = np.isfinite(errors)
-    out = np.empty((n_series * n_windows, errors.shape[1]))
-    for j in range(errors.shape[1]):
-        total = np.bincount(cells, weights=np.where(finite[:, j], errors[:, j], 0.0),
-                            minlength=n_series * n_windows)
-        count = np.bincount(cells, weights=finite[:, j].astype(float),
-                            minlength=n_series * n_windows)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, j] = np.where(count > 0, total / count, np.nan)
-    return out.reshape(n_series, n_windows, errors.shape[1])
+    total = _cell_sums(np.where(finite, errors, 0.0), s_index, w_index, n_series, n_windows)
+    count = _cell_sums(finite, s_index, w_index, n_series, n_windows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def _cell_sums(
+    values: np.ndarray, s_index: np.ndarray, w_index: np.ndarray, n_series: int, n_windows: int
+) -> np.ndarray:
+    """Sum of ``values`` [rows, k] (booleans count) per (series, window): [series, windows, k]."""
+    cells = s_index * n_windows + w_index
+    out = np.zeros((n_series * n_windows, values.shape[1]))
+    for j in range(values.shape[1]):
+        out[:, j] = np.bincount(cells, weights=values[:, j].astype(float),
+                                minlength=n_series * n_windows)
+    return out.reshape(n_series, n_windows, values.shape[1])
 
 
 def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
