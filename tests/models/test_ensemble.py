@@ -123,6 +123,14 @@ def test_rules_are_scored_on_windows_they_did_not_choose_on() -> None:
     assert (every[0, :, 0] == 1).all()
 
 
+def test_a_single_window_cannot_judge_a_series_own_ranking() -> None:
+    # one window: nothing else ranks a series' members, so every series stays global
+    frame = _frame({"m1": [0, 0, 0, 9, 9, 9], "m2": [9, 9, 9, 0, 0, 0]})
+    selection = select(frame[frame["window"] == 0], ["m1", "m2"],
+                       pd.Series({"a": 1.0, "b": 1.0}))
+    assert selection.choice("a") == selection.choice("b") == selection.global_choice
+
+
 def test_overlapping_windows_rank_on_the_dates_a_window_does_not_hold() -> None:
     from restock.models.selection import _evidence_apart
 

@@ -23,10 +23,12 @@ def test_only_a_catalogue_larger_than_the_sample_is_sampled_and_reproducibly() -
 
 
 def backtest_table(noise: dict[str, float], seed: int = 0) -> pd.DataFrame:
-    """12 series x 3 windows x 7 steps; each member is the truth plus its own noise."""
+    """12 series x 3 disjoint windows x 7 steps; each member is the truth plus its own noise."""
     rng = np.random.default_rng(seed)
     rows = pd.MultiIndex.from_product([[f"s{i}" for i in range(12)], range(3), range(1, 8)],
                                       names=["unique_id", "window", "step"]).to_frame(index=False)
+    rows["ds"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rows["window"] * 7 + rows["step"],
+                                                              unit="D")
     rows["y"] = rng.poisson(20, len(rows)).astype(float)
     for alias, scale in noise.items():
         rows[alias] = rows["y"] + rng.normal(scale=scale, size=len(rows))

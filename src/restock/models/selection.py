@@ -14,16 +14,18 @@ A series' member ranking blends its own backtest loss with the global loss of ea
 member (``MEMBER_SHRINKAGE`` windows' worth of the global profile), so a series with a
 short or noisy record leans on what works across the catalogue.
 
-Each rule is scored honestly: for window ``w`` the ranking comes from the other windows'
-points at dates ``w`` does not hold (the windows overlap: their origins are half a horizon
-apart, so a neighbour shares half its dates, and ranking on those would let a rule pick
-members on the very values it is then judged on). A neighbour counts for the share of its
-points kept. So a rule that picks members is judged on data it did not pick them on.
-Each series then takes the rule with the lowest loss after shrinking its own
-losses toward the global rule losses (``RULE_SHRINKAGE`` windows' worth); a series
-without a backtest takes the globally best rule. The out-of-window forecasts of the
-chosen rule are the ensemble's backtest predictions, so intervals and published metrics
-come from errors made out of sample. Losses are MASE (absolute errors over the series'
+Each per-series rule is scored honestly: for window ``w`` the ranking comes from the other
+windows' points at dates ``w`` does not hold (the windows overlap: their origins are half a
+horizon apart, so a neighbour shares half its dates, and ranking on those would let a rule
+pick members on the very values it is then judged on). A neighbour counts for the share of
+its points kept. So a rule that picks members is judged on data it did not pick them on.
+The global rule's members and size are chosen on every window of every series pooled, where
+one series' window weighs little. Each series then takes the rule with the lowest loss after
+shrinking its own losses toward the global rule losses (``RULE_SHRINKAGE`` windows' worth);
+it keeps the global rule on a tie, and when nothing was held apart to rank its members on
+(a single window). A series without a backtest takes the globally best rule. The
+out-of-window forecasts of the chosen rule are the ensemble's backtest predictions, so
+intervals and published metrics come from errors made out of sample. Losses are MASE (absolute errors over the series'
 in-sample seasonal-naive MAE), comparable across series.
 """
 
@@ -125,7 +127,13 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
     filled_global = np.where(np.isfinite(global_rule_loss), global_rule_loss, np.inf)
     shrunk = (windows_seen[:, None] * own + RULE_SHRINKAGE * filled_global[None, :]) / (
         windows_seen[:, None] + RULE_SHRINKAGE)
-    chosen = np.argmin(np.where(np.isfinite(shrunk), shrunk, np.inf), axis=1)
+    shrunk = np.where(np.isfinite(shrunk), shrunk, np.inf)
+    # a series' own rule must beat the global one (a tie: the same forecasts), and it must
+    # have been judged on a ranking of its own: with nothing held apart to rank on (a single
+    # window) it was scored on the catalogue's ranking, not the one it would be applied with
+    judged = (count > 0).any(axis=(1, 2))
+    chosen = np.where(judged & (shrunk[:, -1] > shrunk.min(axis=1) + 1e-12),
+                      np.argmin(shrunk, axis=1), len(names) - 1)
 
     finite = np.isfinite(loss)  # every window's evidence: the ranking the series keeps
     final_ranks = _ranks(np.where(finite, loss, 0.0).sum(axis=1, keepdims=True),
