@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from restock.errors import InvalidParameterError
-from restock.models.base import Forecaster, ProgressFn, no_progress
+from restock.models.base import Forecaster, ProgressFn, no_progress, part_of
 from restock.models.metrics import mase_scales
 
 MemberFactory = Callable[[], Forecaster]
@@ -115,7 +115,7 @@ def backtest(
     for k, factory in enumerate(factories):
         started = time.perf_counter()
         member = factory()
-        report = _scaled(on_progress, k, len(factories), member.alias)
+        report = _member_part(on_progress, k, len(factories), member.alias)
         if data.empty:
             continue
         if callable(getattr(member, "cross_validate", None)):
@@ -176,7 +176,7 @@ def _refit_per_window(
     for done, window in enumerate(chosen):
         holdout = h + (windows - 1 - window) * step_size
         member.fit(drop_last(data, holdout), freq,
-                   on_progress=_scaled(on_progress, done, len(chosen), member.alias))
+                   on_progress=_member_part(on_progress, done, len(chosen), member.alias))
         frames.append(with_steps(member.predict(h)).assign(window=window))
     return pd.concat(frames, ignore_index=True)
 
@@ -188,10 +188,7 @@ def with_steps(predictions: pd.DataFrame) -> pd.DataFrame:
     return predictions.drop(columns="ds").assign(step=steps)
 
 
-def _scaled(on_progress: ProgressFn, done: int, total: int, alias: str) -> ProgressFn:
-    """A part's own progress mapped onto its slice of the whole."""
-
-    def report(fraction: float, message: str = "", **extra: object) -> None:
-        on_progress((done + fraction) / total, message or f"backtest: {alias}", **extra)
-
-    return report
+def _member_part(on_progress: ProgressFn, done: int, total: int, alias: str) -> ProgressFn:
+    """Part ``done`` of ``total`` equal parts, worded after the member when it says nothing."""
+    return part_of(on_progress, done / total, (done + 1) / total,
+                   lambda message: message or f"backtest: {alias}")

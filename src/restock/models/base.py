@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, Callable, ClassVar, Protocol, Self
 
 import pandas as pd
 
@@ -31,6 +31,22 @@ class ProgressFn(Protocol):
 
 def no_progress(fraction: float, message: str = "", **extra: Any) -> None:
     """The default callback: report nothing, never cancel."""
+
+
+def part_of(on_progress: ProgressFn, start: float, end: float,
+            label: Callable[[str], str] | None = None) -> ProgressFn:
+    """The callback for one part of a longer task (a backtest window, a member, a phase).
+
+    The part reports its own 0-1 fraction; the caller hears it mapped onto ``start``-``end``
+    (exactly ``start`` at 0 and ``end`` at 1, so consecutive parts never step back), each
+    message passed through ``label`` when given.
+    """
+
+    def report(fraction: float, message: str = "", **extra: Any) -> None:
+        on_progress(start * (1.0 - fraction) + end * fraction,
+                    label(message) if label else message, **extra)
+
+    return report
 
 
 class NotFittedError(RuntimeError):

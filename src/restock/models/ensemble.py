@@ -38,7 +38,7 @@ from restock.calendar import frequency_of
 from restock.data import censoring
 from restock.errors import InvalidParameterError
 from restock.models.backtest import BacktestResult, backtest, long_enough
-from restock.models.base import Forecaster, ProgressFn, no_progress
+from restock.models.base import Forecaster, ProgressFn, no_progress, part_of
 from restock.models.frames import init_params
 from restock.models.intervals import interval_half_widths
 from restock.models import screening
@@ -246,7 +246,7 @@ class EnsembleForecaster(Forecaster):
             sampled_share = 1.0 if probe is None else 1.0 - _REMAINDER_SHARE
             first, rest = _alongside(lambda report: backtest_of(elsewhere, report, probed),
                                      lambda report: backtest_of(here, report),
-                                     _within(on_progress, 0.0, sampled_share),
+                                     part_of(on_progress, 0.0, sampled_share),
                                      background_share=len(elsewhere) / len(self.members))
             if self.weights == "auto":
                 on_progress(sampled_share, "screening " + ", ".join(m.alias for m in elsewhere),
@@ -260,7 +260,7 @@ class EnsembleForecaster(Forecaster):
                 if probe is not None and kept:
                     others = df[~df["unique_id"].isin(probe)]
                     first = _stacked(first, backtest_of(
-                        kept, _within(on_progress, sampled_share, 1.0), others))
+                        kept, part_of(on_progress, sampled_share, 1.0), others))
             result = scored(_merged([rest, first], aliases))
         else:
             result = scored(backtest_of(self.members, on_progress))
@@ -605,15 +605,6 @@ def _stacked(sample: BacktestResult, remainder: BacktestResult) -> BacktestResul
         members=sample.members | remainder.members,
         seconds=seconds,
     )
-
-
-def _within(on_progress: ProgressFn, start: float, end: float) -> ProgressFn:
-    """The callback with a part's own 0-1 fraction mapped onto ``start``-``end``."""
-
-    def report(fraction: float, message: str = "", **extra: Any) -> None:
-        on_progress(start + fraction * (end - start), message, **extra)
-
-    return report
 
 
 def _staged(on_progress: ProgressFn, stage: str) -> ProgressFn:

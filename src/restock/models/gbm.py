@@ -61,7 +61,7 @@ from utilsforecast.preprocessing import fill_gaps
 from utilsforecast.processing import backtest_splits
 
 from restock.calendar import YEARLY_MIN_SPAN_DAYS, frequency_of
-from restock.models.base import Forecaster, ProgressFn, no_progress
+from restock.models.base import Forecaster, ProgressFn, no_progress, part_of
 from restock.models.frames import forecast_frame, init_params
 
 FORMAT_VERSION = 1
@@ -481,7 +481,8 @@ class GBMForecaster(Forecaster):
             )
         first: GBMForecaster | None = None
         for window, (_, train, _) in enumerate(splits):
-            progress = _scaled(on_progress, window, n_windows)
+            progress = part_of(on_progress, window / n_windows, (window + 1) / n_windows,
+                               lambda message, w=window: f"window {w + 1}/{n_windows}: {message}")
             if self.cv_refit or first is None or first._mlf is None:
                 first = type(self)(**self.get_params()).fit(train, freq, progress)
                 forecast = first.predict(h)
@@ -619,14 +620,3 @@ def _progress_callback(on_progress: ProgressFn, rounds: int) -> Any:
             on_progress(0.1 + 0.85 * done / rounds, f"gbm: {done}/{rounds} trees")
 
     return callback
-
-
-def _scaled(on_progress: ProgressFn, window: int, n_windows: int) -> ProgressFn:
-    """``on_progress`` of one backtest window, mapped to its share of the whole backtest."""
-
-    def report(fraction: float, message: str = "", **extra: Any) -> None:
-        on_progress(
-            (window + fraction) / n_windows, f"window {window + 1}/{n_windows}: {message}", **extra
-        )
-
-    return report

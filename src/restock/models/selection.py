@@ -25,8 +25,8 @@ shrinking its own losses toward the global rule losses (``RULE_SHRINKAGE`` windo
 it keeps the global rule on a tie, and when nothing was held apart to rank its members on
 (a single window). A series without a backtest takes the globally best rule. The
 out-of-window forecasts of the chosen rule are the ensemble's backtest predictions, so
-intervals and published metrics come from errors made out of sample. Losses are MASE (absolute errors over the series'
-in-sample seasonal-naive MAE), comparable across series.
+intervals and published metrics come from errors made out of sample. Losses are MASE
+(absolute errors over the series' in-sample seasonal-naive MAE), comparable across series.
 """
 
 from __future__ import annotations
