@@ -23,10 +23,15 @@ The global rule's members and size are chosen on every window of every series po
 one series' window weighs little. Each series then takes the rule with the lowest loss after
 shrinking its own losses toward the global rule losses (``RULE_SHRINKAGE`` windows' worth);
 it keeps the global rule on a tie, and when nothing was held apart to rank its members on
-(a single window). A series without a backtest takes the globally best rule. The
-out-of-window forecasts of the chosen rule are the ensemble's backtest predictions, so
-intervals and published metrics come from errors made out of sample. Losses are MASE
-(absolute errors over the series' in-sample seasonal-naive MAE), comparable across series.
+(a single window). A series without a backtest takes the globally best rule.
+
+The ensemble's backtest predictions, from which intervals and published metrics come, are
+out of sample in both choices: in window ``w`` the rule is the one the series would take
+on the evidence apart from ``w`` (as for the ranking above), applied with the ranking made
+apart from ``w``. A rule chosen for having erred least on a window would otherwise vouch
+for itself there: the residuals would be the smallest of several candidates', and the
+intervals built from them too narrow. Losses are MASE (absolute errors over the series'
+in-sample seasonal-naive MAE), comparable across series.
 """
 
 from __future__ import annotations
@@ -106,20 +111,18 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
                               kind="stable")
     global_choice = _global_choice(values, y, scale, global_member, global_order, aliases)
 
-    rule_preds = {}
-    total, count = _evidence_apart(errors, frame["ds"].to_numpy("datetime64[ns]"), s_index,
-                                   w_index, len(uids), n_windows)
+    dates = frame["ds"].to_numpy("datetime64[ns]")
+    total, count = _evidence_apart(errors, dates, s_index, w_index, len(uids), n_windows)
     row_ranks = _ranks(total, count, loss, global_member)[s_index, w_index]
-    for name, k, combine in RULES:
-        rule_preds[name] = _combine(values, row_ranks, k, combine)
-    rule_preds["global"] = _combine(values, np.broadcast_to(
-        global_order, (len(frame), len(aliases))), len(global_choice.members),
-        global_choice.combine)
     names = [*(r[0] for r in RULES), "global"]
-    rule_loss = np.stack([
-        _nanmean(_cell_means((np.abs(rule_preds[n] - y) / scale)[:, None], s_index, w_index,
-                             len(uids), n_windows)[:, :, 0], axis=1)
-        for n in names], axis=1)  # [S, rules]
+    rule_preds = np.stack([
+        *(_combine(values, row_ranks, k, combine) for _, k, combine in RULES),
+        _combine(values, np.broadcast_to(global_order, (len(frame), len(aliases))),
+                 len(global_choice.members), global_choice.combine),
+    ], axis=1)  # [rows, rules], the global rule last
+    rule_errors = np.abs(rule_preds - y[:, None]) / scale[:, None]
+    rule_loss = _nanmean(_cell_means(rule_errors, s_index, w_index, len(uids), n_windows),
+                         axis=1)  # [S, rules]
     global_rule_loss = _nanmean(rule_loss, axis=0)
     windows_seen = np.isfinite(_cell_means(y[:, None], s_index, w_index, len(uids),
                                            n_windows)[:, :, 0]).sum(axis=1)
@@ -128,12 +131,8 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
     shrunk = (windows_seen[:, None] * own + RULE_SHRINKAGE * filled_global[None, :]) / (
         windows_seen[:, None] + RULE_SHRINKAGE)
     shrunk = np.where(np.isfinite(shrunk), shrunk, np.inf)
-    # a series' own rule must beat the global one (a tie: the same forecasts), and it must
-    # have been judged on a ranking of its own: with nothing held apart to rank on (a single
-    # window) it was scored on the catalogue's ranking, not the one it would be applied with
     judged = (count > 0).any(axis=(1, 2))
-    chosen = np.where(judged & (shrunk[:, -1] > shrunk.min(axis=1) + 1e-12),
-                      np.argmin(shrunk, axis=1), len(names) - 1)
+    chosen = _chosen_rules(shrunk, judged)
 
     finite = np.isfinite(loss)  # every window's evidence: the ranking the series keeps
     final_ranks = _ranks(np.where(finite, loss, 0.0).sum(axis=1, keepdims=True),
@@ -148,11 +147,31 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
         k, combine = next((k, c) for n, k, c in RULES if n == name)
         ranked = [aliases[m] for m in final_ranks[row] if np.isfinite(loss[row, :, m]).any()]
         per_series[str(uid)] = Choice(name, tuple(ranked[:k] or global_choice.members), combine)
-    stacked = np.stack([rule_preds[n] for n in names], axis=1)
-    backtest_yhat = stacked[np.arange(len(frame)), chosen[s_index]] if len(frame) else y
+    # each window's forecast comes from the rule its series would have taken without it
+    rule_total, rule_count = _evidence_apart(rule_errors, dates, s_index, w_index, len(uids),
+                                             n_windows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        apart = np.where(rule_count > 0, (rule_total + RULE_SHRINKAGE * filled_global)
+                         / (rule_count + RULE_SHRINKAGE), np.inf)  # [S, W, rules]
+    row_rules = _chosen_rules(apart[s_index, w_index], judged[s_index])
+    backtest_yhat = rule_preds[np.arange(len(frame)), row_rules] if len(frame) else y
     summary = {n: _finite(global_rule_loss[i]) for i, n in enumerate(names)}
-    summary["selected"] = _finite(_nanmean(rule_loss[np.arange(len(uids)), chosen], axis=0))
+    selected_loss = _cell_means((np.abs(backtest_yhat - y) / scale)[:, None], s_index, w_index,
+                                len(uids), n_windows)[:, :, 0]
+    summary["selected"] = _finite(_nanmean(_nanmean(selected_loss, axis=1), axis=0))
     return Selection(global_choice, per_series, backtest_yhat, summary)
+
+
+def _chosen_rules(shrunk: np.ndarray, judged: np.ndarray) -> np.ndarray:
+    """Index of the rule each row of ``shrunk`` losses takes (the global rule is last).
+
+    A series' own rule must beat the global one (a tie: the same forecasts), and it must
+    have been judged on a ranking of its own: with nothing held apart to rank on (a single
+    window) it was scored on the catalogue's ranking, not the one it would be applied with.
+    """
+    global_rule = shrunk.shape[-1] - 1
+    return np.where(judged & (shrunk[..., -1] > shrunk.min(axis=-1) + 1e-12),
+                    np.argmin(shrunk, axis=-1), global_rule)
 
 
 def apply_choice(values: np.ndarray, aliases: Sequence[str], choice: Choice) -> np.ndarray:
