@@ -26,12 +26,16 @@ it keeps the global rule on a tie, and when nothing was held apart to rank its m
 (a single window). A series without a backtest takes the globally best rule.
 
 The ensemble's backtest predictions, from which intervals and published metrics come, are
-out of sample in both choices: in window ``w`` the rule is the one the series would take
-on the evidence apart from ``w`` (as for the ranking above), applied with the ranking made
-apart from ``w``. A rule chosen for having erred least on a window would otherwise vouch
-for itself there: the residuals would be the smallest of several candidates', and the
-intervals built from them too narrow. Losses are MASE (absolute errors over the series'
-in-sample seasonal-naive MAE), comparable across series.
+out of sample for each series' own choices: in window ``w`` the rule is the one the series
+would take on its evidence apart from ``w`` (as for the ranking above), applied with the
+ranking made apart from ``w``. A rule chosen for having erred least on a window would
+otherwise vouch for itself there: the residuals would be the smallest of several
+candidates', and the intervals built from them too narrow. What stays pooled over every
+window is the catalogue's profile both shrink toward (one series' window weighs little in
+it), and a window's choice rests on less evidence (one to one and a half windows' worth of
+three) than the choice the series keeps, so it leans a little more on the global rule.
+Losses are MASE (absolute errors over the series' in-sample seasonal-naive MAE),
+comparable across series.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ class Selection:
 
     global_choice: Choice
     per_series: dict[str, Choice]
-    backtest_yhat: np.ndarray  # the chosen rules' out-of-window forecasts, row-aligned
+    backtest_yhat: np.ndarray  # each window's rule and ranking chosen without it, row-aligned
     rule_loss: dict[str, float]  # mean backtest MASE of every rule, and of the selection
 
     def choice(self, uid: str) -> Choice:
@@ -150,9 +154,8 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
     # each window's forecast comes from the rule its series would have taken without it
     rule_total, rule_count = _evidence_apart(rule_errors, dates, s_index, w_index, len(uids),
                                              n_windows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        apart = np.where(rule_count > 0, (rule_total + RULE_SHRINKAGE * filled_global)
-                         / (rule_count + RULE_SHRINKAGE), np.inf)  # [S, W, rules]
+    apart = np.where(rule_count > 0, (rule_total + RULE_SHRINKAGE * filled_global)
+                     / (rule_count + RULE_SHRINKAGE), np.inf)  # [S, W, rules]
     row_rules = _chosen_rules(apart[s_index, w_index], judged[s_index])
     backtest_yhat = rule_preds[np.arange(len(frame)), row_rules] if len(frame) else y
     summary = {n: _finite(global_rule_loss[i]) for i, n in enumerate(names)}
