@@ -132,8 +132,8 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
                                            n_windows)[:, :, 0]).sum(axis=1)
     own = np.where(np.isfinite(rule_loss), rule_loss, global_rule_loss[None, :])
     filled_global = np.where(np.isfinite(global_rule_loss), global_rule_loss, np.inf)
-    shrunk = (windows_seen[:, None] * own + RULE_SHRINKAGE * filled_global[None, :]) / (
-        windows_seen[:, None] + RULE_SHRINKAGE)
+    shrunk = _shrunk(windows_seen[:, None] * own, windows_seen[:, None], filled_global[None, :],
+                     RULE_SHRINKAGE)
     shrunk = np.where(np.isfinite(shrunk), shrunk, np.inf)
     judged = (count > 0).any(axis=(1, 2))
     chosen = _chosen_rules(shrunk, judged)
@@ -154,15 +154,24 @@ def select(frame: pd.DataFrame, aliases: Sequence[str], scales: pd.Series) -> Se
     # each window's forecast comes from the rule its series would have taken without it
     rule_total, rule_count = _evidence_apart(rule_errors, dates, s_index, w_index, len(uids),
                                              n_windows)
-    apart = np.where(rule_count > 0, (rule_total + RULE_SHRINKAGE * filled_global)
-                     / (rule_count + RULE_SHRINKAGE), np.inf)  # [S, W, rules]
+    apart = np.where(rule_count > 0, _shrunk(rule_total, rule_count, filled_global,
+                                             RULE_SHRINKAGE), np.inf)  # [S, W, rules]
+    rows = np.arange(len(frame))
     row_rules = _chosen_rules(apart[s_index, w_index], judged[s_index])
-    backtest_yhat = rule_preds[np.arange(len(frame)), row_rules] if len(frame) else y
+    backtest_yhat = rule_preds[rows, row_rules]
     summary = {n: _finite(global_rule_loss[i]) for i, n in enumerate(names)}
-    selected_loss = _cell_means((np.abs(backtest_yhat - y) / scale)[:, None], s_index, w_index,
+    selected_loss = _cell_means(rule_errors[rows, row_rules][:, None], s_index, w_index,
                                 len(uids), n_windows)[:, :, 0]
     summary["selected"] = _finite(_nanmean(_nanmean(selected_loss, axis=1), axis=0))
     return Selection(global_choice, per_series, backtest_yhat, summary)
+
+
+def _shrunk(total: np.ndarray, count: np.ndarray, prior: np.ndarray,
+            weight: float) -> np.ndarray:
+    """A mean loss from ``total`` over ``count`` windows' worth of a series' own evidence,
+    blended with ``weight`` windows' worth of the catalogue's ``prior`` (inf stays inf)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total + weight * prior) / (count + weight)
 
 
 def _chosen_rules(shrunk: np.ndarray, judged: np.ndarray) -> np.ndarray:
@@ -254,8 +263,7 @@ def _ranks(
     has at all (one it never had ranks last).
     """
     prior = np.where(np.isfinite(global_member), global_member, np.inf)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shrunk = (total + MEMBER_SHRINKAGE * prior) / (count + MEMBER_SHRINKAGE)
+    shrunk = _shrunk(total, count, prior, MEMBER_SHRINKAGE)
     present = np.isfinite(loss).any(axis=1, keepdims=True)
     shrunk = np.broadcast_to(np.where(present, shrunk, np.inf), loss.shape)
     return np.argsort(np.where(np.isfinite(shrunk), shrunk, np.inf), axis=2, kind="stable")
