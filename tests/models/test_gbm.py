@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from conftest import make_panel
 
-from restock.errors import JobCancelled
+from restock.errors import InvalidParameterError, JobCancelled
 from restock.models.base import NotFittedError
 from restock.models.ensemble import clone, get_params
-from restock.models.gbm import GBMForecaster, HolidayFeature, plan_features
+from restock.models.gbm import GBMChangeForecaster, GBMForecaster, HolidayFeature, plan_features
 
 #: small but real boosters: enough trees to learn a weekly shape, fast enough for CI
 FAST = {"n_estimators": 60, "n_jobs": 1}
@@ -362,3 +362,90 @@ def test_cross_validate_without_refit_trains_once(monkeypatch: pytest.MonkeyPatc
     pd.testing.assert_frame_equal(once[once["window"] == 0], every[every["window"] == 0])
     assert not once[once["window"] == 2].equals(every[every["window"] == 2])
     assert (once["gbm"] >= 0).all()
+
+
+# ---------------------------------------------------------------------- the change member
+
+
+def trending(n: int = 96, freq: str = "MS") -> pd.DataFrame:
+    """Monthly series rising at different rates (with a little noise), and special cases:
+    an exact line, a constant and a never-sold series."""
+    rng = np.random.default_rng(1)
+    dates = pd.date_range("2015-01-01", periods=n, freq=freq)
+    t = np.arange(n, dtype=float)
+    series = {f"up{i}": 50 + (1 + i) * t + rng.normal(0, 2, n) for i in range(6)}
+    series |= {"line": 10 + 2 * t, "flat": np.full(n, 5.0), "zero": np.zeros(n)}
+    return pd.concat(
+        [pd.DataFrame({"unique_id": uid, "ds": dates, "y": y}) for uid, y in series.items()],
+        ignore_index=True,
+    )
+
+
+def make_change(**params) -> GBMChangeForecaster:
+    return GBMChangeForecaster(**(FAST | params))
+
+
+def test_change_member_follows_a_trend_the_level_member_cannot() -> None:
+    """Trees forecast no level they have not seen: on levels a rising series comes out
+    flat; on changes it keeps rising. The special cases come out exactly."""
+    data = trending()
+    h = 12
+    after = np.arange(96, 96 + h, dtype=float)
+    change = make_change().fit(data, "MS").predict(h).set_index(["unique_id", "ds"])
+    level = make().fit(data, "MS").predict(h).set_index(["unique_id", "ds"])
+    errors = {"change": [], "level": []}
+    for i in range(6):
+        truth = 50 + (1 + i) * after
+        errors["change"].append(np.abs(change.loc[f"up{i}", "gbm_diff"].to_numpy() - truth).mean())
+        errors["level"].append(np.abs(level.loc[f"up{i}", "gbm"].to_numpy() - truth).mean())
+        assert change.loc[f"up{i}", "gbm_diff"].iloc[-1] > data.loc[
+            data["unique_id"] == f"up{i}", "y"].iloc[-1]
+    assert np.mean(errors["change"]) < 0.5 * np.mean(errors["level"])
+    np.testing.assert_allclose(change.loc["line", "gbm_diff"], 10 + 2 * after)
+    assert (change.loc["flat", "gbm_diff"] == 5.0).all()
+    assert (change.loc["zero", "gbm_diff"] == 0.0).all()
+
+
+def test_change_member_save_load_and_backtest(tmp_path: Path) -> None:
+    data = trending()
+    model = make_change().fit(data, "MS")
+    model.save(tmp_path)
+    assert {p.name for p in (tmp_path / "gbm_diff").iterdir()} == {
+        "booster.txt", "gbm.json", "history.parquet"
+    }
+    # the recursive forecast reads history_needed changes: one more observation
+    assert len(model._history) == 9 * (model.plan_.history_needed + 1)
+    loaded = GBMChangeForecaster.load(tmp_path)
+    for h in (1, 12, 30):
+        pd.testing.assert_frame_equal(model.predict(h), loaded.predict(h))
+    table = make_change(cv_refit=False).cross_validate(data, "MS", h=6, n_windows=3,
+                                                       step_size=3)
+    assert list(table.columns) == ["unique_id", "window", "step", "gbm_diff"]
+    assert table.groupby(["unique_id", "window"]).size().eq(6).all()
+    # window 2 ends where the data ends: the exact line is forecast on from its own cutoff
+    line = table[(table["unique_id"] == "line") & (table["window"] == 2)]
+    np.testing.assert_allclose(line["gbm_diff"], 10 + 2 * np.arange(90, 96))
+
+
+@pytest.mark.parametrize("objective", ["tweedie", "poisson"])
+def test_change_member_refuses_a_count_objective(objective: str) -> None:
+    """Changes are signed; the count objectives need a target >= 0. By default each
+    member takes the objective of its target."""
+    with pytest.raises(InvalidParameterError, match=objective):
+        make_change(objective=objective).fit(trending(), "MS")
+    assert make_change()._lgb_params()["objective"] == "l2"
+    assert make()._lgb_params()["objective"] == "tweedie"
+
+
+def test_change_member_skips_series_without_a_change_to_learn_from() -> None:
+    """Two observations make one change, which no earlier change can explain: skipped,
+    and with nothing else to learn from the forecast is empty (not a crash)."""
+    dates = pd.date_range("2024-01-01", periods=2, freq="MS")
+    pairs = pd.DataFrame({"unique_id": ["a", "a", "b", "b"], "ds": [*dates, *dates],
+                          "y": [1.0, 4.0, 0.0, 2.0]})
+    model = make_change().fit(pairs, "MS")
+    assert set(model.skipped_) == {"a", "b"} and "shorter than the 3" in model.skipped_["a"]
+    assert model.predict(3).empty
+    mixed = make_change().fit(pd.concat([trending(), pairs], ignore_index=True), "MS")
+    assert set(mixed.skipped_) == {"a", "b"}
+    assert set(mixed.predict(3)["unique_id"]) == set(trending()["unique_id"])

@@ -12,6 +12,7 @@ from conftest import FAST_LSTM, make_panel
 
 from restock.models.base import Forecaster, NotFittedError
 from restock.models.ensemble import EnsembleForecaster, clone, get_params
+from restock.models.gbm import GBMChangeForecaster
 from restock.models.lstm import LSTMForecaster
 from restock.models.prophet import ProphetForecaster
 from restock.models.statistical import MEMBERS as STATISTICAL
@@ -21,6 +22,7 @@ MEMBERS: dict[str, Callable[[], Forecaster]] = {
     **STATISTICAL,
     "prophet": ProphetForecaster,
     "lstm": lambda: LSTMForecaster(**FAST_LSTM, seed=0),
+    "gbm_diff": lambda: GBMChangeForecaster(n_estimators=60),
     "ensemble": lambda: EnsembleForecaster([SeasonalNaiveForecaster(), ThetaForecaster()]),
 }
 

@@ -87,11 +87,13 @@ def default_members(
 
     The seed's two (Prophet, the LSTM); the field's strong cheap local models from
     statsforecast (ETS, optimized Theta, CES, MSTL for daily data, the intermittent
-    family, seasonal naive as yardstick and fallback); one global LightGBM over every
-    series (with the uploaded price when there is one), backtested with the trees of its
-    first window (one training instead of three). Every member gets all cores.
+    family, seasonal naive as yardstick and fallback); global LightGBM over every series
+    (with the uploaded price when there is one), on levels and on changes (the trees of
+    one cannot follow a trend, those of the other make noise of intermittent sales),
+    backtested with the trees of their first window (one training instead of three).
+    Every member gets all cores.
     """
-    from restock.models.gbm import GBMForecaster
+    from restock.models.gbm import GBMChangeForecaster, GBMForecaster
     from restock.models.lstm import LSTMForecaster
     from restock.models.prophet import ProphetForecaster
     from restock.models.statistical import (
@@ -116,8 +118,8 @@ def default_members(
         CrostonSBAForecaster(n_jobs=n_jobs),
         IMAPAForecaster(n_jobs=n_jobs),
         TSBForecaster(n_jobs=n_jobs),
-        GBMForecaster(holidays_country=holidays_country or "", use_price=True, cv_refit=False,
-                      n_jobs=n_jobs, seed=seed),
+        *(gbm(holidays_country=holidays_country or "", use_price=True, cv_refit=False,
+              n_jobs=n_jobs, seed=seed) for gbm in (GBMForecaster, GBMChangeForecaster)),
     ]
 
 
