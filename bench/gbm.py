@@ -1,10 +1,11 @@
-"""The ``gbm`` member alone on M3 monthly and pizzaplace: accuracy, cost, and variants.
+"""The LightGBM members alone on M3 monthly and pizzaplace: accuracy, cost, and variants.
 
 Same splits and scores as ``bench/accuracy.py`` (M3's own test file, h=18; pizzaplace's last
 28 days; mean MASE with the in-sample seasonal-naive scale). Each variant is a set of
-``GBMForecaster`` hyperparameters, plus two target treatments the member does not offer,
-kept here to show why it does not: ``raw`` (no scaling) and ``standard`` (mlforecast's
-``LocalStandardScaler``, which centres the target, so only the l2/l1 objectives apply).
+``GBMForecaster`` hyperparameters, the ``changes`` member (``GBMChangeForecaster``, the
+ensemble's ``gbm_diff``), plus two target treatments neither member offers, kept here to
+show why: ``raw`` (no scaling) and ``standard`` (mlforecast's ``LocalStandardScaler``, which
+centres the target, so only the l2/l1 objectives apply).
 
 Usage: ``RESTOCK_BENCH_DATA=/path/to/data python bench/gbm.py [--datasets m3,pizzaplace]
 [--variants default,l2,...] [--cv] [--demo]``
@@ -25,7 +26,7 @@ from utilsforecast.processing import backtest_splits
 from accuracy import Split, data_dir, load_m3, load_pizzaplace
 from restock.calendar import frequency_of
 from restock.models import gbm
-from restock.models.gbm import GBMForecaster, MeanScaler
+from restock.models.gbm import GBMChangeForecaster, GBMForecaster, MeanScaler
 from restock.models.metrics import mase_scales, score_series, summarize
 
 N_JOBS = 2
@@ -40,9 +41,10 @@ class _Unscaled(MeanScaler):
 
 
 class _Standard(LocalStandardScaler):
-    """mlforecast's standard scaler, with the empty ``scales_`` the member reads after fit."""
+    """mlforecast's standard scaler, with the (empty) ``state`` the member saves after fit."""
 
-    scales_ = pd.Series(dtype=float)
+    def state(self) -> dict[str, float]:
+        return {}
 
 
 class _Variant(GBMForecaster):
@@ -70,11 +72,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "standard_l2": ("standard", {"objective": "l2"}),
     "no_cv_refit": ("mean", {"cv_refit": False}),
     "trees600_lr0.03": ("mean", {"n_estimators": 600, "learning_rate": 0.03}),
+    "changes": ("changes", {}),
 }
 
 
 def make(variant: str) -> GBMForecaster:
     target, params = VARIANTS[variant]
+    if target == "changes":
+        return GBMChangeForecaster(n_jobs=N_JOBS, **params)
     model = _Variant(n_jobs=N_JOBS, **params)
     model.target = target
     return model
