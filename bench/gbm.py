@@ -47,16 +47,25 @@ class _Standard(LocalStandardScaler):
         return {}
 
 
-class _Variant(GBMForecaster):
-    target = "mean"
+class _Raw(GBMForecaster):
+    """The level member on the raw target (every scale 1)."""
 
-    def _pipeline(self, plan, scales):
-        mlf = super()._pipeline(plan, scales)
-        if self.target == "raw":
-            mlf.ts.target_transforms = [_Unscaled(None)]
-        elif self.target == "standard":
-            mlf.ts.target_transforms = [_Standard()]
-        return mlf
+    def _target_transform(self, scales):
+        return _Unscaled(None)
+
+
+class _Standardised(GBMForecaster):
+    """The level member on mlforecast's standardised target (centred: l2/l1 only)."""
+
+    def _target_transform(self, scales):
+        return _Standard()
+
+
+#: the class that trains each target; a class, not an instance setting, so that the
+#: clones ``cross_validate`` fits per window keep the variant's target
+TARGETS: dict[str, type[GBMForecaster]] = {
+    "mean": GBMForecaster, "raw": _Raw, "standard": _Standardised, "changes": GBMChangeForecaster,
+}
 
 
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -78,11 +87,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 
 def make(variant: str) -> GBMForecaster:
     target, params = VARIANTS[variant]
-    if target == "changes":
-        return GBMChangeForecaster(n_jobs=N_JOBS, **params)
-    model = _Variant(n_jobs=N_JOBS, **params)
-    model.target = target
-    return model
+    return TARGETS[target](n_jobs=N_JOBS, **params)
 
 
 def score(split: Split, forecast: pd.DataFrame, alias: str) -> pd.Series:
