@@ -248,7 +248,9 @@ class ChangeScaler(BaseTargetTransform):
     a recent drift is a noisy one). ``stats`` (series id -> [mean, std]) fixes the statistics: ``load``
     passes the fitted ones, since the saved tail of history is too short to recompute
     them. A series whose changes never vary (std 0) continues its line exactly (a
-    never-sold one stays at 0).
+    never-sold one stays at 0). mlforecast's ``Differences`` and ``LocalStandardScaler``
+    do the same arithmetic, but keep their state in coreforecast objects that offer no way
+    to set it from saved values; like ``MeanScaler``, this one keeps it as plain data.
     """
 
     def __init__(self, stats: dict[str, list[float]] | None = None) -> None:
@@ -432,7 +434,7 @@ class GBMForecaster(Forecaster):
 
     def _lgb_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "objective": self.objective or self.default_objective,
+            "objective": self._objective(),
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
@@ -471,6 +473,10 @@ class GBMForecaster(Forecaster):
             target_transforms=[self._target_transform(scales)],
             num_threads=self.n_jobs,
         )
+
+    def _objective(self) -> str:
+        """The LightGBM objective: the one asked for, or the member's own."""
+        return self.objective or self.default_objective
 
     def _target_transform(self, scales: dict[str, Any] | None) -> BaseTargetTransform:
         """What the trees learn: each series divided by its recent mean level."""
@@ -652,7 +658,7 @@ class GBMChangeForecaster(GBMForecaster):
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """As the level member; changes can be negative, so no count objective."""
-        if (self.objective or self.default_objective) in _COUNT_OBJECTIVES:
+        if self._objective() in _COUNT_OBJECTIVES:
             raise InvalidParameterError(
                 f"{self.alias}: objective {self.objective!r} needs a target >= 0; "
                 "changes are signed (use l2 or l1)")
