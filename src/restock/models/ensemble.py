@@ -49,7 +49,6 @@ FORMAT_VERSION = 2
 SEED_WEIGHTS = {"prophet": 0.6, "lstm": 0.4}
 #: the member every series can fall back on (fits any series with one point)
 FALLBACK = "seasonal_naive"
-#: backtest horizon by seasonal period: four weeks of daily data, a quarter of weekly, a year of monthly
 #: at most this share of the shortest usable history is held out by the backtest
 _HOLDOUT_SHARE = 0.5
 _MEMBER_PACKAGE = "restock.models."
