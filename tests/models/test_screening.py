@@ -1,4 +1,4 @@
-"""Screening an expensive member: sampled, judged on the selection's loss, left out or kept."""
+"""Screening a costly member: sampled, judged on the selection's loss, left out or kept."""
 
 from __future__ import annotations
 
@@ -58,16 +58,23 @@ class _Elsewhere(SeasonalNaiveForecaster):
 
     alias = "elsewhere"
     works_out_of_process = True
+    screened = "always"
 
 
-class _BiasedElsewhere(_Elsewhere):
-    """Screened like Prophet, and far off: three times the truth plus 50."""
+class _Biased:
+    """Mixed into a member: far off, three times the truth plus 50."""
 
-    alias = "biased"
+    alias: str
 
     def cross_validate(self, df, freq, h, n_windows, step_size, on_progress=None):
         frame = super().cross_validate(df, freq, h, n_windows, step_size)
         return frame.assign(**{self.alias: frame[self.alias] * 3 + 50})
+
+
+class _BiasedElsewhere(_Biased, _Elsewhere):
+    """Screened like Prophet, and far off."""
+
+    alias = "biased"
 
 
 def seasonal_panel(n_series: int) -> pd.DataFrame:
@@ -211,3 +218,69 @@ def test_seed_weights_screen_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert model.backtest_["prophet"].notna().any()
     assert set(model.backtest_.dropna(subset=["prophet"])["unique_id"]) == {
         f"s{i:02d}" for i in range(5)}
+
+
+class _Sampled(SeasonalNaiveForecaster):
+    """Seasonal naive, screened like the costly statistical members: only when sampled."""
+
+    alias = "sampled"
+    screened = "sampled"
+
+
+class _BiasedSampled(_Biased, _Sampled):
+    """Screened when sampled, and far off."""
+
+    alias = "biased_sampled"
+
+
+def test_a_sampled_member_is_judged_in_a_catalogue_larger_than_the_sample(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([_BiasedSampled(), _Sampled(), CrostonSBAForecaster()],
+                               backtest_h=7).fit(seasonal_panel(8), "D")
+    verdicts = model.weights_["screened"]
+    assert verdicts["biased_sampled"]["keep"] is False and verdicts["sampled"]["keep"] is True
+    assert model.backtest_.dropna(subset=["biased_sampled"])["unique_id"].nunique() == 3
+    assert model.backtest_["sampled"].notna().all()  # kept: the rest of the series followed
+    assert len(model.backtest_) == 8 * 3 * 7
+    assert not model.backtest_.duplicated(["unique_id", "window", "step"]).any()
+    assert model.weights_["aliases"] == ["sampled", "croston_sba"]
+    assert "biased_sampled" not in [m.alias for m in model.members_]
+
+
+def test_a_sampled_member_in_a_catalogue_within_the_sample_is_not_screened(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 8)
+    model = EnsembleForecaster([_BiasedSampled(), CrostonSBAForecaster()],
+                               backtest_h=7).fit(seasonal_panel(8), "D")
+    assert "screened" not in model.weights_
+    assert model.backtest_["biased_sampled"].notna().all()
+    assert "biased_sampled" in model.weights_["aliases"]  # a candidate, however poor
+
+
+def test_an_always_screened_member_is_judged_beside_the_kept_sampled_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The out-of-process twin of a kept member adds nothing beside it: left out. Judged
+    against the unscreened member alone (a flat Croston), it would have been kept."""
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    model = EnsembleForecaster([_Elsewhere(), _Sampled(), CrostonSBAForecaster()],
+                               backtest_h=7).fit(seasonal_panel(8), "D")
+    verdicts = model.weights_["screened"]
+    assert verdicts["sampled"]["keep"] is True
+    assert verdicts["elsewhere"]["keep"] is False
+    sampled = model.backtest_[model.backtest_["elsewhere"].notna()]
+    alone = screening.judge(sampled, ["croston_sba"], "elsewhere",
+                            model.scales_.reindex(sampled["unique_id"].unique()))
+    assert alone.keep
+
+
+def test_the_costly_statistical_members_are_screened_only_when_sampled_prophet_always() -> None:
+    from restock.models.prophet import ProphetForecaster
+    from restock.models.statistical import (CESForecaster, ETSForecaster, MSTLForecaster,
+                                            ThetaForecaster)
+    for costly in (ETSForecaster(), ThetaForecaster(), CESForecaster(), MSTLForecaster()):
+        assert screening.is_screened(costly, sampled=True)
+        assert not screening.is_screened(costly, sampled=False)
+    for cheap in (SeasonalNaiveForecaster(), CrostonSBAForecaster()):
+        assert not screening.is_screened(cheap, sampled=True)
+    assert screening.is_screened(ProphetForecaster(), sampled=False)

@@ -148,11 +148,13 @@ class EnsembleForecaster(Forecaster):
     Members with ``works_out_of_process`` (Prophet: worker processes or Celery shards)
     are backtested in a background thread while the in-process members are backtested,
     so their waiting is filled; which data each fit sees is unchanged. With ``auto``
-    they are screened (``models.screening``): backtested first on a sample of the series
-    long enough to backtest (all of them when there are at most
-    ``screening.SAMPLE_SERIES``; a short series would only shrink the sample) and left out
-    of the candidates unless they improve the chosen combinations there; ``weights_``
-    records each verdict under ``screened``.
+    the members with ``screened`` are screened (``models.screening``; Prophet always, the
+    costly statistical members in a catalogue larger than the sample): backtested first on
+    a sample of the series long enough to backtest (all of them when there are at most
+    ``screening.SAMPLE_SERIES``; a short series would only shrink the sample), beside the
+    other members' backtest of every series, and left out of the candidates unless they
+    improve the chosen combinations there; ``weights_`` records each verdict under
+    ``screened``.
 
     Only what the chosen combinations use is refitted (``auto``): a member no series
     uses is left out of ``members_``, a member with ``fits_each_series`` (Prophet, the
@@ -236,35 +238,61 @@ class EnsembleForecaster(Forecaster):
             result.frame[aliases], _ = _set_aside_implausible(result.frame, aliases, self.caps_)
             return result
 
-        verdicts: list[screening.Verdict] = []
+        # auto screens the members that must earn their place (``models.screening``):
+        # backtested first on a sample, judged against the members that are not screened
+        probe = None
+        if self.weights == "auto":
+            lengths = df.groupby("unique_id", sort=False).size()
+            probe = screening.sample(lengths.index[long_enough(
+                lengths, h, self.backtest_windows, backtest_step(h))])
+        screened = [m for m in self.members if self.weights == "auto"
+                    and screening.is_screened(m, sampled=probe is not None)]
+        if len(screened) == len(self.members):  # nothing to judge them against
+            screened = []
+        probed = df if probe is None else df[df["unique_id"].isin(probe)]
+        sampled_share = 1.0 if probe is None or not screened else 1.0 - _REMAINDER_SHARE
+
+        def backtest_side(side: list[Forecaster], report: ProgressFn
+                          ) -> list[tuple[bool, BacktestResult]]:
+            """The side's unscreened members on every series, then its screened ones on
+            the sample (flagged True), each group's progress in proportion to its size."""
+            parts, done = [], 0
+            for trial, data in ((False, df), (True, probed)):
+                group = [m for m in side if (m in screened) == trial]
+                if group:
+                    parts.append((trial, backtest_of(group, part_of(
+                        report, done / len(side), (done + len(group)) / len(side)), data)))
+                    done += len(group)
+            return parts
+
+        first_phase = part_of(on_progress, 0.0, sampled_share)
         if elsewhere and here:
-            probe = None
-            if self.weights == "auto":
-                lengths = df.groupby("unique_id", sort=False).size()
-                probe = screening.sample(lengths.index[long_enough(
-                    lengths, h, self.backtest_windows, backtest_step(h))])
-            probed = df if probe is None else df[df["unique_id"].isin(probe)]
-            sampled_share = 1.0 if probe is None else 1.0 - _REMAINDER_SHARE
-            first, rest = _alongside(lambda report: backtest_of(elsewhere, report, probed),
-                                     lambda report: backtest_of(here, report),
-                                     part_of(on_progress, 0.0, sampled_share),
-                                     background_share=len(elsewhere) / len(self.members))
-            if self.weights == "auto":
-                on_progress(sampled_share, "screening " + ", ".join(m.alias for m in elsewhere),
-                            stage="backtest")
-                sampled = scored(_merged([rest, first], aliases))
-                sampled.frame = sampled.frame[sampled.frame["unique_id"].isin(
-                    first.frame["unique_id"].unique())]
-                verdicts = [screening.judge(sampled.frame, [m.alias for m in here], m.alias,
-                                            rest.scales) for m in elsewhere]
-                kept = [m for m, v in zip(elsewhere, verdicts) if v.keep]
-                if probe is not None and kept:
-                    others = df[~df["unique_id"].isin(probe)]
-                    first = _stacked(first, backtest_of(
-                        kept, part_of(on_progress, sampled_share, 1.0), others))
-            result = scored(_merged([rest, first], aliases))
+            background, foreground = _alongside(
+                lambda report: backtest_side(elsewhere, report),
+                lambda report: backtest_side(here, report),
+                first_phase, background_share=len(elsewhere) / len(self.members))
+            parts = foreground + background
         else:
-            result = scored(backtest_of(self.members, on_progress))
+            parts = backtest_side(self.members, first_phase)
+        plain = [part for trial, part in parts if not trial]  # each covers every series
+        verdicts: list[screening.Verdict] = []
+        if screened:
+            on_progress(sampled_share, "screening " + ", ".join(m.alias for m in screened),
+                        stage="backtest")
+            trials = _merged([part for trial, part in parts if trial],
+                             [m.alias for m in screened])
+            sampled = scored(_merged([*plain, trials], aliases))
+            sampled.frame = sampled.frame[sampled.frame["unique_id"].isin(
+                trials.frame["unique_id"].unique())]
+            verdicts = screening.judge_all(sampled.frame, [a for p in plain for a in p.aliases],
+                                           screened, plain[0].scales)
+            kept = [m for m, v in zip(screened, verdicts) if v.keep]
+            if probe is not None and kept:
+                others = df[~df["unique_id"].isin(probe)]
+                trials = _stacked(trials, backtest_of(
+                    kept, part_of(on_progress, sampled_share, 1.0), others))
+            plain.append(trials)
+        result = scored(_merged(plain, aliases))
         on_progress(0.0, "choosing the combinations", stage="ensemble")
         left_out = {v.alias for v in verdicts if not v.keep}
         candidates = [a for a in aliases if a not in left_out]

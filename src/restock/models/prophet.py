@@ -96,6 +96,9 @@ class ProphetForecaster(Forecaster):
     works_out_of_process: bool = True
     #: one model per series: the ensemble refits it only on the series that use it
     fits_each_series: bool = True
+    #: ``auto`` judges it on a sample before it is a candidate, whatever the catalogue's
+    #: size (``models.screening``)
+    screened: str = "always"
 
     def fit(self, df: pd.DataFrame, freq: str, on_progress: ProgressFn = no_progress) -> Self:
         """Fit one Prophet model per series of ``df``, in ``n_jobs`` worker processes."""

@@ -102,6 +102,9 @@ class StatisticalForecaster(Forecaster):
     later_windows: ClassVar[str] = "refit"
     #: one model per series: the ensemble refits it only on the series that use it
     fits_each_series: ClassVar[bool] = True
+    #: how ``auto`` screens it (``models.screening``): None (never, the cheap members),
+    #: "sampled" (only in a catalogue larger than the sample)
+    screened: ClassVar[str | None] = None
     #: a fit of fewer series runs in this process: starting the pool costs ~0.3-0.6 s
     #: (measured), which AutoETS on daily data earns back from ~20 series on two cores
     pool_min_series: ClassVar[int] = 20
@@ -548,6 +551,7 @@ class ETSForecaster(StatisticalForecaster):
     """
 
     alias = "ets"
+    screened = "sampled"  # seconds per fit: see models.screening
     min_length = 7
     later_windows = "settled"
 
@@ -573,6 +577,7 @@ class ThetaForecaster(StatisticalForecaster):
     """
 
     alias = "theta"
+    screened = "sampled"  # seconds per fit: see models.screening
     min_length = 4
     later_windows = "forward"  # measured: as good as a refit on M3
     pool_min_series = 50  # ~4x cheaper per series than AutoETS
@@ -591,6 +596,7 @@ class CESForecaster(StatisticalForecaster):
     """
 
     alias = "ces"
+    screened = "sampled"  # seconds per fit: see models.screening
     min_length = 7
     later_windows = "settled"
 
@@ -617,6 +623,7 @@ class MSTLForecaster(StatisticalForecaster):
     """
 
     alias = "mstl"
+    screened = "sampled"  # seconds per fit: see models.screening
     later_windows = "settled"
 
     def _skip_reason(self, season: int, n: int) -> str | None:
