@@ -220,6 +220,12 @@ def test_seed_weights_screen_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         f"s{i:02d}" for i in range(5)}
 
 
+def sampled_fit(monkeypatch: pytest.MonkeyPatch, members: list) -> EnsembleForecaster:
+    """An ``auto`` ensemble of ``members`` fitted on 8 series with a sample of 3."""
+    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
+    return EnsembleForecaster(members, backtest_h=7).fit(seasonal_panel(8), "D")
+
+
 class _Sampled(SeasonalNaiveForecaster):
     """Seasonal naive, screened like the costly statistical members: only when sampled."""
 
@@ -233,18 +239,25 @@ class _BiasedSampled(_Biased, _Sampled):
     alias = "biased_sampled"
 
 
+class _SampledTwin(_Sampled):
+    alias = "sampled_twin"
+
+
 def test_a_sampled_member_is_judged_in_a_catalogue_larger_than_the_sample(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
-    model = EnsembleForecaster([_BiasedSampled(), _Sampled(), CrostonSBAForecaster()],
-                               backtest_h=7).fit(seasonal_panel(8), "D")
+    """The far-off one is left out; the twins, each of which would look redundant beside
+    the other, are each judged against the unscreened Croston alone, and both go on."""
+    model = sampled_fit(monkeypatch, [_BiasedSampled(), _Sampled(), _SampledTwin(),
+                                      CrostonSBAForecaster()])
     verdicts = model.weights_["screened"]
-    assert verdicts["biased_sampled"]["keep"] is False and verdicts["sampled"]["keep"] is True
+    assert verdicts["biased_sampled"]["keep"] is False
+    assert verdicts["sampled"]["keep"] is True and verdicts["sampled_twin"]["keep"] is True
     assert model.backtest_.dropna(subset=["biased_sampled"])["unique_id"].nunique() == 3
-    assert model.backtest_["sampled"].notna().all()  # kept: the rest of the series followed
+    # kept: the rest of the series followed
+    assert model.backtest_[["sampled", "sampled_twin"]].notna().all().all()
     assert len(model.backtest_) == 8 * 3 * 7
     assert not model.backtest_.duplicated(["unique_id", "window", "step"]).any()
-    assert model.weights_["aliases"] == ["sampled", "croston_sba"]
+    assert model.weights_["aliases"] == ["sampled", "sampled_twin", "croston_sba"]
     assert "biased_sampled" not in [m.alias for m in model.members_]
 
 
@@ -262,12 +275,14 @@ def test_an_always_screened_member_is_judged_beside_the_kept_sampled_ones(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The out-of-process twin of a kept member adds nothing beside it: left out. Judged
     against the unscreened member alone (a flat Croston), it would have been kept."""
-    monkeypatch.setattr(screening, "SAMPLE_SERIES", 3)
-    model = EnsembleForecaster([_Elsewhere(), _Sampled(), CrostonSBAForecaster()],
-                               backtest_h=7).fit(seasonal_panel(8), "D")
+    model = sampled_fit(monkeypatch, [_Elsewhere(), _Sampled(), _BiasedSampled(),
+                                      CrostonSBAForecaster()])
     verdicts = model.weights_["screened"]
     assert verdicts["sampled"]["keep"] is True
+    assert verdicts["biased_sampled"]["keep"] is False
     assert verdicts["elsewhere"]["keep"] is False
+    # its reference is the unscreened member and the kept one, not the one left out
+    assert verdicts["elsewhere"]["mase_without"] == verdicts["sampled"]["mase_with"]
     sampled = model.backtest_[model.backtest_["elsewhere"].notna()]
     alone = screening.judge(sampled, ["croston_sba"], "elsewhere",
                             model.scales_.reindex(sampled["unique_id"].unique()))
@@ -284,3 +299,44 @@ def test_the_costly_statistical_members_are_screened_only_when_sampled_prophet_a
     for cheap in (SeasonalNaiveForecaster(), CrostonSBAForecaster()):
         assert not screening.is_screened(cheap, sampled=True)
     assert screening.is_screened(ProphetForecaster(), sampled=False)
+
+
+def test_with_every_member_screened_the_sampled_ones_are_the_reference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prophet beside only costly statistical members is still judged, against them."""
+    model = sampled_fit(monkeypatch, [_BiasedElsewhere(), _Sampled()])
+    assert set(model.weights_["screened"]) == {"biased"}
+    assert model.weights_["screened"]["biased"]["keep"] is False
+    assert model.weights_["aliases"] == ["sampled"]
+    assert model.backtest_["sampled"].notna().all()
+
+
+class _BiasedPlain(_Biased, SeasonalNaiveForecaster):
+    alias = "biased_plain"
+
+
+class _SampledCroston(CrostonSBAForecaster):
+    alias = "croston_sampled"
+    screened = "sampled"
+
+
+def test_kept_members_of_both_kinds_backtest_the_other_series_side_by_side(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside a far-off unscreened member, a flat Croston helps and seasonal naive (out of
+    process) helps more: both go on to the other series, overlapped, without a gap."""
+    from restock.models import ensemble
+    overlaps = []
+    alongside = ensemble._alongside
+
+    def counted(*args, **kwargs):
+        overlaps.append(kwargs["background_share"])
+        return alongside(*args, **kwargs)
+
+    monkeypatch.setattr(ensemble, "_alongside", counted)
+    model = sampled_fit(monkeypatch, [_Elsewhere(), _SampledCroston(), _BiasedPlain()])
+    assert overlaps == [pytest.approx(1 / 3), pytest.approx(1 / 2)]  # sample, then the rest
+    verdicts = model.weights_["screened"]
+    assert verdicts["croston_sampled"]["keep"] is True and verdicts["elsewhere"]["keep"] is True
+    assert model.backtest_[["elsewhere", "croston_sampled"]].notna().all().all()
+    assert len(model.backtest_) == 8 * 3 * 7
+    assert model.durations_["overlapped"] == ["elsewhere"]

@@ -32,8 +32,10 @@ loss on pizzaplace by 0.08%; judged apart, it raises it by 0.3%.) A kept member 
 to the rest of the series; one left out keeps its sample rows in the backtest table (its
 published score, on the sample only) and is never chosen, so it is not refitted or saved
 either (unless a refit of every member is asked for, as the accuracy benchmark does).
-Screening needs a member that is not screened to judge against; Prophet backtests one
-window only, so the honest alternative, a nested holdout over windows, cannot judge it.
+Screening needs a member that is not screened to judge against: when every member would
+be, the ``sampled`` ones are not (they become the reference Prophet is judged against),
+and with only ``always`` members nothing is. Prophet backtests one window only, so the
+honest alternative, a nested holdout over windows, cannot judge it.
 """
 
 from __future__ import annotations
