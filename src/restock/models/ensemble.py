@@ -246,12 +246,8 @@ class EnsembleForecaster(Forecaster):
             lengths = df.groupby("unique_id", sort=False).size()
             probe = screening.sample(lengths.index[long_enough(
                 lengths, h, self.backtest_windows, backtest_step(h))])
-        screened = [m for m in self.members if self.weights == "auto"
-                    and screening.is_screened(m, sampled=probe is not None)]
-        if len(screened) == len(self.members):  # judged against the unscreened: none left
-            screened = [m for m in screened if getattr(m, "screened", None) == "always"]
-            if len(screened) == len(self.members):
-                screened = []
+        screened = (screening.to_screen(self.members, sampled=probe is not None)
+                    if self.weights == "auto" else [])
         probed = df if probe is None else df[df["unique_id"].isin(probe)]
         sampled_share = 1.0 if probe is None or not screened else 1.0 - _REMAINDER_SHARE
 

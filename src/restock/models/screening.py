@@ -94,6 +94,16 @@ def is_screened(member: Forecaster, sampled: bool) -> bool:
     return kind == "always" or (kind == "sampled" and sampled)
 
 
+def to_screen(members: Sequence[Forecaster], sampled: bool) -> list[Forecaster]:
+    """The members ``auto`` screens (``is_screened``), leaving a reference to judge them
+    against: when every member would be screened, the ``"sampled"`` ones are not (they
+    become Prophet's reference), and with only ``"always"`` members none is."""
+    chosen = [m for m in members if is_screened(m, sampled)]
+    if len(chosen) == len(members):
+        chosen = [m for m in chosen if is_screened(m, sampled=False)]
+    return [] if len(chosen) == len(members) else chosen
+
+
 def judge_all(frame: pd.DataFrame, base: Sequence[str], members: Sequence[Forecaster],
               scales: pd.Series) -> list[Verdict]:
     """The verdicts on ``members`` (in their order): the ``"sampled"`` ones each judged
@@ -105,7 +115,7 @@ def judge_all(frame: pd.DataFrame, base: Sequence[str], members: Sequence[Foreca
     """
     verdicts: dict[str, Verdict] = {}
     for member in members:
-        if getattr(member, "screened", None) != "always":
+        if not is_screened(member, sampled=False):  # "sampled"
             verdicts[member.alias] = judge(frame, base, member.alias, scales)
     kept = [alias for alias, verdict in verdicts.items() if verdict.keep]
     for member in members:
