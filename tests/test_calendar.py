@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from restock.calendar import frequency_of, horizon_steps, model_horizon
+from restock.errors import InvalidParameterError
 
 
 @pytest.mark.parametrize(("alias", "code", "days", "season", "horizon", "history"), [
@@ -80,3 +83,26 @@ def test_max_horizon_days_reaches_the_retrain(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("RESTOCK_MAX_HORIZON_DAYS", "90")
     settings = Settings.from_env()
     assert model_horizon("W-FRI", settings.max_horizon_days) == 13
+
+
+def test_holidays_country_is_checked_and_normalised_when_the_settings_are_read() -> None:
+    from restock.config import Settings
+
+    assert Settings.from_env(environ={"RESTOCK_HOLIDAYS_COUNTRY": "de"}).holidays_country == "DE"
+    assert Settings.from_env(environ={}).holidays_country == ""  # none: no holiday features
+    with pytest.raises(InvalidParameterError, match=r"'UZZ' is not a country code.*UZ"):
+        Settings.from_env(environ={"RESTOCK_HOLIDAYS_COUNTRY": "UZZ"})
+
+
+def test_an_unknown_holidays_country_stops_the_command_before_any_work(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    import restock.cli.models  # noqa: F401  (registers retrain)
+    from restock.cli import cli
+
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "retrain"],
+                                env={"RESTOCK_HOLIDAYS_COUNTRY": "XX"})
+    assert result.exit_code != 0
+    assert "RESTOCK_HOLIDAYS_COUNTRY: 'XX' is not a country code" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "models").exists()

@@ -25,12 +25,15 @@ has no season the models know.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
+
+from restock.errors import InvalidParameterError
 
 
 @dataclass(frozen=True)
@@ -155,3 +158,24 @@ def model_horizon(freq: str, max_horizon_days: int = 0) -> int:
     if max_horizon_days > 0:
         return horizon_steps(max_horizon_days, freq)
     return frequency_of(freq).default_horizon
+
+
+def holidays_country(code: str) -> str:
+    """``code`` as the ``holidays`` package names the country (``us`` -> ``US``).
+
+    Prophet and the LightGBM member take their public holidays from that package, and
+    an unknown code fails only inside their fits, minutes into a retrain; the settings
+    check it here when they are read, so ``serve``, ``retrain`` and the worker refuse it
+    at once, with the codes it resembles.
+    """
+    import holidays
+
+    known = holidays.list_supported_countries()
+    upper = code.strip().upper()
+    if upper in known:
+        return upper
+    close = difflib.get_close_matches(upper, list(known), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise InvalidParameterError(
+        f"RESTOCK_HOLIDAYS_COUNTRY: {code!r} is not a country code the holidays package "
+        f"knows{hint}; use an ISO 3166 code such as US, GB or DE")

@@ -114,6 +114,10 @@ class Settings:
             if name not in known:
                 raise InvalidParameterError(f"unknown setting {name!r}")
             converted[name] = _convert(name, getattr(self, name), value)
+        if converted.get("holidays_country"):  # a typo stops here, not minutes into a retrain
+            from restock.calendar import holidays_country
+
+            converted["holidays_country"] = holidays_country(converted["holidays_country"])
         settings = replace(self, **converted)
         settings._check()
         return settings

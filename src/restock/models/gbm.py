@@ -67,7 +67,7 @@ from mlforecast.target_transforms import BaseTargetTransform
 from utilsforecast.preprocessing import fill_gaps
 from utilsforecast.processing import backtest_splits
 
-from restock.calendar import YEARLY_MIN_SPAN_DAYS, frequency_of
+from restock.calendar import YEARLY_MIN_SPAN_DAYS, frequency_of, holidays_country
 from restock.errors import InvalidParameterError
 from restock.models.base import Forecaster, ProgressFn, no_progress, part_of
 from restock.models.frames import forecast_frame, init_params
@@ -158,13 +158,7 @@ class HolidayFeature:
     __name__ = "holiday"
 
     def __init__(self, country: str) -> None:
-        import holidays
-
-        try:
-            holidays.country_holidays(country)
-        except NotImplementedError as exc:
-            raise ValueError(f"holidays_country: unknown country code {country!r}") from exc
-        self.country = country
+        self.country = holidays_country(country)
 
     def __call__(self, dates: pd.DatetimeIndex) -> np.ndarray:
         days = pd.DatetimeIndex(dates).normalize()
