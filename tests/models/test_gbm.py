@@ -1,4 +1,5 @@
-"""The global LightGBM member: the Forecaster contract plus its own features and backtest."""
+"""The global LightGBM members' own features and backtest (their Forecaster contract is
+run with every member's in ``test_members.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import pytest
 from conftest import make_panel
 
 from restock.errors import InvalidParameterError, JobCancelled
-from restock.models.base import NotFittedError
-from restock.models.ensemble import clone, get_params
 from restock.models.gbm import GBMChangeForecaster, GBMForecaster, HolidayFeature, plan_features
 
 #: small but real boosters: enough trees to learn a weekly shape, fast enough for CI
@@ -32,36 +31,7 @@ def fitted(daily: pd.DataFrame) -> GBMForecaster:
     return make().fit(daily, "D")
 
 
-# ---------------------------------------------------------------------- contract
-
-
-def test_init_only_stores_hyperparameters() -> None:
-    model = make(holidays_country="US")
-    assert not [name for name in vars(model) if name.endswith("_")]
-    copy = clone(model)
-    assert type(copy) is GBMForecaster and get_params(copy) == get_params(model)
-
-
-def test_fit_returns_self(daily: pd.DataFrame) -> None:
-    model = make()
-    assert model.fit(daily, "D") is model
-    assert model.skipped_ == {}
-
-
-def test_predict_or_save_before_fit_raises(tmp_path: Path) -> None:
-    with pytest.raises(NotFittedError):
-        make().predict(5)
-    with pytest.raises(NotFittedError):
-        make().save(tmp_path)
-
-
-def test_h_rows_per_series_after_the_last_date(fitted: GBMForecaster, daily: pd.DataFrame) -> None:
-    forecast = fitted.predict(10)
-    assert list(forecast.columns) == ["unique_id", "ds", "gbm"]
-    assert forecast.groupby("unique_id").size().to_dict() == {"s0": 10, "s1": 10, "s2": 10}
-    first = forecast.groupby("unique_id")["ds"].min()
-    assert (first == daily["ds"].max() + pd.Timedelta(days=1)).all()
-    assert np.isfinite(forecast["gbm"]).all() and (forecast["gbm"] >= 0).all()
+# ------------------------------------------- beyond the contract (tests/models/test_members.py)
 
 
 def test_learns_the_level_and_weekly_shape(fitted: GBMForecaster, daily: pd.DataFrame) -> None:
@@ -74,23 +44,6 @@ def test_learns_the_level_and_weekly_shape(fitted: GBMForecaster, daily: pd.Data
     s2 = forecast[forecast["unique_id"] == "s2"]
     by_day = s2.groupby(pd.DatetimeIndex(s2["ds"]).dayofweek)["gbm"].mean()
     assert by_day.max() / by_day.min() > 1.3  # the panel's weekly swing is +-40 %
-
-
-@pytest.mark.parametrize(
-    ("freq", "start", "on_calendar"),
-    [
-        ("W-FRI", "2020-01-03", lambda d: d.dayofweek == 4),
-        ("MS", "2014-01-01", lambda d: d.day == 1),
-    ],
-)
-def test_dates_continue_the_input_calendar(freq: str, start: str, on_calendar) -> None:
-    data = make_panel(n=120, freq=freq, start=start)
-    forecast = make().fit(data, freq).predict(6)
-    dates = pd.DatetimeIndex(forecast["ds"])
-    assert on_calendar(dates).all()
-    expected = pd.date_range(data["ds"].max(), periods=7, freq=freq)[1:]
-    s0 = forecast.loc[forecast["unique_id"] == "s0", "ds"]
-    assert list(pd.DatetimeIndex(s0)) == list(expected)
 
 
 def test_save_load_gives_identical_forecasts_for_any_h(
@@ -223,7 +176,7 @@ def test_feature_plan_follows_frequency_and_history() -> None:
 def test_holiday_feature_marks_public_holidays() -> None:
     dates = pd.DatetimeIndex(["2030-12-24", "2030-12-25", "2031-07-04", "2031-07-05"])
     assert HolidayFeature("US")(dates).tolist() == [0.0, 1.0, 1.0, 0.0]
-    with pytest.raises(ValueError, match="unknown country code 'XX'"):
+    with pytest.raises(InvalidParameterError, match="'XX' is not a country code"):
         HolidayFeature("XX")
 
 

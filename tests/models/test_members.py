@@ -12,7 +12,7 @@ from conftest import FAST_LSTM, make_panel
 
 from restock.models.base import Forecaster, NotFittedError
 from restock.models.ensemble import EnsembleForecaster, clone, get_params
-from restock.models.gbm import GBMChangeForecaster
+from restock.models.gbm import GBMChangeForecaster, GBMForecaster
 from restock.models.lstm import LSTMForecaster
 from restock.models.prophet import ProphetForecaster
 from restock.models.statistical import MEMBERS as STATISTICAL
@@ -22,6 +22,10 @@ MEMBERS: dict[str, Callable[[], Forecaster]] = {
     **STATISTICAL,
     "prophet": ProphetForecaster,
     "lstm": lambda: LSTMForecaster(**FAST_LSTM, seed=0),
+    # as the ensemble builds it (price used when the data has it; one training for the
+    # backtest), with a holiday calendar
+    "gbm": lambda: GBMForecaster(n_estimators=60, use_price=True, cv_refit=False,
+                                 holidays_country="US"),
     "gbm_diff": lambda: GBMChangeForecaster(n_estimators=60),
     "ensemble": lambda: EnsembleForecaster([SeasonalNaiveForecaster(), ThetaForecaster()]),
 }
