@@ -340,3 +340,54 @@ def test_kept_members_of_both_kinds_backtest_the_other_series_side_by_side(
     assert model.backtest_[["elsewhere", "croston_sampled"]].notna().all().all()
     assert len(model.backtest_) == 8 * 3 * 7
     assert model.durations_["overlapped"] == ["elsewhere"]
+
+
+class _GlobalTwin(SeasonalNaiveForecaster):
+    """Seasonal naive declared one model over every series, as the LSTM and LightGBM are:
+    refitted on every series if any combination names it, and adding nothing."""
+
+    alias = "twin"
+    fits_each_series = False
+
+
+def test_a_global_member_whose_refit_buys_nothing_is_left_out() -> None:
+    model = EnsembleForecaster([_GlobalTwin(), SeasonalNaiveForecaster(), CrostonSBAForecaster()],
+                               backtest_h=7).fit(seasonal_panel(8), "D")
+    verdict = model.weights_["refits"]["twin"]  # ranked first on ties, so it was named
+    assert verdict["keep"] is False and verdict["mase_with"] == verdict["mase_without"]
+    assert verdict["series"] == 8
+    assert "twin" not in model.weights_["aliases"]
+    assert all("twin" not in c["members"] for c in model.weights_["per_series"].values())
+    assert "twin" not in [m.alias for m in model.members_]  # not refitted
+    assert "twin" in model.metrics_["overall"]  # its backtest score is still published
+    # the same choice when every member is refitted anyway (the accuracy benchmark)
+    every = EnsembleForecaster([_GlobalTwin(), SeasonalNaiveForecaster(), CrostonSBAForecaster()],
+                               backtest_h=7, refit="all").fit(seasonal_panel(8), "D")
+    assert every.weights_["per_series"] == model.weights_["per_series"]
+    assert "twin" in [m.alias for m in every.members_]
+
+
+class _Member:
+    """What ``_paid_refits`` reads of a member."""
+
+    def __init__(self, alias: str, fits_each_series: bool) -> None:
+        self.alias, self.fits_each_series = alias, fits_each_series
+
+
+def test_a_global_member_that_lowers_the_loss_keeps_its_refit() -> None:
+    from restock.models.backtest import BacktestResult
+    from restock.models.ensemble import _fit_policy, _paid_refits, _seed_vector
+
+    aliases = ["local", "sharp", "seasonal_naive"]
+    frame = backtest_table({"local": 4.0, "sharp": 0.5, "seasonal_naive": 6.0})
+    result = BacktestResult(frame, aliases, scales=pd.Series(4.0, index=frame["unique_id"].unique()))
+    document, yhat = _fit_policy(result, aliases, _seed_vector(aliases), "auto")
+    members = [_Member("local", True), _Member("sharp", False), _Member("seasonal_naive", True)]
+    kept, kept_yhat = _paid_refits(result, dict(document), yhat, members)
+    verdict = kept["refits"]["sharp"]
+    assert verdict["keep"] is True and verdict["mase_with"] < 0.5 * verdict["mase_without"]
+    assert kept["aliases"] == aliases and kept["per_series"] == document["per_series"]
+    assert kept_yhat is yhat
+    # no global member named: nothing judged, nothing recorded
+    local_only = [_Member(a, True) for a in aliases]
+    assert "refits" not in _paid_refits(result, dict(document), yhat, local_only)[0]
