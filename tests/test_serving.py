@@ -371,3 +371,60 @@ def test_the_version_keeps_the_demand_imputed_on_stockout_days(trained: Trained,
     (folder / snapshot.INDEX).write_text(json.dumps(index))
     old = snapshot.load(root, trained.registry.meta(trained.version))
     assert np.array_equal(old.demand(np.arange(len(old.uids))), history, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def with_new_products(tmp_path_factory: pytest.TempPathFactory) -> ForecastService:
+    """P0001's category also holds P0098 and P0099, launched 30 days ago: too new to be
+    backtested, so they have no residuals to add to their group's."""
+    from restock.data.demo import generate_demo_sales
+    from tests.conftest import train_home
+
+    frame = generate_demo_sales(products=3, stores=1, days=150, seed=3)
+    recent = frame[(frame["product_id"] == "P0001")
+                   & (frame["date"] > frame["date"].max() - pd.Timedelta(days=30))]
+    new = pd.concat([recent.assign(product_id=p) for p in ("P0098", "P0099")])
+    trained = train_home(tmp_path_factory.mktemp("new_products"),
+                         pd.concat([frame, new], ignore_index=True))
+    yield ForecastService(trained.settings, trained.store, trained.registry)
+    trained.store.close()
+
+
+def widths(result: dict) -> np.ndarray:
+    return np.array([f["yhat_upper"] - f["yhat"] for f in result["forecast"]])
+
+
+def test_a_group_with_series_too_new_to_backtest_widens_in_proportion(
+        with_new_products: ForecastService) -> None:
+    from restock.models.intervals import half_widths
+    from restock.serving import aggregation, selection
+
+    service = with_new_products
+    arrays = service.model().snapshot
+    level = service.settings.interval_level
+    single = {p: widths(ask(service, days=10, product_id=p))
+              for p in ("P0001", "P0098", "P0099")}
+    # P0001's own residuals are the only ones measured in its category ("Garden", with
+    # the two new products): they give the width, scaled by the share of the stored
+    # widths P0001 holds
+    residual = aggregation.series_residuals(
+        arrays, selection.select(arrays, product_id="P0001").rows)[0]
+    measured = half_widths(arrays.backtest_steps, residual, 10, level)
+    share = sum(w[0] for w in single.values()) / single["P0001"][0]
+    assert share > 1.5
+    garden = ask(service, days=10, category="Garden")  # stored sums
+    np.testing.assert_allclose(widths(garden), measured * share, rtol=1e-6, atol=2e-4)
+    # two products of three, summed at request time
+    pair = ask(service, days=10, product_id=["P0001", "P0099"])
+    np.testing.assert_allclose(
+        widths(pair), measured * (single["P0001"][0] + single["P0099"][0]) / single["P0001"][0],
+        rtol=1e-6, atol=2e-4)
+
+
+def test_a_group_of_series_none_backtested_adds_their_widths(
+        with_new_products: ForecastService) -> None:
+    service = with_new_products
+    pair = ask(service, days=10, product_id=["P0098", "P0099"])
+    expected = sum(widths(ask(service, days=10, product_id=p)) for p in ("P0098", "P0099"))
+    assert (expected > 0).all()
+    np.testing.assert_allclose(widths(pair), expected, rtol=1e-6, atol=2e-4)

@@ -6,6 +6,15 @@ actuals and predictions of the same series are summed per backtest (cutoff, step
 and the conformal quantile of those summed residuals gives the width
 (:mod:`restock.models.intervals`). A single series keeps the interval stored with it.
 
+A series too new to backtest has no residuals to add, yet its sales are in the group's
+forecast, and its errors would be too: a category with new products would get the
+interval of its older ones alone. So the summed residuals are scaled up by the share of
+the group's stored interval widths that the backtested series hold (the unscored series
+are taken to err as the others do, in proportion to their widths; every stored width is
+the catalogue's pooled scaled quantile times the series' scale, so the share is the same
+at every step), and a group with no backtested series at all takes its series' stored
+widths added up: nothing measured says how their errors offset.
+
 :func:`sum_rows` is the one definition of those sums: requests run it on their rows and the
 snapshot runs it at write time for every store and category, so both give the same bits.
 """
@@ -54,6 +63,11 @@ def sum_rows(snapshot: "Snapshot", rows: np.ndarray, steps: int | None = None) -
     residual = (np.where(scored, np.nansum(y[present] - snapshot.backtest_yhat[rows][present],
                                            axis=0), np.nan)
                 if present.any() else np.full(len(snapshot.backtest_steps), np.nan))
+    if not present.all():  # series too new to backtest: their errors in proportion
+        width = _stored_widths(snapshot, rows, 1)[:, 0]
+        measured = float(np.nansum(width[present]))
+        if measured > 0:
+            residual = residual * (float(np.nansum(width)) / measured)
     history = snapshot.history[rows]
     started = ~np.isnan(history).all(axis=0)
     return Sums(forecast, residual, np.where(started, np.nansum(history, axis=0), np.nan))
@@ -89,10 +103,20 @@ def aggregate(snapshot: "Snapshot", rows: np.ndarray, group: tuple[str, int] | N
         values = np.asarray(values[:steps])
         point[column] = (np.full(steps, np.nan) if column != "yhat" and np.isnan(values).any()
                          else values)
-    width = half_widths(snapshot.backtest_steps, sums.residual, steps, level)
+    if np.isfinite(sums.residual).any():
+        width = half_widths(snapshot.backtest_steps, sums.residual, steps, level)
+    else:  # no series of the group was backtested: their own widths, added up
+        width = np.nansum(_stored_widths(snapshot, rows, steps), axis=0)
     point["yhat_lower"] = np.maximum(point["yhat"] - width, 0.0)
     point["yhat_upper"] = point["yhat"] + width
     return Aggregate(point, sums.residual, sums.history)
+
+
+def _stored_widths(snapshot: "Snapshot", rows: np.ndarray, steps: int) -> np.ndarray:
+    """The stored interval half-widths [rows, steps] of single series (the upper bound's
+    distance from the point; the lower one is clipped at zero)."""
+    forecast = snapshot.forecast
+    return forecast["yhat_upper"][rows, :steps] - forecast["yhat"][rows, :steps]
 
 
 def error_sigma(aggregate: Aggregate, backtest_steps: np.ndarray, lead_periods: float) -> float:
