@@ -492,10 +492,9 @@ def _fit_policy(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The ``weights_`` document for ``mode`` and the ensemble's backtest predictions."""
     frame = result.frame
-    values = frame[aliases].to_numpy(float)
     if mode == "seed":
         return ({"mode": "seed", "aliases": aliases, "weights": _as_dict(aliases, seed)},
-                combine_forecasts(values, seed[None, :]))
+                _seed_backtest(frame, aliases, seed))
     selection = select(frame, aliases, result.scales)
     document = {
         "mode": "auto",
@@ -593,6 +592,28 @@ def _precomputing(member: Forecaster, h: int | None) -> Forecaster:
     if h and hasattr(member, "precompute_h"):
         member.precompute_h = int(h)  # type: ignore[attr-defined]
     return member
+
+
+def _seed_backtest(frame: pd.DataFrame, aliases: list[str], seed: np.ndarray) -> np.ndarray:
+    """The seed combination's backtest predictions, on the windows where every weighted
+    member was backtested.
+
+    Prophet backtests the last window only (``max_backtest_windows``): in the earlier
+    ones the combination would be the LSTM alone, renormalised, which is not what is
+    served, and its errors would size the 0.6/0.4 forecast's intervals, safety stock and
+    published scores. Those windows are left unscored (NaN), unless no window has every
+    weighted member (then all are kept: some measured errors are better than none). A
+    series whose member failed in a complete window keeps its renormalised mix there, as
+    it is served when that member fails in the refit too.
+    """
+    values = frame[aliases].to_numpy(float)
+    yhat = combine_forecasts(values, seed[None, :])
+    window = frame["window"].to_numpy(int)
+    ran = pd.DataFrame(np.isfinite(values[:, seed > 0])).groupby(window).any().all(axis=1)
+    complete = ran.index[ran.to_numpy()]
+    if len(complete):
+        yhat[~np.isin(window, complete)] = np.nan
+    return yhat
 
 
 def _refit_copy(
