@@ -254,3 +254,21 @@ def test_refit_members_setting_reaches_the_ensemble_and_is_checked(tmp_path: Pat
                           "auto", 1, 28).refit == "used"
     with pytest.raises(InvalidParameterError, match="RESTOCK_REFIT_MEMBERS"):
         Settings.from_env({"home": tmp_path}, environ={"RESTOCK_REFIT_MEMBERS": "some"})
+
+
+def test_uploaded_prices_reach_the_lightgbm_features_as_the_retrain_builds_them(
+        trained: Trained) -> None:
+    """Upload -> store -> panel -> the production member: the demo data carries a price,
+    so the trees train on it (and would see none without an uploaded price)."""
+    from restock.data.panel import build_panel
+    from restock.models.ensemble import default_members
+    from restock.models.gbm import GBMForecaster
+
+    panel = build_panel(trained.store.query())
+    assert "price" in panel.long.columns
+    member = next(m for m in default_members() if type(m) is GBMForecaster)
+    member.n_estimators = 20
+    member.fit(panel.long, panel.freq)
+    assert "price" in member.booster_.feature_name()
+    member.fit(panel.long.drop(columns="price"), panel.freq)
+    assert "price" not in member.booster_.feature_name()
