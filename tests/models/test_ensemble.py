@@ -382,15 +382,16 @@ def test_overlapped_progress_weights_each_side_by_its_share() -> None:
     assert fractions[-1] == pytest.approx(0.625)
 
 
-def test_seed_scores_only_the_windows_every_weighted_member_was_backtested_on(
-        seed: EnsembleForecaster) -> None:
+def test_seed_keeps_only_the_windows_every_weighted_member_was_backtested_on(
+        seed: EnsembleForecaster, auto: EnsembleForecaster) -> None:
     """Prophet backtests the last window only: the earlier ones would score the LSTM alone,
-    not the 0.6/0.4 forecast whose intervals the residuals size."""
+    not the 0.6/0.4 forecast whose intervals, safety stock and replays the residuals size."""
+    last = auto.backtest_["window"].max()
+    assert (auto.backtest_["window"] < last).any()  # auto keeps every window
     frame = seed.backtest_
-    last = frame["window"] == frame["window"].max()
-    assert frame.loc[~last, "yhat"].isna().all() and frame.loc[~last, "prophet"].isna().all()
-    scored = frame[last & frame["prophet"].notna() & frame["lstm"].notna()]
-    assert len(scored) and np.allclose(scored["yhat"], 0.6 * scored["prophet"]
-                                       + 0.4 * scored["lstm"], rtol=0, atol=1e-9)
+    assert (frame["window"] == last).all() and frame["y"].notna().all()
+    both = frame[frame["prophet"].notna() & frame["lstm"].notna()]
+    assert len(both) and np.allclose(both["yhat"], 0.6 * both["prophet"] + 0.4 * both["lstm"],
+                                     rtol=0, atol=1e-9)
     assert np.isfinite(seed.predict(5)[["yhat_lower", "yhat_upper"]].to_numpy()).all()
     assert seed.metrics_["overall"]["ensemble"]["mase"] is not None

@@ -300,6 +300,9 @@ class EnsembleForecaster(Forecaster):
                 trials = _stacked(trials, _merged(remainder, [m.alias for m in kept]))
             plain.append(trials)
         result = scored(_merged(plain, aliases))
+        if self.weights == "seed":
+            result.frame = result.frame[_seed_windows(result.frame, aliases, seed)].reset_index(
+                drop=True)
         on_progress(0.0, "choosing the combinations", stage="ensemble")
         left_out = {v.alias for v in verdicts if not v.keep}
         candidates = [a for a in aliases if a not in left_out]
@@ -494,7 +497,7 @@ def _fit_policy(
     frame = result.frame
     if mode == "seed":
         return ({"mode": "seed", "aliases": aliases, "weights": _as_dict(aliases, seed)},
-                _seed_backtest(frame, aliases, seed))
+                combine_forecasts(frame[aliases].to_numpy(float), seed[None, :]))
     selection = select(frame, aliases, result.scales)
     document = {
         "mode": "auto",
@@ -594,26 +597,24 @@ def _precomputing(member: Forecaster, h: int | None) -> Forecaster:
     return member
 
 
-def _seed_backtest(frame: pd.DataFrame, aliases: list[str], seed: np.ndarray) -> np.ndarray:
-    """The seed combination's backtest predictions, on the windows where every weighted
-    member was backtested.
+def _seed_windows(frame: pd.DataFrame, aliases: list[str], seed: np.ndarray) -> np.ndarray:
+    """Which backtest rows ``seed`` keeps: those of the windows where every weighted member
+    was backtested.
 
     Prophet backtests the last window only (``max_backtest_windows``): in the earlier
     ones the combination would be the LSTM alone, renormalised, which is not what is
-    served, and its errors would size the 0.6/0.4 forecast's intervals, safety stock and
-    published scores. Those windows are left unscored (NaN), unless no window has every
-    weighted member (then all are kept: some measured errors are better than none). A
-    series whose member failed in a complete window keeps its renormalised mix there, as
-    it is served when that member fails in the refit too.
+    served, and its errors would size the 0.6/0.4 forecast's intervals, safety stock,
+    policy replays and published scores. Those windows are dropped from the backtest
+    table (the members are then scored on the same windows as the combination), unless
+    no window has every weighted member (then all are kept: some measured errors are
+    better than none). A series whose member failed in a kept window keeps its
+    renormalised mix there, as it is served when that member fails in the refit too.
     """
-    values = frame[aliases].to_numpy(float)
-    yhat = combine_forecasts(values, seed[None, :])
     window = frame["window"].to_numpy(int)
-    ran = pd.DataFrame(np.isfinite(values[:, seed > 0])).groupby(window).any().all(axis=1)
+    weighted = frame[[a for a, w in zip(aliases, seed) if w > 0]].to_numpy(float)
+    ran = pd.DataFrame(np.isfinite(weighted)).groupby(window).any().all(axis=1)
     complete = ran.index[ran.to_numpy()]
-    if len(complete):
-        yhat[~np.isin(window, complete)] = np.nan
-    return yhat
+    return np.isin(window, complete) if len(complete) else np.ones(len(frame), bool)
 
 
 def _refit_copy(
