@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -374,7 +377,7 @@ def test_the_version_keeps_the_demand_imputed_on_stockout_days(trained: Trained,
 
 
 @pytest.fixture(scope="module")
-def with_new_products(tmp_path_factory: pytest.TempPathFactory) -> ForecastService:
+def with_new_products(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForecastService]:
     """P0001's category also holds P0098 and P0099, launched 30 days ago: too new to be
     backtested, so they have no residuals to add to their group's."""
     from restock.data.demo import generate_demo_sales
@@ -428,3 +431,29 @@ def test_a_group_of_series_none_backtested_adds_their_widths(
     expected = sum(widths(ask(service, days=10, product_id=p)) for p in ("P0098", "P0099"))
     assert (expected > 0).all()
     np.testing.assert_allclose(widths(pair), expected, rtol=1e-6, atol=2e-4)
+
+
+def test_a_group_with_nothing_measured_to_scale_adds_its_widths(
+        with_new_products: ForecastService) -> None:
+    """P0001 backtested but with a zero stored width (as a series that never sold has):
+    its residuals cannot say how wide the new product's errors are."""
+    from restock.serving import aggregation, selection
+
+    service = with_new_products
+    arrays = service.model().snapshot
+    rows = selection.select(arrays, product_id=["P0001", "P0099"]).rows
+    p0001, p0099 = (selection.select(arrays, product_id=p).rows[0] for p in ("P0001", "P0099"))
+    upper = np.array(arrays.forecast["yhat_upper"])
+    upper[p0001] = arrays.forecast["yhat"][p0001]
+    flat = replace(arrays, forecast={**arrays.forecast, "yhat_upper": upper})
+    assert aggregation.unscored_share(arrays, rows) > 1
+    assert np.isnan(aggregation.unscored_share(flat, rows))
+    result = aggregation.aggregate(flat, rows, None, 10, 0.95)
+    np.testing.assert_allclose(result.point["yhat_upper"] - result.point["yhat"],
+                               upper[p0099, :10] - arrays.forecast["yhat"][p0099, :10])
+    # the sigma has no measured errors to scale either: the history's spread
+    sigma = aggregation.error_sigma(result, arrays.backtest_steps, 1.0)
+    assert sigma == pytest.approx(float(np.nanstd(np.nan_to_num(result.history, nan=0.0))))
+    # the warnings judge the residuals as measured, unscaled
+    plain = aggregation.aggregate(arrays, rows, None, 10, 0.95)
+    np.testing.assert_array_equal(plain.residual, aggregation.sum_rows(arrays, rows).residual)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,12 @@ class Snapshot:
     @property
     def horizon(self) -> int:
         return int(self.forecast["yhat"].shape[1])
+
+    @cached_property
+    def backtested(self) -> np.ndarray:
+        """[S] whether each series has backtest actuals (one too new to backtest has
+        none): read once per loaded version, on first use, not on every request."""
+        return ~np.isnan(self.backtest_y).all(axis=1)
 
     def demand(self, rows: np.ndarray) -> np.ndarray:
         """The history of ``rows`` [N, T] as demand: what was sold, except in periods that

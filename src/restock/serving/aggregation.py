@@ -8,12 +8,14 @@ and the conformal quantile of those summed residuals gives the width
 
 A series too new to backtest has no residuals to add, yet its sales are in the group's
 forecast, and its errors would be too: a category with new products would get the
-interval of its older ones alone. So the summed residuals are scaled up by the share of
-the group's stored interval widths that the backtested series hold (the unscored series
-are taken to err as the others do, in proportion to their widths; every stored width is
-the catalogue's pooled scaled quantile times the series' scale, so the share is the same
-at every step), and a group with no backtested series at all takes its series' stored
-widths added up: nothing measured says how their errors offset.
+interval of its older ones alone. So the width and the error sigma come from the summed
+residuals scaled up by ``share``: the group's stored interval widths over those of its
+backtested series (the others are taken to err as these do, in proportion to their
+widths; every stored width is the catalogue's pooled scaled quantile times the series'
+scale, so the share is the same at every step). A group with nothing measured to scale
+(no backtested series, or only ones whose widths are zero) takes its series' stored
+widths added up, and its sigma falls back to its history's spread. The residuals
+themselves stay as measured: the warnings judge the backtest with them.
 
 :func:`sum_rows` is the one definition of those sums: requests run it on their rows and the
 snapshot runs it at write time for every store and category, so both give the same bits.
@@ -63,11 +65,6 @@ def sum_rows(snapshot: "Snapshot", rows: np.ndarray, steps: int | None = None) -
     residual = (np.where(scored, np.nansum(y[present] - snapshot.backtest_yhat[rows][present],
                                            axis=0), np.nan)
                 if present.any() else np.full(len(snapshot.backtest_steps), np.nan))
-    if not present.all():  # series too new to backtest: their errors in proportion
-        width = _stored_widths(snapshot, rows, 1)[:, 0]
-        measured = float(np.nansum(width[present]))
-        if measured > 0:
-            residual = residual * (float(np.nansum(width)) / measured)
     history = snapshot.history[rows]
     started = ~np.isnan(history).all(axis=0)
     return Sums(forecast, residual, np.where(started, np.nansum(history, axis=0), np.nan))
@@ -80,6 +77,9 @@ class Aggregate:
     point: dict[str, np.ndarray]  # column -> [steps]; absent columns are not in the version
     residual: np.ndarray  # [B]
     history: np.ndarray  # [T], NaN before the selection starts
+    #: what the residuals are scaled by for the width and sigma (series too new to
+    #: backtest, see the module notes); NaN: nothing measured to scale
+    share: float = 1.0
 
 
 def aggregate(snapshot: "Snapshot", rows: np.ndarray, group: tuple[str, int] | None,
@@ -103,13 +103,26 @@ def aggregate(snapshot: "Snapshot", rows: np.ndarray, group: tuple[str, int] | N
         values = np.asarray(values[:steps])
         point[column] = (np.full(steps, np.nan) if column != "yhat" and np.isnan(values).any()
                          else values)
-    if np.isfinite(sums.residual).any():
-        width = half_widths(snapshot.backtest_steps, sums.residual, steps, level)
-    else:  # no series of the group was backtested: their own widths, added up
+    share = unscored_share(snapshot, rows)
+    scaled = sums.residual * share
+    if np.isfinite(scaled).any():
+        width = half_widths(snapshot.backtest_steps, scaled, steps, level)
+    else:  # nothing measured to scale: the series' own widths, added up
         width = np.nansum(_stored_widths(snapshot, rows, steps), axis=0)
     point["yhat_lower"] = np.maximum(point["yhat"] - width, 0.0)
     point["yhat_upper"] = point["yhat"] + width
-    return Aggregate(point, sums.residual, sums.history)
+    return Aggregate(point, sums.residual, sums.history, share)
+
+
+def unscored_share(snapshot: "Snapshot", rows: np.ndarray) -> float:
+    """The stored interval widths of ``rows`` over those of the backtested ones among them
+    (1 when every one was backtested; NaN when those hold no width to scale)."""
+    scored = snapshot.backtested[rows]
+    if scored.all():
+        return 1.0
+    width = _stored_widths(snapshot, rows, 1)[:, 0]
+    measured = float(np.nansum(width[scored]))
+    return float(np.nansum(width)) / measured if measured > 0 else float("nan")
 
 
 def _stored_widths(snapshot: "Snapshot", rows: np.ndarray, steps: int) -> np.ndarray:
@@ -120,12 +133,14 @@ def _stored_widths(snapshot: "Snapshot", rows: np.ndarray, steps: int) -> np.nda
 
 
 def error_sigma(aggregate: Aggregate, backtest_steps: np.ndarray, lead_periods: float) -> float:
-    """Forecast-error sigma per period over the lead time, from the backtest residuals.
+    """Forecast-error sigma per period over the lead time, from the backtest residuals
+    (scaled by the aggregate's ``share``).
 
-    A selection never backtested (too short) falls back to the spread of its history,
-    the seed's estimate, which is all there is to go on.
+    A selection never backtested (too short), or with nothing measured to scale, falls
+    back to the spread of its history, the seed's estimate, which is all there is to go on.
     """
-    return float(error_sigmas(aggregate.residual[None, :], aggregate.history[None, :],
+    return float(error_sigmas(aggregate.residual[None, :] * aggregate.share,
+                              aggregate.history[None, :],
                               backtest_steps, lead_periods)[0])
 
 
