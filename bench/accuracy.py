@@ -185,7 +185,11 @@ def nested_holdout(model: EnsembleForecaster, split: Split) -> list[str]:
     if last < 1:
         return ["nested holdout: needs at least two backtest windows"]
     aliases = [m.alias for m in model.members_]
-    candidates = model.weights_["aliases"]  # without a member the screening left out
+    # without a member the screening left out; with those left out for their refit's sake,
+    # whose verdict looked at the last window too (the screening's is on all windows of
+    # the sample; the stricter check, screening on windows 0-1 alone, is not made here)
+    dropped = [a for a, v in model.weights_.get("refits", {}).items() if not v["keep"]]
+    candidates = [a for a in aliases if a in model.weights_["aliases"] or a in dropped]
     h = int(frame["step"].max())
     scales = mase_scales(drop_last(split.train, h + last * backtest_step(h)), split.freq)
     earlier, final = frame[frame["window"] < last], frame[frame["window"] == last]

@@ -51,6 +51,8 @@ def test_init_only_stores_hyperparameters(make: Callable[[], Forecaster]) -> Non
     assert not [name for name in vars(model) if name.endswith("_")]
     copy = clone(model)
     assert copy is not model and type(copy) is type(model)
+    if model.alias != "ensemble":  # its members are cloned objects, equal only in kind
+        assert get_params(copy) == get_params(model)
     assert get_params(copy).keys() == get_params(model).keys()
 
 
@@ -72,6 +74,8 @@ def test_h_rows_per_series_after_the_last_date(fitted: Forecaster, daily: pd.Dat
     assert forecast.groupby("unique_id").size().to_dict() == {"s0": 10, "s1": 10, "s2": 10}
     first = forecast.groupby("unique_id")["ds"].min()
     assert (first == daily["ds"].max() + pd.Timedelta(days=1)).all()
+    if fitted.alias != "ensemble":  # the ensemble adds its interval and every member's column
+        assert list(forecast.columns) == ["unique_id", "ds", fitted.alias]
     point = forecast["yhat" if fitted.alias == "ensemble" else fitted.alias]
     assert np.isfinite(point).all() and (point >= 0).all()
 

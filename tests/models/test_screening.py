@@ -383,11 +383,12 @@ def test_a_global_member_that_lowers_the_loss_keeps_its_refit() -> None:
     result = BacktestResult(frame, aliases, scales=pd.Series(4.0, index=frame["unique_id"].unique()))
     document, yhat = _fit_policy(result, aliases, _seed_vector(aliases), "auto")
     members = [_Member("local", True), _Member("sharp", False), _Member("seasonal_naive", True)]
-    kept, kept_yhat = _paid_refits(result, dict(document), yhat, members)
+    uids = frame["unique_id"].unique()
+    kept, kept_yhat = _paid_refits(result, dict(document), yhat, members, uids)
     verdict = kept["refits"]["sharp"]
     assert verdict["keep"] is True and verdict["mase_with"] < 0.5 * verdict["mase_without"]
     assert kept["aliases"] == aliases and kept["per_series"] == document["per_series"]
     assert kept_yhat is yhat
     # no global member named: nothing judged, nothing recorded
     local_only = [_Member(a, True) for a in aliases]
-    assert "refits" not in _paid_refits(result, dict(document), yhat, local_only)[0]
+    assert "refits" not in _paid_refits(result, dict(document), yhat, local_only, uids)[0]

@@ -29,7 +29,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence, Self, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Literal, Mapping, Sequence, Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -308,7 +308,8 @@ class EnsembleForecaster(Forecaster):
         candidates = [a for a in aliases if a not in left_out]
         self.weights_, yhat = _fit_policy(result, candidates, seed, self.weights)
         if self.weights == "auto":
-            self.weights_, yhat = _paid_refits(result, self.weights_, yhat, self.members)
+            self.weights_, yhat = _paid_refits(result, self.weights_, yhat, self.members,
+                                               df["unique_id"].unique())
         if verdicts:
             self.weights_["screened"] = {v.alias: v.to_json() for v in verdicts}
         self.backtest_ = result.frame.assign(yhat=yhat)
@@ -512,13 +513,15 @@ def _fit_policy(
 
 
 def _paid_refits(result: BacktestResult, document: dict[str, Any], yhat: np.ndarray,
-                 members: Sequence[Forecaster]) -> tuple[dict[str, Any], np.ndarray]:
+                 members: Sequence[Forecaster], uids: Iterable[Hashable]
+                 ) -> tuple[dict[str, Any], np.ndarray]:
     """``auto``'s combinations without the global members whose refit buys nothing.
 
     A global member (the LSTM, LightGBM: one model over every series) is refitted on
     every series as soon as one series' combination names it: on the 500-series demo data
     one series' top-3 mean named both LightGBM members, 18 s of a 108 s retrain. Each
-    global member the combinations name, fewest series first, is judged as a screened
+    global member the combinations of ``uids`` name (the global one for a series too
+    short to backtest), fewest series first, is judged as a screened
     member is (``screening.weigh``), on the whole backtest: the combinations are chosen
     again without it, and it stays only if it lowers their out-of-sample backtest loss by
     ``screening.REFIT_MIN_GAIN``; otherwise the combinations chosen without it are kept.
@@ -529,7 +532,7 @@ def _paid_refits(result: BacktestResult, document: dict[str, Any], yhat: np.ndar
     series = int(result.frame["unique_id"].nunique())
     verdicts: dict[str, screening.Verdict] = {}
     while True:
-        named = _named(document, result.frame["unique_id"].unique())
+        named = _named(document, uids)
         judged = sorted((m for m in members if _is_global(m) and m.alias in named
                          and m.alias not in verdicts), key=lambda m: len(named[m.alias]))
         if not judged:
@@ -558,7 +561,7 @@ def _is_global(member: Forecaster) -> bool:
     return member.alias != FALLBACK and not getattr(member, "fits_each_series", False)
 
 
-def _named(weights: dict[str, Any], uids: Sequence[str]) -> dict[str, set[str]]:
+def _named(weights: dict[str, Any], uids: Iterable[Hashable]) -> dict[str, set[str]]:
     """The series whose choice (their own, or the global one) names each member."""
     global_choice = Choice.from_json(weights["global"])
     named: dict[str, set[str]] = {}
@@ -571,7 +574,7 @@ def _named(weights: dict[str, Any], uids: Sequence[str]) -> dict[str, set[str]]:
 
 
 def _refit_scope(weights: dict[str, Any], members: Sequence[Forecaster],
-                 uids: Sequence[str]) -> dict[str, set[str] | None]:
+                 uids: Iterable[Hashable]) -> dict[str, set[str] | None]:
     """Which members the refit fits, and on which series (None: all of them).
 
     ``seed`` and the fallback member: every series. ``auto``: a member on the series whose

@@ -54,9 +54,9 @@ from restock.models.selection import select
 
 #: series an expensive member is first backtested on; smaller catalogues are judged on all
 SAMPLE_SERIES = 200
-#: the least relative fall of the chosen combinations' backtest loss that keeps a member
+#: a member is kept when the chosen combinations' backtest loss falls by more than this
 MIN_GAIN = 0.01
-#: the least relative fall that pays for refitting a global member (one model over every
+#: the relative fall that a refit of a global member must beat (one model over every
 #: series, refitted on all of them when any series' combination names it), judged on the
 #: whole backtest after the fact (``EnsembleForecaster.fit``): none, it must only lower
 #: the loss. Its backtest is spent by then and the whole catalogue's windows judge it,
