@@ -334,7 +334,8 @@ def test_a_censored_backtest_point_does_not_shrink_the_error_sigma() -> None:
     snapshot = SimpleNamespace(
         backtest_y=np.array([[5.0, 6.0, np.nan, np.nan, 7.0, 5.0]]),
         backtest_yhat=np.array([[3.0, 9.0, 4.0, 4.0, 4.0, 8.0]]),
-        backtest_steps=np.array([1, 2, 3, 1, 2, 3]), forecast={}, history=np.zeros((1, 5)))
+        backtest_steps=np.array([1, 2, 3, 1, 2, 3]), forecast={}, history=np.zeros((1, 5)),
+        backtested=np.array([True]))
     scored = np.sqrt(np.mean(np.square([2.0, -3.0, 3.0, -3.0])))  # 2.78; zeros gave 2.27
     residuals = aggregation.series_residuals(snapshot, np.array([0]))
     plan = aggregation.error_sigmas(residuals, snapshot.history, snapshot.backtest_steps, 3)

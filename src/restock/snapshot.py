@@ -136,7 +136,8 @@ class Snapshot:
     @cached_property
     def backtested(self) -> np.ndarray:
         """[S] whether each series has backtest actuals (one too new to backtest has
-        none): read once per loaded version, on first use, not on every request."""
+        none): read once per loaded version, on first use, not on every request; group
+        sums and their interval share both ask it (``serving.aggregation``)."""
         return ~np.isnan(self.backtest_y).all(axis=1)
 
     def demand(self, rows: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ def sum_rows(snapshot: "Snapshot", rows: np.ndarray, steps: int | None = None) -
             total[np.isnan(block).any(axis=0)] = np.nan
         forecast[column] = total
     y = snapshot.backtest_y[rows]
-    present = ~np.isnan(y).all(axis=1)
+    present = snapshot.backtested[rows]
     scored = ~np.isnan(y[present]).all(axis=0)  # a column no selected series was scored on
     residual = (np.where(scored, np.nansum(y[present] - snapshot.backtest_yhat[rows][present],
                                            axis=0), np.nan)
